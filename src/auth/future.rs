@@ -1,0 +1,166 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use super::service::reject;
+use super::{Authenticator, Identity, Mode};
+use crate::body::ResponseBody;
+use crate::rejection::{Challenge, Rejection, RejectionKind, RejectionResponder};
+
+pin_project! {
+    /// Response future of [`Authenticate`](super::Authenticate).
+    pub struct ResponseFuture<S, A, R, ReqBody>
+    where
+        S: Service<Request<ReqBody>>,
+        A: Authenticator,
+    {
+        #[pin]
+        state: State<S, A, R, ReqBody>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, A, R, ReqBody>
+    where
+        S: Service<Request<ReqBody>>,
+        A: Authenticator,
+    {
+        // The inner service was called; its future is the answer.
+        Called { #[pin] future: S::Future },
+        // Refused in `call`; the rendered rejection waits to be returned.
+        Rejected { response: Option<Response<Bytes>> },
+        // The authenticator is awaiting; the ready inner service and the request wait for it.
+        Authenticating {
+            #[pin] future: A::Future,
+            waiting: Option<Waiting<S, R, ReqBody>>,
+        },
+    }
+}
+
+struct Waiting<S, R, ReqBody> {
+    inner: S,
+    request: Request<ReqBody>,
+    responder: R,
+    mode: Mode,
+    challenge: Challenge,
+}
+
+impl<S, A, R, ReqBody> ResponseFuture<S, A, R, ReqBody>
+where
+    S: Service<Request<ReqBody>>,
+    A: Authenticator,
+{
+    pub(crate) fn called(future: S::Future) -> Self {
+        Self {
+            state: State::Called { future },
+        }
+    }
+
+    pub(crate) fn rejected(response: Response<Bytes>) -> Self {
+        Self {
+            state: State::Rejected {
+                response: Some(response),
+            },
+        }
+    }
+
+    pub(crate) fn authenticating(
+        future: A::Future,
+        inner: S,
+        request: Request<ReqBody>,
+        responder: R,
+        mode: Mode,
+        challenge: Challenge,
+    ) -> Self {
+        Self {
+            state: State::Authenticating {
+                future,
+                waiting: Some(Waiting {
+                    inner,
+                    request,
+                    responder,
+                    mode,
+                    challenge,
+                }),
+            },
+        }
+    }
+}
+
+impl<S, A, R, ReqBody, ResBody> Future for ResponseFuture<S, A, R, ReqBody>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    A: Authenticator,
+    R: RejectionResponder,
+{
+    type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        loop {
+            match state.as_mut().project() {
+                StateProj::Called { future } => {
+                    let response = ready!(future.poll(cx))?;
+                    return Poll::Ready(Ok(response.map(ResponseBody::new)));
+                }
+                StateProj::Rejected { response } => {
+                    let response = response
+                        .take()
+                        .expect("ResponseFuture polled after completion");
+                    return Poll::Ready(Ok(response.map(ResponseBody::full)));
+                }
+                StateProj::Authenticating { future, waiting } => {
+                    let decision = ready!(future.poll(cx));
+                    let Waiting {
+                        mut inner,
+                        mut request,
+                        responder,
+                        mode,
+                        challenge,
+                    } = waiting
+                        .take()
+                        .expect("ResponseFuture polled after completion");
+                    let refusal = match decision {
+                        Ok(Some(identity)) => {
+                            identity.insert_into(request.extensions_mut());
+                            None
+                        }
+                        Ok(None) if mode == Mode::Optional => None,
+                        Ok(None) => Some(
+                            Rejection::new(RejectionKind::MissingCredential)
+                                .with_challenge(challenge),
+                        ),
+                        Err(rejection) => Some(rejection),
+                    };
+                    match refusal {
+                        None => state.set(State::Called {
+                            future: inner.call(request),
+                        }),
+                        Some(rejection) => {
+                            let response = reject(&responder, rejection, &request);
+                            state.set(State::Rejected {
+                                response: Some(response),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<S, A, R, ReqBody> std::fmt::Debug for ResponseFuture<S, A, R, ReqBody>
+where
+    S: Service<Request<ReqBody>>,
+    A: Authenticator,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}

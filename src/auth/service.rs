@@ -1,0 +1,114 @@
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use tower_service::Service;
+
+use super::future::ResponseFuture;
+use super::{AuthLayer, Authenticator, Identity, Mode, Outcome};
+use crate::body::ResponseBody;
+use crate::rejection::{
+    DefaultResponder, Rejection, RejectionKind, RejectionResponder, RequestHead,
+};
+
+/// The service made by [`AuthLayer`] (and so by every credential layer). See the
+/// [module docs](super).
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Authenticate<S, A, R = DefaultResponder> {
+    pub(crate) inner: S,
+    pub(crate) authenticator: A,
+    pub(crate) responder: R,
+    pub(crate) mode: Mode,
+}
+
+impl<S, A> Authenticate<S, A> {
+    /// Wraps `inner`, requiring a credential that `authenticator` accepts.
+    pub fn new(inner: S, authenticator: A) -> Self {
+        Self {
+            inner,
+            authenticator,
+            responder: DefaultResponder::new(),
+            mode: Mode::Required,
+        }
+    }
+
+    /// A layer that wraps services with `authenticator`.
+    pub fn layer(authenticator: A) -> AuthLayer<A> {
+        AuthLayer::with_authenticator(authenticator)
+    }
+}
+
+impl<S, A, R> Authenticate<S, A, R> {
+    define_inner_service_accessors!();
+}
+
+impl<S, A, R, ReqBody, ResBody> Service<Request<ReqBody>> for Authenticate<S, A, R>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    A: Authenticator,
+    R: RejectionResponder + Clone,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, A, R, ReqBody>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        match self.authenticator.authenticate(&request) {
+            Outcome::Authenticated(identity) => {
+                identity.insert_into(request.extensions_mut());
+                ResponseFuture::called(self.inner.call(request))
+            }
+            Outcome::NoCredential if self.mode == Mode::Optional => {
+                ResponseFuture::called(self.inner.call(request))
+            }
+            Outcome::NoCredential => {
+                let rejection = Rejection::new(RejectionKind::MissingCredential)
+                    .with_challenge(self.authenticator.challenge());
+                ResponseFuture::rejected(reject(&self.responder, rejection, &request))
+            }
+            Outcome::Rejected(rejection) => {
+                ResponseFuture::rejected(reject(&self.responder, rejection, &request))
+            }
+            Outcome::Pending(future) => {
+                // Clone-and-swap: `poll_ready` readied `self.inner`, so that is the service
+                // the future must call; the fresh clone stays behind for the next request.
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                ResponseFuture::authenticating(
+                    future,
+                    inner,
+                    request,
+                    self.responder.clone(),
+                    self.mode,
+                    self.authenticator.challenge(),
+                )
+            }
+        }
+    }
+}
+
+/// Renders a rejection, and records it in the response extensions.
+pub(crate) fn reject<R, B>(
+    responder: &R,
+    rejection: Rejection,
+    request: &Request<B>,
+) -> Response<bytes::Bytes>
+where
+    R: RejectionResponder,
+{
+    log_debug!(
+        kind = rejection.kind().code(),
+        method = %request.method(),
+        path = request.uri().path(),
+        "request rejected"
+    );
+    let mut response = responder.respond(&rejection, &RequestHead::of(request));
+    response.extensions_mut().insert(rejection.kind());
+    response.extensions_mut().insert(rejection);
+    response
+}

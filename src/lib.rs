@@ -1,0 +1,20 @@
+//! Tower layers that guard HTTP and gRPC servers with API keys, JWT bearer tokens, scopes
+//! and per-key rate limits.
+#![doc = include_str!("docs/crate.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[macro_use]
+mod macros;
+
+pub mod auth;
+pub mod body;
+pub mod clock;
+pub mod identity;
+pub mod rejection;
+
+mod quota;
+
+#[cfg(feature = "api-key")]
+pub mod api_key;
+
+pub use crate::quota::Quota;

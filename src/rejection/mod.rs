@@ -1,0 +1,139 @@
+//! One rejection type for every layer, and how it becomes a response.
+//!
+//! Every tollgate layer turns a request away with a [`Rejection`]: a stable
+//! [`RejectionKind`] plus what the response needs (the `WWW-Authenticate` challenge, the
+//! required scopes, `Retry-After`, extra headers). A [`RejectionResponder`] renders it;
+//! the [`DefaultResponder`] answers
+//!
+//! - HTTP requests with the kind's status, RFC 6750 / `ApiKey` challenges in
+//!   `WWW-Authenticate`, and an RFC 9457 `application/problem+json` body:
+//!   `{"type":"about:blank","title":"Unauthorized","status":401,"code":"expired_credential","detail":"…"}`;
+//! - gRPC requests (`content-type: application/grpc…`) with a trailers-only response: HTTP 200,
+//!   `grpc-status` (16, 7, 8 or 14) and `grpc-message`, which tonic clients read as a `Status`.
+//!
+//! Whatever renders it, the middleware puts the [`RejectionKind`] and the [`Rejection`] into the
+//! response's extensions, so outer layers (logging, metrics) can see why a request was refused.
+//!
+//! Nothing secret ever reaches a rejection: details are fixed sentences chosen by tollgate.
+
+mod challenge;
+mod kind;
+mod render;
+mod responder;
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use http::HeaderMap;
+
+pub use self::challenge::Challenge;
+pub use self::kind::RejectionKind;
+pub use self::responder::{DefaultResponder, Flavor, RejectionResponder, RequestHead};
+
+/// Why a request was refused, and what the response must say. See the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    kind: RejectionKind,
+    detail: Option<Cow<'static, str>>,
+    challenge: Challenge,
+    scope: Option<Cow<'static, str>>,
+    retry_after: Option<Duration>,
+    headers: Option<Box<HeaderMap>>,
+}
+
+impl Rejection {
+    /// A rejection of `kind` with the kind's default detail and no challenge.
+    pub fn new(kind: RejectionKind) -> Self {
+        Self {
+            kind,
+            detail: None,
+            challenge: Challenge::none(),
+            scope: None,
+            retry_after: None,
+            headers: None,
+        }
+    }
+
+    /// Sets a human-readable detail. It is sent to the client: never put a credential in it.
+    #[must_use]
+    pub fn with_detail(mut self, detail: impl Into<Cow<'static, str>>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// Sets the challenge sent in `WWW-Authenticate`.
+    #[must_use]
+    pub fn with_challenge(mut self, challenge: Challenge) -> Self {
+        self.challenge = challenge;
+        self
+    }
+
+    /// Sets the space-delimited scopes that would satisfy the request (RFC 6750 `scope`).
+    #[must_use]
+    pub fn with_scope(mut self, scope: impl Into<Cow<'static, str>>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// Sets how long the client should wait (`Retry-After`, rounded up to whole seconds, at least 1).
+    #[must_use]
+    pub fn with_retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+
+    /// Adds a header to the response (e.g. `RateLimit`).
+    #[must_use]
+    pub fn with_header(mut self, name: http::HeaderName, value: http::HeaderValue) -> Self {
+        self.headers
+            .get_or_insert_with(Default::default)
+            .append(name, value);
+        self
+    }
+
+    /// The kind of rejection.
+    pub fn kind(&self) -> RejectionKind {
+        self.kind
+    }
+
+    /// The detail sentence (the kind's default when none was set).
+    pub fn detail(&self) -> &str {
+        self.detail
+            .as_deref()
+            .unwrap_or_else(|| self.kind.default_detail())
+    }
+
+    /// The challenge sent in `WWW-Authenticate`.
+    pub fn challenge(&self) -> &Challenge {
+        &self.challenge
+    }
+
+    /// The scopes that would satisfy the request, space-delimited.
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+
+    /// How long the client should wait before retrying.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// Extra headers for the response.
+    pub fn headers(&self) -> Option<&HeaderMap> {
+        self.headers.as_deref()
+    }
+}
+
+impl From<RejectionKind> for Rejection {
+    fn from(kind: RejectionKind) -> Self {
+        Self::new(kind)
+    }
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind.code(), self.detail())
+    }
+}
+
+impl std::error::Error for Rejection {}

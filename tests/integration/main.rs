@@ -1,0 +1,7 @@
+//! Integration tests: real axum and tonic servers on 127.0.0.1, driven over the socket.
+//!
+//! One test binary, so the suite links once and runs in one process.
+
+mod support;
+
+mod auth;
