@@ -7,10 +7,9 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::service::reject;
 use super::{Authenticator, Identity, Mode};
 use crate::body::ResponseBody;
-use crate::rejection::{Challenge, Rejection, RejectionKind, RejectionResponder};
+use crate::rejection::{Challenge, Rejection, RejectionKind, RejectionResponder, reject};
 
 pin_project! {
     /// Response future of [`Authenticate`](super::Authenticate).

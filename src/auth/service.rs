@@ -6,9 +6,7 @@ use tower_service::Service;
 use super::future::ResponseFuture;
 use super::{AuthLayer, Authenticator, Identity, Mode, Outcome};
 use crate::body::ResponseBody;
-use crate::rejection::{
-    DefaultResponder, Rejection, RejectionKind, RejectionResponder, RequestHead,
-};
+use crate::rejection::{DefaultResponder, Rejection, RejectionKind, RejectionResponder, reject};
 
 /// The service made by [`AuthLayer`] (and so by every credential layer). See the
 /// [module docs](super).
@@ -90,25 +88,4 @@ where
             }
         }
     }
-}
-
-/// Renders a rejection, and records it in the response extensions.
-pub(crate) fn reject<R, B>(
-    responder: &R,
-    rejection: Rejection,
-    request: &Request<B>,
-) -> Response<bytes::Bytes>
-where
-    R: RejectionResponder,
-{
-    log_debug!(
-        kind = rejection.kind().code(),
-        method = %request.method(),
-        path = request.uri().path(),
-        "request rejected"
-    );
-    let mut response = responder.respond(&rejection, &RequestHead::of(request));
-    response.extensions_mut().insert(rejection.kind());
-    response.extensions_mut().insert(rejection);
-    response
 }

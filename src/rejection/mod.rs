@@ -137,3 +137,26 @@ impl std::fmt::Display for Rejection {
 }
 
 impl std::error::Error for Rejection {}
+
+/// Renders `rejection` with `responder` for `request`, logs it (DEBUG, target
+/// `tollgate::rejection`, never with a credential), and records the rejection and its kind in
+/// the response extensions. Every middleware refuses requests through this one function.
+pub(crate) fn reject<R, B>(
+    responder: &R,
+    rejection: Rejection,
+    request: &http::Request<B>,
+) -> http::Response<bytes::Bytes>
+where
+    R: RejectionResponder,
+{
+    log_debug!(
+        kind = rejection.kind().code(),
+        method = %request.method(),
+        path = request.uri().path(),
+        "request rejected"
+    );
+    let mut response = responder.respond(&rejection, &RequestHead::of(request));
+    response.extensions_mut().insert(rejection.kind());
+    response.extensions_mut().insert(rejection);
+    response
+}
