@@ -17,4 +17,7 @@ mod quota;
 #[cfg(feature = "api-key")]
 pub mod api_key;
 
+#[cfg(feature = "jwt-base")]
+pub mod jwt;
+
 pub use crate::quota::Quota;

@@ -1,0 +1,96 @@
+use std::fmt;
+use std::sync::Arc;
+
+/// The user a bearer token speaks for, as the JWT layer hands it downstream.
+///
+/// Holds the token's subject (`sub`), issuer (`iss`) and scopes (from `scope`, space-delimited,
+/// or `scp`, an array), never the token. Cloning is cheap (one `Arc`).
+#[derive(Clone)]
+pub struct UserIdentity(Arc<Inner>);
+
+struct Inner {
+    subject: Option<String>,
+    issuer: Option<String>,
+    scopes: Vec<String>,
+}
+
+impl UserIdentity {
+    /// An identity for `subject` with `scopes` (sorted and deduplicated here).
+    pub fn new<I, T>(subject: Option<String>, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        Self::with_issuer(subject, None, scopes)
+    }
+
+    /// An identity for `subject` issued by `issuer` with `scopes`.
+    pub fn with_issuer<I, T>(subject: Option<String>, issuer: Option<String>, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        let mut scopes: Vec<String> = scopes.into_iter().map(Into::into).collect();
+        scopes.sort_unstable();
+        scopes.dedup();
+        Self(Arc::new(Inner {
+            subject,
+            issuer,
+            scopes,
+        }))
+    }
+
+    /// The subject (`sub`), if the token named one.
+    pub fn subject(&self) -> Option<&str> {
+        self.0.subject.as_deref()
+    }
+
+    /// The issuer (`iss`), if the token named one.
+    pub fn issuer(&self) -> Option<&str> {
+        self.0.issuer.as_deref()
+    }
+
+    /// The granted scopes, sorted and without duplicates.
+    pub fn scopes(&self) -> &[String] {
+        &self.0.scopes
+    }
+
+    /// Whether the token grants `scope` (exact, case-sensitive match).
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.0
+            .scopes
+            .binary_search_by(|s| s.as_str().cmp(scope))
+            .is_ok()
+    }
+}
+
+impl fmt::Debug for UserIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserIdentity")
+            .field("subject", &self.0.subject)
+            .field("issuer", &self.0.issuer)
+            .field("scopes", &self.0.scopes)
+            .finish()
+    }
+}
+
+impl crate::auth::Identity for UserIdentity {
+    fn insert_into(self, extensions: &mut http::Extensions) {
+        extensions.insert(self);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_are_sorted_deduplicated_and_searchable() {
+        let user = UserIdentity::new(Some("u1".into()), ["write", "read", "write"]);
+        assert_eq!(user.scopes(), ["read", "write"]);
+        assert!(user.has_scope("read"));
+        assert!(!user.has_scope("Read"));
+        assert!(!user.has_scope("admin"));
+        assert_eq!(user.subject(), Some("u1"));
+    }
+}

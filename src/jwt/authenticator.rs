@@ -1,0 +1,438 @@
+//! The JWT authenticator: extraction, key choice, signature, claims, revocation, cache.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::crypto::CryptoProvider;
+use serde::de::DeserializeOwned;
+
+use super::cache::{Entry, TokenCache};
+use super::claims::{Claims, Header, Registered, StandardClaims, from_object};
+use super::extract::{self, Found, Sources};
+use super::jwks::JwksSource;
+use super::keys::{JwtKey, KeySet};
+use super::revocation::Revocation;
+use super::validation::{Refusal, Validation, invalid, malformed};
+use crate::auth::{Authenticator, Identity, Outcome};
+use crate::clock::SharedClock;
+use crate::identity::UserIdentity;
+use crate::rejection::{Challenge, Rejection, RejectionKind};
+
+/// What a valid token hands downstream: the [`UserIdentity`] and the [`Claims<C>`], both
+/// inserted into the request extensions.
+pub struct VerifiedToken<C = StandardClaims> {
+    user: UserIdentity,
+    claims: Claims<C>,
+}
+
+impl<C> VerifiedToken<C> {
+    /// The user the token speaks for.
+    pub fn user(&self) -> &UserIdentity {
+        &self.user
+    }
+
+    /// The validated claims.
+    pub fn claims(&self) -> &Claims<C> {
+        &self.claims
+    }
+}
+
+impl<C> Clone for VerifiedToken<C> {
+    fn clone(&self) -> Self {
+        Self {
+            user: self.user.clone(),
+            claims: self.claims.clone(),
+        }
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for VerifiedToken<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifiedToken")
+            .field("user", &self.user)
+            .field("claims", &self.claims)
+            .finish()
+    }
+}
+
+impl<C: Send + Sync + 'static> Identity for VerifiedToken<C> {
+    fn insert_into(self, extensions: &mut http::Extensions) {
+        extensions.insert(self.user);
+        extensions.insert(self.claims);
+    }
+}
+
+/// Where a layer's keys come from: a static [`KeySet`] (or one [`JwtKey`]) or a
+/// [`JwksSource`]. Made with `From`.
+#[derive(Clone, Debug)]
+pub struct KeySource(pub(crate) Source);
+
+#[derive(Clone, Debug)]
+pub(crate) enum Source {
+    Static(Arc<KeySet>),
+    Jwks(JwksSource),
+}
+
+impl From<KeySet> for KeySource {
+    fn from(keys: KeySet) -> Self {
+        Self(Source::Static(Arc::new(keys)))
+    }
+}
+
+impl From<JwtKey> for KeySource {
+    fn from(key: JwtKey) -> Self {
+        KeySet::from(key).into()
+    }
+}
+
+impl From<JwksSource> for KeySource {
+    fn from(source: JwksSource) -> Self {
+        Self(Source::Jwks(source))
+    }
+}
+
+/// Validates bearer JWTs. Built by [`JwtLayer`](super::JwtLayer)'s constructors; see the
+/// [module docs](super).
+pub struct JwtAuthenticator<C = StandardClaims> {
+    inner: Arc<Inner<C>>,
+}
+
+pub(crate) struct Inner<C> {
+    pub(crate) keys: Source,
+    pub(crate) validation: Validation,
+    pub(crate) sources: Sources,
+    pub(crate) max_len: usize,
+    pub(crate) clock: SharedClock,
+    pub(crate) revocation: Option<Arc<dyn Revocation>>,
+    pub(crate) cache: Option<TokenCache<C>>,
+    pub(crate) _claims: PhantomData<fn() -> C>,
+}
+
+impl<C> Clone for JwtAuthenticator<C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<C> fmt::Debug for JwtAuthenticator<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtAuthenticator")
+            .field("keys", &self.inner.keys)
+            .field("validation", &self.inner.validation)
+            .field("max_len", &self.inner.max_len)
+            .field("cache", &self.inner.cache.is_some())
+            .field("revocation", &self.inner.revocation.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why verification stopped.
+enum Failure {
+    Rejected(Refusal),
+    UnknownKid,
+}
+
+impl From<Refusal> for Failure {
+    fn from(refusal: Refusal) -> Self {
+        Self::Rejected(refusal)
+    }
+}
+
+/// The crypto provider chosen by this crate's features (aws-lc-rs when both are enabled),
+/// used directly so the process-wide jsonwebtoken default does not matter.
+fn provider() -> &'static CryptoProvider {
+    #[cfg(feature = "aws-lc-rs")]
+    {
+        &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER
+    }
+    #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
+    {
+        &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER
+    }
+}
+
+#[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
+compile_error!("tollgate's JWT layer needs a crypto backend: enable `aws-lc-rs` or `rust-crypto`");
+
+/// Decodes base64url without padding, into `buf`.
+fn b64(input: &str, buf: &mut Vec<u8>) -> Result<(), Refusal> {
+    buf.clear();
+    URL_SAFE_NO_PAD
+        .decode_vec(input, buf)
+        .map_err(|_| malformed())
+}
+
+fn now_secs(clock: &SharedClock) -> u64 {
+    clock
+        .now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl<C> JwtAuthenticator<C>
+where
+    C: DeserializeOwned + Send + Sync + 'static,
+{
+    pub(crate) fn from_inner(inner: Inner<C>) -> Self {
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// Validates `token` (the bare JWT, without `Bearer`), with the same checks as the layer.
+    ///
+    /// # Errors
+    ///
+    /// The rejection the layer would answer with. A token naming an unknown `kid` is
+    /// rejected here without a JWKS re-fetch.
+    #[allow(clippy::result_large_err)] // the crate-wide rejection type
+    pub fn validate(&self, token: &str) -> Result<VerifiedToken<C>, Rejection> {
+        if token.len() > self.inner.max_len {
+            return Err(malformed().into());
+        }
+        match self.check(token) {
+            Ok(verified) => Ok(verified),
+            Err(Failure::Rejected(refusal)) => Err(refusal.into()),
+            Err(Failure::UnknownKid) => Err(unknown_kid().into()),
+        }
+    }
+
+    /// The decision for one token: cache, then full verification.
+    fn check(&self, token: &str) -> Result<VerifiedToken<C>, Failure> {
+        match &self.inner.keys {
+            Source::Static(keys) => self.check_with(token, keys),
+            Source::Jwks(source) => self.check_with(token, &source.load()),
+        }
+    }
+
+    fn check_with(&self, token: &str, keys: &KeySet) -> Result<VerifiedToken<C>, Failure> {
+        let inner = &*self.inner;
+        let now = now_secs(&inner.clock);
+        if let Some(cache) = &inner.cache {
+            if let Some(entry) = cache.get(token) {
+                let current = keys.select(entry.kid.as_deref());
+                if current.is_some_and(|key| Arc::ptr_eq(key, &entry.key)) {
+                    inner
+                        .validation
+                        .check_time(now, entry.exp, entry.nbf, None)?;
+                    self.check_revoked(entry.jti.as_deref())?;
+                    return Ok(VerifiedToken {
+                        user: entry.user.clone(),
+                        claims: entry.claims.clone(),
+                    });
+                }
+                // The key that verified it is gone: verify afresh.
+                cache.remove(token);
+            }
+        }
+        self.verify(token, keys, now)
+    }
+
+    fn check_revoked(&self, jti: Option<&str>) -> Result<(), Refusal> {
+        match (&self.inner.revocation, jti) {
+            (Some(list), Some(jti)) if list.is_revoked(jti) => Err(Refusal::new(
+                RejectionKind::RevokedCredential,
+                "The token has been revoked.",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Full verification: split, header, key, signature, claims. Header and payload are each
+    /// decoded and parsed once.
+    fn verify(&self, token: &str, keys: &KeySet, now: u64) -> Result<VerifiedToken<C>, Failure> {
+        let inner = &*self.inner;
+        let mut parts = token.split('.');
+        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(malformed().into());
+        };
+        let message_len = header_b64.len() + 1 + payload_b64.len();
+        let message = &token.as_bytes()[..message_len];
+
+        let mut header_buf = Vec::with_capacity(header_b64.len() * 3 / 4 + 3);
+        b64(header_b64, &mut header_buf)?;
+        let header: Header<'_> = from_object(&header_buf).ok_or_else(malformed)?;
+        if header.crit.is_some() {
+            return Err(invalid(
+                "The token requires an extension this server does not support (crit).",
+            )
+            .into());
+        }
+        let key: &Arc<JwtKey> = keys
+            .select(header.kid.as_deref())
+            .ok_or(Failure::UnknownKid)?;
+        if *header.alg != *key.alg_name() {
+            return Err(invalid("The token's algorithm does not match its key.").into());
+        }
+        inner.validation.check_typ(header.typ.as_deref())?;
+
+        let mut signature = Vec::with_capacity(signature_b64.len() * 3 / 4 + 3);
+        b64(signature_b64, &mut signature)?;
+        if signature.is_empty() {
+            return Err(invalid("The token signature is not valid.").into());
+        }
+        let verifier = (provider().verifier_factory)(&key.algorithm(), key.decoding_key())
+            .map_err(|_| invalid("The token signature is not valid."))?;
+        if verifier.verify(message, &signature).is_err() {
+            return Err(invalid("The token signature is not valid.").into());
+        }
+
+        let mut payload = Vec::with_capacity(payload_b64.len() * 3 / 4 + 3);
+        b64(payload_b64, &mut payload)?;
+        let registered: Registered<'_> = from_object(&payload).ok_or_else(malformed)?;
+        inner.validation.check_static(&registered)?;
+        inner
+            .validation
+            .check_time(now, registered.exp, registered.nbf, registered.iat)?;
+        self.check_revoked(registered.jti.as_deref())?;
+        let claims: C = serde_json::from_slice(&payload).map_err(|_| malformed())?;
+
+        let scopes: Vec<String> = match (&registered.scope, &registered.scp) {
+            (Some(scope), _) => scope
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            (None, Some(scp)) => scp
+                .0
+                .iter()
+                .flat_map(|s| s.split(' '))
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            (None, None) => Vec::new(),
+        };
+        let user = UserIdentity::with_issuer(
+            registered.sub.as_deref().map(str::to_owned),
+            registered.iss.as_deref().map(str::to_owned),
+            scopes,
+        );
+        let verified = VerifiedToken {
+            user,
+            claims: Claims::new(claims),
+        };
+        if let Some(cache) = &inner.cache {
+            let ttl = match registered.exp {
+                Some(exp) => Duration::from_secs(
+                    exp.saturating_add(inner.validation.leeway)
+                        .saturating_sub(now),
+                ),
+                None => Duration::from_secs(300),
+            };
+            cache.insert(
+                token,
+                Entry {
+                    user: verified.user.clone(),
+                    claims: verified.claims.clone(),
+                    exp: registered.exp,
+                    nbf: registered.nbf,
+                    jti: registered.jti.as_deref().map(Box::from),
+                    kid: header.kid.as_deref().map(Box::from),
+                    key: Arc::clone(key),
+                    ttl,
+                },
+            );
+        }
+        Ok(verified)
+    }
+}
+
+const fn unknown_kid() -> Refusal {
+    invalid("The token was signed with an unknown key.")
+}
+
+impl<C> Authenticator for JwtAuthenticator<C>
+where
+    C: DeserializeOwned + Send + Sync + 'static,
+{
+    type Identity = VerifiedToken<C>;
+    type Future = KeyFetch<C>;
+
+    fn authenticate<B>(
+        &self,
+        request: &http::Request<B>,
+    ) -> Outcome<VerifiedToken<C>, KeyFetch<C>> {
+        let inner = &*self.inner;
+        let token = match extract::find(
+            request.headers(),
+            request.uri(),
+            &inner.sources,
+            inner.max_len,
+        ) {
+            Ok(Found::Token(token)) => token,
+            Ok(Found::None) => return Outcome::NoCredential,
+            Err(refusal) => return Outcome::Rejected(refusal.into()),
+        };
+        let failure = match &inner.keys {
+            Source::Static(keys) => match self.check_with(token, keys) {
+                Ok(verified) => return Outcome::Authenticated(verified),
+                Err(failure) => failure,
+            },
+            Source::Jwks(source) => match self.check_with(token, &source.load()) {
+                Ok(verified) => return Outcome::Authenticated(verified),
+                Err(Failure::UnknownKid) => match source.refetch_for_unknown_kid() {
+                    Some(refetch) => {
+                        let this = self.clone();
+                        let token = token.to_owned();
+                        let source = source.clone();
+                        return Outcome::Pending(KeyFetch {
+                            future: Box::pin(async move {
+                                refetch.await;
+                                match this.check_with(&token, &source.load()) {
+                                    Ok(verified) => Ok(Some(verified)),
+                                    Err(Failure::UnknownKid) => Err(unknown_kid().into()),
+                                    Err(Failure::Rejected(refusal)) => Err(refusal.into()),
+                                }
+                            }),
+                        });
+                    }
+                    None => Failure::UnknownKid,
+                },
+                Err(failure) => failure,
+            },
+        };
+        Outcome::Rejected(
+            match failure {
+                Failure::Rejected(refusal) => refusal,
+                Failure::UnknownKid => unknown_kid(),
+            }
+            .into(),
+        )
+    }
+
+    fn challenge(&self) -> Challenge {
+        Challenge::bearer()
+    }
+}
+
+/// The slow path of [`JwtAuthenticator`]: waiting for a JWKS re-fetch after a token named
+/// an unknown `kid`. Boxed; only this path allocates it.
+#[must_use = "futures do nothing unless polled"]
+pub struct KeyFetch<C> {
+    future: Pin<Box<dyn Future<Output = Result<Option<VerifiedToken<C>>, Rejection>> + Send>>,
+}
+
+impl<C> Future for KeyFetch<C> {
+    type Output = Result<Option<VerifiedToken<C>>, Rejection>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.future.as_mut().poll(cx)
+    }
+}
+
+impl<C> fmt::Debug for KeyFetch<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyFetch").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,295 @@
+//! Finding the bearer token in a request (RFC 6750 §2).
+
+use http::header::{AUTHORIZATION, COOKIE};
+
+use super::validation::Refusal;
+use crate::rejection::RejectionKind;
+
+/// Where the layer looks for a token. The `Authorization: Bearer` header always; the
+/// `access_token` query parameter (RFC 6750 §2.3) and a cookie only when enabled.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Sources {
+    pub(crate) query: bool,
+    pub(crate) cookie: Option<Box<str>>,
+}
+
+/// What the request carries.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Found<'a> {
+    None,
+    Token(&'a str),
+}
+
+/// Finds the one bearer token of `head`. More than one credential (two `Authorization`
+/// headers, or a header and a query parameter) or a `Bearer` header that is not
+/// `Bearer <b64token>` is `invalid_request` (400). A token longer than `max_len` is refused
+/// before anything decodes it.
+pub(crate) fn find<'a>(
+    headers: &'a http::HeaderMap,
+    uri: &'a http::Uri,
+    sources: &Sources,
+    max_len: usize,
+) -> Result<Found<'a>, Refusal> {
+    let mut found = None;
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    if let Some(value) = values.next() {
+        if values.next().is_some() {
+            return Err(invalid_request(
+                "The request carries more than one Authorization header.",
+            ));
+        }
+        found = from_authorization(value.as_bytes())?;
+    }
+    if sources.query {
+        if let Some(token) = from_query(uri.query())? {
+            if found.replace(token).is_some() {
+                return Err(several());
+            }
+        }
+    }
+    if let Some(name) = &sources.cookie {
+        if let Some(token) = from_cookies(headers, name)? {
+            if found.replace(token).is_some() {
+                return Err(several());
+            }
+        }
+    }
+    match found {
+        None => Ok(Found::None),
+        Some(token) if token.len() > max_len => Err(Refusal::new(
+            RejectionKind::MalformedCredential,
+            "The token is larger than this server accepts.",
+        )),
+        Some(token) => Ok(Found::Token(token)),
+    }
+}
+
+/// Parses an `Authorization` value: `Bearer` (any case), one or more spaces, a b64token.
+/// Another scheme is not ours (`Ok(None)`).
+fn from_authorization(value: &[u8]) -> Result<Option<&str>, Refusal> {
+    const SCHEME: &[u8] = b"bearer";
+    let is_bearer = value.len() >= SCHEME.len()
+        && value[..SCHEME.len()].eq_ignore_ascii_case(SCHEME)
+        && (value.len() == SCHEME.len() || value[SCHEME.len()] == b' ');
+    if !is_bearer {
+        return Ok(None);
+    }
+    let rest = &value[SCHEME.len()..];
+    let start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
+    let token = &rest[start..];
+    if token.is_empty() || !is_b64token(token) {
+        return Err(invalid_request(
+            "The Authorization header is not of the form `Bearer <token>`.",
+        ));
+    }
+    // `is_b64token` admits ASCII only.
+    Ok(std::str::from_utf8(token).ok())
+}
+
+/// RFC 6750 §2.1: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_b64token(token: &[u8]) -> bool {
+    let end = token.iter().rposition(|&b| b != b'=').map_or(0, |i| i + 1);
+    end > 0
+        && token[..end].iter().all(|&b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
+}
+
+fn from_query(query: Option<&str>) -> Result<Option<&str>, Refusal> {
+    let mut found = None;
+    for pair in query.unwrap_or("").split('&') {
+        if let Some(token) = pair.strip_prefix("access_token=") {
+            if found.replace(token).is_some() {
+                return Err(several());
+            }
+        }
+    }
+    match found {
+        Some(token) if token.is_empty() || !is_b64token(token.as_bytes()) => Err(invalid_request(
+            "The access_token query parameter is not a token.",
+        )),
+        other => Ok(other),
+    }
+}
+
+fn from_cookies<'a>(headers: &'a http::HeaderMap, name: &str) -> Result<Option<&'a str>, Refusal> {
+    let mut found = None;
+    for value in headers.get_all(COOKIE) {
+        let Ok(value) = value.to_str() else { continue };
+        for pair in value.split(';') {
+            let Some((key, token)) = pair.trim().split_once('=') else {
+                continue;
+            };
+            if key == name && found.replace(token).is_some() {
+                return Err(several());
+            }
+        }
+    }
+    match found {
+        Some(token) if token.is_empty() || !is_b64token(token.as_bytes()) => {
+            Err(invalid_request("The token cookie does not hold a token."))
+        }
+        other => Ok(other),
+    }
+}
+
+fn several() -> Refusal {
+    invalid_request("The request carries a token in more than one place.")
+}
+
+fn invalid_request(detail: &'static str) -> Refusal {
+    Refusal::new(RejectionKind::InvalidRequest, detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(
+        headers: &[(&str, &[u8])],
+        uri: &str,
+        sources: &Sources,
+    ) -> Result<Option<String>, RejectionKind> {
+        let mut map = http::HeaderMap::new();
+        for (name, value) in headers {
+            map.append(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                http::HeaderValue::from_bytes(value).unwrap(),
+            );
+        }
+        let uri: http::Uri = uri.parse().unwrap();
+        match find(&map, &uri, sources, 64) {
+            Ok(Found::None) => Ok(None),
+            Ok(Found::Token(t)) => Ok(Some(t.to_owned())),
+            Err(r) => Err(r.kind()),
+        }
+    }
+
+    #[test]
+    fn authorization_header_cases() {
+        use RejectionKind::{InvalidRequest, MalformedCredential};
+        let none = Sources::default();
+        let tok = || Ok(Some("a.b.c".to_owned()));
+        let cases: &[(
+            &str,
+            &[(&str, &[u8])],
+            Result<Option<String>, RejectionKind>,
+        )] = &[
+            ("no header", &[], Ok(None)),
+            ("canonical", &[("authorization", b"Bearer a.b.c")], tok()),
+            (
+                "lower-case scheme",
+                &[("authorization", b"bearer a.b.c")],
+                tok(),
+            ),
+            (
+                "upper-case scheme",
+                &[("authorization", b"BEARER a.b.c")],
+                tok(),
+            ),
+            (
+                "several spaces",
+                &[("authorization", b"Bearer   a.b.c")],
+                tok(),
+            ),
+            (
+                "padding",
+                &[("authorization", b"Bearer a.b.c==")],
+                Ok(Some("a.b.c==".to_owned())),
+            ),
+            (
+                "other scheme",
+                &[("authorization", b"Basic dXNlcjpwdw==")],
+                Ok(None),
+            ),
+            (
+                "scheme prefix",
+                &[("authorization", b"Bearerx a.b.c")],
+                Ok(None),
+            ),
+            (
+                "no token",
+                &[("authorization", b"Bearer")],
+                Err(InvalidRequest),
+            ),
+            (
+                "blank token",
+                &[("authorization", b"Bearer  ")],
+                Err(InvalidRequest),
+            ),
+            (
+                "two tokens",
+                &[("authorization", b"Bearer a.b.c d.e.f")],
+                Err(InvalidRequest),
+            ),
+            (
+                "bad chars",
+                &[("authorization", b"Bearer a,b")],
+                Err(InvalidRequest),
+            ),
+            (
+                "non-ascii",
+                &[("authorization", b"Bearer a\xffb")],
+                Err(InvalidRequest),
+            ),
+            (
+                "only padding",
+                &[("authorization", b"Bearer ==")],
+                Err(InvalidRequest),
+            ),
+            (
+                "two headers",
+                &[
+                    ("authorization", b"Bearer a.b.c"),
+                    ("authorization", b"Bearer a.b.c"),
+                ],
+                Err(InvalidRequest),
+            ),
+            ("oversized", &[("authorization", &[b'a'; 80])], Ok(None)),
+        ];
+        for (name, headers, expected) in cases {
+            assert_eq!(&run(headers, "/", &none), expected, "{name}");
+        }
+        let mut long = b"Bearer ".to_vec();
+        long.extend_from_slice(&[b'a'; 65]);
+        assert_eq!(
+            run(&[("authorization", &long)], "/", &none),
+            Err(MalformedCredential)
+        );
+    }
+
+    #[test]
+    fn query_and_cookie_only_when_enabled() {
+        let off = Sources::default();
+        let on = Sources {
+            query: true,
+            cookie: Some("at".into()),
+        };
+        assert_eq!(run(&[], "/?access_token=a.b.c", &off), Ok(None));
+        assert_eq!(
+            run(&[], "/?x=1&access_token=a.b.c", &on),
+            Ok(Some("a.b.c".into()))
+        );
+        assert_eq!(run(&[("cookie", b"x=1; at=a.b.c")], "/", &off), Ok(None));
+        assert_eq!(
+            run(&[("cookie", b"x=1; at=a.b.c")], "/", &on),
+            Ok(Some("a.b.c".into()))
+        );
+        assert_eq!(
+            run(
+                &[("authorization", b"Bearer a.b.c")],
+                "/?access_token=a.b.c",
+                &on
+            ),
+            Err(RejectionKind::InvalidRequest)
+        );
+        assert_eq!(
+            run(&[("cookie", b"at=a.b.c")], "/?access_token=a.b.c", &on),
+            Err(RejectionKind::InvalidRequest)
+        );
+        assert_eq!(
+            run(&[], "/?access_token=a&access_token=b", &on),
+            Err(RejectionKind::InvalidRequest)
+        );
+    }
+}

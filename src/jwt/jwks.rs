@@ -1,0 +1,363 @@
+//! A key set loaded from a JWKS endpoint and kept fresh.
+//!
+//! - **Reads are lock-free**: the current [`KeySet`] sits behind an `ArcSwap`; a request
+//!   loads it with one atomic operation.
+//! - **Background refresh** ([`JwksSource::spawn_refresh`]) re-fetches after the document's
+//!   `Cache-Control: max-age`, clamped between a floor and a ceiling.
+//! - **Unknown `kid`**: a token naming a key the set does not hold triggers one re-fetch,
+//!   shared by every request waiting on it (single-flight), and at most one per cooldown: a
+//!   flood of forged kids costs the provider one request per cooldown.
+//! - **Provider down**: a failed fetch keeps the last good keys.
+//! - The source never follows `jku`, `x5u`, `x5c` or an embedded `jwk` from a token: the
+//!   only URL it fetches is the one your [`JwksFetcher`] knows.
+//!
+//! The fetch itself goes through [`JwksFetcher`], so you bring your own HTTP client.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use futures_util::FutureExt;
+use futures_util::future::Shared;
+
+use super::keys::KeySet;
+use crate::clock::SharedClock;
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Fetches the JWKS document. Implement it with your HTTP client.
+///
+/// ```
+/// use std::future::Ready;
+/// use tollgate::jwt::{FetchError, JwksDocument, JwksFetcher};
+///
+/// /// Serves a fixed document (a real fetcher does an HTTP GET).
+/// struct Fixed(&'static str);
+///
+/// impl JwksFetcher for Fixed {
+///     type Future = Ready<Result<JwksDocument, FetchError>>;
+///
+///     fn fetch(&self) -> Self::Future {
+///         std::future::ready(Ok(JwksDocument::new(self.0)))
+///     }
+/// }
+/// ```
+pub trait JwksFetcher: Send + Sync + 'static {
+    /// The fetch in progress.
+    type Future: Future<Output = Result<JwksDocument, FetchError>> + Send + 'static;
+
+    /// Starts fetching the document.
+    fn fetch(&self) -> Self::Future;
+}
+
+/// A fetched JWKS document and how long it may be cached.
+#[derive(Debug, Clone)]
+pub struct JwksDocument {
+    body: Bytes,
+    max_age: Option<Duration>,
+}
+
+impl JwksDocument {
+    /// A document with no caching information.
+    pub fn new(body: impl Into<Bytes>) -> Self {
+        Self {
+            body: body.into(),
+            max_age: None,
+        }
+    }
+
+    /// A document with the caching information of the response headers
+    /// (`Cache-Control: max-age`; `no-store`/`no-cache` count as zero, so the floor applies).
+    pub fn from_response(headers: &http::HeaderMap, body: impl Into<Bytes>) -> Self {
+        Self {
+            body: body.into(),
+            max_age: max_age(headers),
+        }
+    }
+
+    /// Sets how long the document may be cached.
+    #[must_use]
+    pub fn with_max_age(mut self, max_age: Option<Duration>) -> Self {
+        self.max_age = max_age;
+        self
+    }
+
+    /// How long the document may be cached, if the provider said.
+    pub fn max_age(&self) -> Option<Duration> {
+        self.max_age
+    }
+}
+
+fn max_age(headers: &http::HeaderMap) -> Option<Duration> {
+    let mut out = None;
+    for value in headers.get_all(http::header::CACHE_CONTROL) {
+        let Ok(value) = value.to_str() else { continue };
+        for directive in value.split(',') {
+            let directive = directive.trim();
+            if directive.eq_ignore_ascii_case("no-store")
+                || directive.eq_ignore_ascii_case("no-cache")
+            {
+                return Some(Duration::ZERO);
+            }
+            let Some((name, secs)) = directive.split_once('=') else {
+                continue;
+            };
+            if name.trim().eq_ignore_ascii_case("max-age") {
+                if let Ok(secs) = secs.trim().trim_matches('"').parse::<u64>() {
+                    out = Some(Duration::from_secs(secs));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Why fetching or reading the JWKS failed. Carries the fetcher's error as its source.
+#[derive(Debug)]
+pub struct FetchError(Box<dyn std::error::Error + Send + Sync>);
+
+impl FetchError {
+    /// Wraps the fetcher's own error.
+    pub fn new(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self(error.into())
+    }
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "fetching the JWKS failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for FetchError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+/// A key set loaded from a JWKS endpoint and kept fresh. See the [module docs](self).
+///
+/// Cloning is cheap; clones share the keys and the refresh state.
+#[derive(Clone)]
+pub struct JwksSource {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    keys: ArcSwap<KeySet>,
+    fetch: Box<dyn Fn() -> BoxFuture<Result<JwksDocument, FetchError>> + Send + Sync>,
+    clock: SharedClock,
+    floor: Duration,
+    ceiling: Duration,
+    cooldown: Duration,
+    state: Mutex<RefetchState>,
+}
+
+#[derive(Default)]
+struct RefetchState {
+    last_forced: Option<SystemTime>,
+    in_flight: Option<Shared<BoxFuture<()>>>,
+}
+
+impl JwksSource {
+    /// Starts a source fetching with `fetcher`: refresh floor 60 s, ceiling 24 h, unknown-kid
+    /// cooldown 30 s. It holds no keys until the first [`refresh`](Self::refresh) (or the
+    /// first token, which triggers one).
+    pub fn builder<F: JwksFetcher>(fetcher: F) -> JwksSourceBuilder {
+        JwksSourceBuilder {
+            fetch: Box::new(move || Box::pin(fetcher.fetch())),
+            clock: crate::clock::system(),
+            floor: Duration::from_secs(60),
+            ceiling: Duration::from_secs(24 * 3600),
+            cooldown: Duration::from_secs(30),
+        }
+    }
+
+    /// The current keys.
+    pub fn keys(&self) -> Arc<KeySet> {
+        self.inner.keys.load_full()
+    }
+
+    #[inline]
+    pub(crate) fn load(&self) -> arc_swap::Guard<Arc<KeySet>> {
+        self.inner.keys.load()
+    }
+
+    /// Fetches the document now and, if it parses, replaces the keys. Returns how long to
+    /// wait before the next refresh (`max-age` clamped to the floor and ceiling).
+    ///
+    /// # Errors
+    ///
+    /// If the fetch fails or the document is not a JWKS; the previous keys stay in use.
+    pub async fn refresh(&self) -> Result<Duration, FetchError> {
+        refresh(&self.inner).await
+    }
+
+    /// Spawns a tokio task that refreshes the keys for as long as any clone of this source
+    /// lives: after `max-age` (clamped) on success, after the floor on failure.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub fn spawn_refresh(&self) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            loop {
+                let Some(inner) = weak.upgrade() else { return };
+                let delay = refresh(&inner).await.unwrap_or(inner.floor);
+                drop(inner);
+                tokio::time::sleep(delay).await;
+            }
+        })
+    }
+
+    /// For a token naming an unknown `kid`: the shared re-fetch to wait for, or `None` when
+    /// one ran less than a cooldown ago.
+    pub(crate) fn refetch_for_unknown_kid(&self) -> Option<Shared<BoxFuture<()>>> {
+        let mut state = self
+            .inner
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(in_flight) = &state.in_flight {
+            return Some(in_flight.clone());
+        }
+        let now = self.inner.clock.now();
+        if let Some(last) = state.last_forced {
+            if now < last + self.inner.cooldown && now >= last {
+                return None;
+            }
+        }
+        state.last_forced = Some(now);
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        let future: BoxFuture<()> = Box::pin(async move {
+            if let Some(inner) = weak.upgrade() {
+                let _ = refresh(&inner).await;
+                inner
+                    .state
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .in_flight = None;
+            }
+        });
+        let shared = future.shared();
+        state.in_flight = Some(shared.clone());
+        Some(shared)
+    }
+}
+
+async fn refresh(inner: &Inner) -> Result<Duration, FetchError> {
+    let document = (inner.fetch)().await?;
+    let keys = KeySet::from_jwks_json(&document.body)
+        .map_err(|_| FetchError::new("the document is not a JWKS"))?;
+    let keys = keys.reuse_unchanged(&inner.keys.load());
+    inner.keys.store(Arc::new(keys));
+    Ok(document
+        .max_age
+        .unwrap_or(inner.floor)
+        .clamp(inner.floor, inner.ceiling))
+}
+
+impl fmt::Debug for JwksSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwksSource")
+            .field("keys", &self.inner.keys.load().len())
+            .field("floor", &self.inner.floor)
+            .field("ceiling", &self.inner.ceiling)
+            .field("cooldown", &self.inner.cooldown)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`JwksSource`]; see [`JwksSource::builder`].
+#[must_use]
+pub struct JwksSourceBuilder {
+    fetch: Box<dyn Fn() -> BoxFuture<Result<JwksDocument, FetchError>> + Send + Sync>,
+    clock: SharedClock,
+    floor: Duration,
+    ceiling: Duration,
+    cooldown: Duration,
+}
+
+impl JwksSourceBuilder {
+    /// The shortest wait between background refreshes, whatever `max-age` says (default 60 s).
+    /// Also the retry delay after a failed fetch.
+    pub fn refresh_floor(mut self, floor: Duration) -> Self {
+        self.floor = floor;
+        self
+    }
+
+    /// The longest wait between background refreshes (default 24 h).
+    pub fn refresh_ceiling(mut self, ceiling: Duration) -> Self {
+        self.ceiling = ceiling;
+        self
+    }
+
+    /// The least time between two re-fetches triggered by unknown kids (default 30 s).
+    pub fn unknown_kid_cooldown(mut self, cooldown: Duration) -> Self {
+        self.cooldown = cooldown;
+        self
+    }
+
+    /// The clock the cooldown is measured on (default: the system clock).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Builds the source (with no keys yet).
+    pub fn build(self) -> JwksSource {
+        let ceiling = self.ceiling.max(self.floor);
+        JwksSource {
+            inner: Arc::new(Inner {
+                keys: ArcSwap::from_pointee(KeySet::new()),
+                fetch: self.fetch,
+                clock: self.clock,
+                floor: self.floor,
+                ceiling,
+                cooldown: self.cooldown,
+                state: Mutex::new(RefetchState::default()),
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for JwksSourceBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwksSourceBuilder")
+            .field("floor", &self.floor)
+            .field("ceiling", &self.ceiling)
+            .field("cooldown", &self.cooldown)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_control_max_age() {
+        let cases = [
+            ("max-age=300", Some(300)),
+            ("public, max-age=60, must-revalidate", Some(60)),
+            ("MAX-AGE=7", Some(7)),
+            ("no-store", Some(0)),
+            ("public", None),
+            ("max-age=abc", None),
+        ];
+        for (value, expected) in cases {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(http::header::CACHE_CONTROL, value.parse().unwrap());
+            assert_eq!(
+                max_age(&headers),
+                expected.map(Duration::from_secs),
+                "{value}"
+            );
+        }
+    }
+}

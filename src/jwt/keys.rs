@@ -1,0 +1,463 @@
+//! Verification keys, each pinned to one algorithm, and key sets selected by `kid`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse,
+};
+use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind};
+
+use super::ConfigError;
+
+/// A verification key pinned to one algorithm, with an optional key id (`kid`).
+///
+/// The token's `alg` header never chooses how the key is used: a token whose `alg` differs
+/// from the key's algorithm is refused, so an RSA public key can never be used as an HMAC
+/// secret (the classic algorithm-confusion attack), and `none` matches no key.
+///
+/// `Debug` never shows key material.
+#[derive(Clone)]
+pub struct JwtKey {
+    kid: Option<Arc<str>>,
+    algorithm: Algorithm,
+    alg_name: &'static str,
+    key: DecodingKey,
+}
+
+impl JwtKey {
+    fn new(algorithm: Algorithm, key: DecodingKey) -> Self {
+        Self {
+            kid: None,
+            algorithm,
+            alg_name: alg_name(algorithm),
+            key,
+        }
+    }
+
+    /// An HMAC secret for `HS256`, `HS384` or `HS512`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::KeyAlgorithm`] if `algorithm` is not an HMAC algorithm,
+    /// [`ConfigError::WeakSecret`] if the secret is shorter than the hash output (RFC 7518 §3.2).
+    pub fn hmac(secret: impl AsRef<[u8]>, algorithm: Algorithm) -> Result<Self, ConfigError> {
+        let secret = secret.as_ref();
+        let min = match algorithm {
+            Algorithm::HS256 => 32,
+            Algorithm::HS384 => 48,
+            Algorithm::HS512 => 64,
+            _ => return Err(ConfigError::KeyAlgorithm { algorithm }),
+        };
+        if secret.len() < min {
+            return Err(ConfigError::WeakSecret { min_bytes: min });
+        }
+        Ok(Self::new(algorithm, DecodingKey::from_secret(secret)))
+    }
+
+    /// An RSA public key in PEM (`BEGIN PUBLIC KEY` or `BEGIN RSA PUBLIC KEY`) for `RS*`/`PS*`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::KeyAlgorithm`] for a non-RSA algorithm, [`ConfigError::InvalidKey`] if
+    /// the PEM does not hold an RSA public key.
+    pub fn rsa_pem(pem: impl AsRef<[u8]>, algorithm: Algorithm) -> Result<Self, ConfigError> {
+        require(is_rsa(algorithm), algorithm)?;
+        let key = DecodingKey::from_rsa_pem(pem.as_ref()).map_err(|_| invalid("RSA PEM"))?;
+        Ok(Self::new(algorithm, key))
+    }
+
+    /// An RSA public key as PKCS#1 DER (`RSAPublicKey`) for `RS*`/`PS*`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::KeyAlgorithm`] for a non-RSA algorithm.
+    pub fn rsa_der(der: impl AsRef<[u8]>, algorithm: Algorithm) -> Result<Self, ConfigError> {
+        require(is_rsa(algorithm), algorithm)?;
+        Ok(Self::new(
+            algorithm,
+            DecodingKey::from_rsa_der(der.as_ref()),
+        ))
+    }
+
+    /// An EC public key in PEM (P-256 for `ES256`, P-384 for `ES384`).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::KeyAlgorithm`] for a non-EC algorithm, [`ConfigError::InvalidKey`] if
+    /// the PEM does not hold an EC public key of the algorithm's curve.
+    pub fn ec_pem(pem: impl AsRef<[u8]>, algorithm: Algorithm) -> Result<Self, ConfigError> {
+        require(
+            matches!(algorithm, Algorithm::ES256 | Algorithm::ES384),
+            algorithm,
+        )?;
+        let key = DecodingKey::from_ec_pem(pem.as_ref()).map_err(|_| invalid("EC PEM"))?;
+        check_ec_point(&key, algorithm)?;
+        Ok(Self::new(algorithm, key))
+    }
+
+    /// An EC public key as an uncompressed SEC1 point (`04 || x || y`).
+    ///
+    /// # Errors
+    ///
+    /// As [`JwtKey::ec_pem`].
+    pub fn ec_der(point: impl AsRef<[u8]>, algorithm: Algorithm) -> Result<Self, ConfigError> {
+        require(
+            matches!(algorithm, Algorithm::ES256 | Algorithm::ES384),
+            algorithm,
+        )?;
+        let key = DecodingKey::from_ec_der(point.as_ref());
+        check_ec_point(&key, algorithm)?;
+        Ok(Self::new(algorithm, key))
+    }
+
+    /// An Ed25519 public key in PEM, for `EdDSA`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidKey`] if the PEM does not hold an Ed25519 public key.
+    pub fn ed_pem(pem: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
+        let key = DecodingKey::from_ed_pem(pem.as_ref()).map_err(|_| invalid("Ed25519 PEM"))?;
+        check_ed(&key)?;
+        Ok(Self::new(Algorithm::EdDSA, key))
+    }
+
+    /// An Ed25519 public key as its 32 raw bytes, for `EdDSA`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidKey`] if it is not 32 bytes long.
+    pub fn ed_der(raw: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
+        let key = DecodingKey::from_ed_der(raw.as_ref());
+        check_ed(&key)?;
+        Ok(Self::new(Algorithm::EdDSA, key))
+    }
+
+    /// A key from a JWK (RFC 7517). The JWK's `kid` becomes the key id. The algorithm comes
+    /// from the JWK's `alg`; without one it is inferred only where unambiguous (`EC` keys
+    /// from their curve, `OKP` Ed25519 keys); RSA and `oct` keys without `alg` are refused.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidKey`] for private keys, keys marked `use: enc`, unsupported
+    /// key types or a missing `alg` where it cannot be inferred; [`ConfigError::KeyAlgorithm`]
+    /// when `alg` does not fit the key type.
+    pub(crate) fn from_jwk(jwk: &Jwk) -> Result<Self, ConfigError> {
+        if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+            return Err(invalid("JWK for encryption"));
+        }
+        let declared = match jwk.common.key_algorithm {
+            None => None,
+            Some(alg) => Some(signing_algorithm(alg)?),
+        };
+        let algorithm = match (&jwk.algorithm, declared) {
+            (AlgorithmParameters::RSA(_), Some(alg)) if is_rsa(alg) => alg,
+            (AlgorithmParameters::EllipticCurve(p), declared) => {
+                let by_curve = match p.curve {
+                    EllipticCurve::P256 => Algorithm::ES256,
+                    EllipticCurve::P384 => Algorithm::ES384,
+                    _ => return Err(invalid("EC JWK curve")),
+                };
+                match declared {
+                    Some(alg) if alg != by_curve => {
+                        return Err(ConfigError::KeyAlgorithm { algorithm: alg });
+                    }
+                    _ => by_curve,
+                }
+            }
+            (AlgorithmParameters::OctetKeyPair(p), Some(Algorithm::EdDSA) | None) => {
+                if p.curve != EllipticCurve::Ed25519 {
+                    return Err(invalid("OKP JWK curve"));
+                }
+                Algorithm::EdDSA
+            }
+            (AlgorithmParameters::OctetKey(_), Some(alg)) if is_hmac(alg) => alg,
+            (_, Some(alg)) => return Err(ConfigError::KeyAlgorithm { algorithm: alg }),
+            (_, None) => return Err(invalid("JWK without alg")),
+        };
+        let key = DecodingKey::from_jwk(jwk).map_err(|_| invalid("JWK"))?;
+        let mut out = Self::new(algorithm, key);
+        if algorithm == Algorithm::EdDSA {
+            check_ed(&out.key)?;
+        } else if matches!(algorithm, Algorithm::ES256 | Algorithm::ES384) {
+            check_ec_point(&out.key, algorithm)?;
+        }
+        out.kid = jwk.common.key_id.as_deref().map(Arc::from);
+        Ok(out)
+    }
+
+    /// A key from a JWK in JSON text.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidKey`] if it is not a JWK, otherwise as [`JwtKey::from_jwk`].
+    pub fn from_jwk_json(json: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
+        let jwk: Jwk = serde_json::from_slice(json.as_ref()).map_err(|_| invalid("JWK JSON"))?;
+        Self::from_jwk(&jwk)
+    }
+
+    /// Sets the key id that tokens name in their `kid` header.
+    #[must_use]
+    pub fn with_kid(mut self, kid: impl AsRef<str>) -> Self {
+        self.kid = Some(Arc::from(kid.as_ref()));
+        self
+    }
+
+    /// The key id, if any.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
+    /// The one algorithm this key verifies.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    pub(crate) fn alg_name(&self) -> &'static str {
+        self.alg_name
+    }
+
+    pub(crate) fn decoding_key(&self) -> &DecodingKey {
+        &self.key
+    }
+
+    /// Whether `other` is the same key material for the same algorithm and kid.
+    pub(crate) fn same_as(&self, other: &Self) -> bool {
+        self.algorithm == other.algorithm
+            && self.kid == other.kid
+            && match (self.key.kind(), other.key.kind()) {
+                (DecodingKeyKind::SecretOrDer(a), DecodingKeyKind::SecretOrDer(b)) => a == b,
+                (
+                    DecodingKeyKind::RsaModulusExponent { n, e },
+                    DecodingKeyKind::RsaModulusExponent { n: n2, e: e2 },
+                ) => n == n2 && e == e2,
+                _ => false,
+            }
+    }
+}
+
+impl fmt::Debug for JwtKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtKey")
+            .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The keys a layer accepts, looked up by `kid`.
+///
+/// A token with a `kid` is verified only with the key of that id. A token without a `kid`
+/// is verified with the set's key that has no id, or with the only key when the set holds
+/// exactly one.
+#[derive(Clone, Default)]
+pub struct KeySet {
+    by_kid: HashMap<Arc<str>, Arc<JwtKey>>,
+    anonymous: Option<Arc<JwtKey>>,
+    len: usize,
+}
+
+impl KeySet {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `key`. A later key with the same `kid` (or a second key without one) replaces
+    /// the earlier.
+    #[must_use]
+    pub fn with(mut self, key: JwtKey) -> Self {
+        self.insert(key);
+        self
+    }
+
+    /// Adds `key`, replacing one with the same `kid`.
+    pub fn insert(&mut self, key: JwtKey) {
+        let key = Arc::new(key);
+        match key.kid.clone() {
+            Some(kid) => {
+                self.by_kid.insert(kid, key);
+            }
+            None => self.anonymous = Some(key),
+        }
+        self.len = self.by_kid.len() + usize::from(self.anonymous.is_some());
+    }
+
+    /// Parses a JWKS document (RFC 7517 §5). Keys that are unusable for signature
+    /// verification (encryption keys, private keys, unknown types, RSA keys without `alg`)
+    /// are skipped, as RFC 7517 §5 asks.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidKey`] if the document is not a JWKS.
+    pub fn from_jwks_json(json: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
+        let set: JwkSet = serde_json::from_slice(json.as_ref()).map_err(|_| invalid("JWKS"))?;
+        Ok(Self::from_jwks(&set))
+    }
+
+    /// Builds a set from a parsed JWKS, skipping unusable keys.
+    pub(crate) fn from_jwks(set: &JwkSet) -> Self {
+        let mut out = Self::new();
+        for jwk in &set.keys {
+            if let Ok(key) = JwtKey::from_jwk(jwk) {
+                out.insert(key);
+            }
+        }
+        out
+    }
+
+    /// How many keys the set holds.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The key a token with header `kid` must be verified with.
+    #[inline]
+    pub(crate) fn select(&self, kid: Option<&str>) -> Option<&Arc<JwtKey>> {
+        match kid {
+            Some(kid) => self.by_kid.get(kid),
+            None => self.anonymous.as_ref().or_else(|| {
+                if self.len == 1 {
+                    self.by_kid.values().next()
+                } else {
+                    None
+                }
+            }),
+        }
+    }
+
+    /// Reuses the `Arc`s of `previous` for keys that did not change, so verified-token cache
+    /// entries survive a JWKS refresh that only re-served the same keys.
+    pub(crate) fn reuse_unchanged(mut self, previous: &Self) -> Self {
+        for (kid, key) in &mut self.by_kid {
+            if let Some(old) = previous.by_kid.get(kid) {
+                if old.same_as(key) {
+                    *key = Arc::clone(old);
+                }
+            }
+        }
+        if let (Some(new), Some(old)) = (&mut self.anonymous, &previous.anonymous) {
+            if old.same_as(new) {
+                *new = Arc::clone(old);
+            }
+        }
+        self
+    }
+}
+
+impl From<JwtKey> for KeySet {
+    fn from(key: JwtKey) -> Self {
+        Self::new().with(key)
+    }
+}
+
+impl FromIterator<JwtKey> for KeySet {
+    fn from_iter<T: IntoIterator<Item = JwtKey>>(iter: T) -> Self {
+        let mut out = Self::new();
+        for key in iter {
+            out.insert(key);
+        }
+        out
+    }
+}
+
+impl fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.anonymous.iter().chain(self.by_kid.values()))
+            .finish()
+    }
+}
+
+fn alg_name(algorithm: Algorithm) -> &'static str {
+    match algorithm {
+        Algorithm::HS256 => "HS256",
+        Algorithm::HS384 => "HS384",
+        Algorithm::HS512 => "HS512",
+        Algorithm::ES256 => "ES256",
+        Algorithm::ES384 => "ES384",
+        Algorithm::RS256 => "RS256",
+        Algorithm::RS384 => "RS384",
+        Algorithm::RS512 => "RS512",
+        Algorithm::PS256 => "PS256",
+        Algorithm::PS384 => "PS384",
+        Algorithm::PS512 => "PS512",
+        Algorithm::EdDSA => "EdDSA",
+        // Every constructor restricts keys to the algorithms above.
+        _ => "\u{0}unsupported",
+    }
+}
+
+fn is_rsa(algorithm: Algorithm) -> bool {
+    matches!(
+        algorithm,
+        Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512
+    )
+}
+
+fn is_hmac(algorithm: Algorithm) -> bool {
+    matches!(
+        algorithm,
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
+    )
+}
+
+fn signing_algorithm(alg: KeyAlgorithm) -> Result<Algorithm, ConfigError> {
+    Ok(match alg {
+        KeyAlgorithm::HS256 => Algorithm::HS256,
+        KeyAlgorithm::HS384 => Algorithm::HS384,
+        KeyAlgorithm::HS512 => Algorithm::HS512,
+        KeyAlgorithm::ES256 => Algorithm::ES256,
+        KeyAlgorithm::ES384 => Algorithm::ES384,
+        KeyAlgorithm::RS256 => Algorithm::RS256,
+        KeyAlgorithm::RS384 => Algorithm::RS384,
+        KeyAlgorithm::RS512 => Algorithm::RS512,
+        KeyAlgorithm::PS256 => Algorithm::PS256,
+        KeyAlgorithm::PS384 => Algorithm::PS384,
+        KeyAlgorithm::PS512 => Algorithm::PS512,
+        KeyAlgorithm::EdDSA => Algorithm::EdDSA,
+        _ => return Err(invalid("JWK alg")),
+    })
+}
+
+fn require(ok: bool, algorithm: Algorithm) -> Result<(), ConfigError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::KeyAlgorithm { algorithm })
+    }
+}
+
+fn check_ec_point(key: &DecodingKey, algorithm: Algorithm) -> Result<(), ConfigError> {
+    let expected = if algorithm == Algorithm::ES256 {
+        65
+    } else {
+        97
+    };
+    match key.kind() {
+        DecodingKeyKind::SecretOrDer(point) if point.len() == expected && point[0] == 4 => Ok(()),
+        _ => Err(invalid("EC public key for this curve")),
+    }
+}
+
+fn check_ed(key: &DecodingKey) -> Result<(), ConfigError> {
+    match key.kind() {
+        DecodingKeyKind::SecretOrDer(raw) if raw.len() == 32 => Ok(()),
+        _ => Err(invalid("Ed25519 public key")),
+    }
+}
+
+fn invalid(what: &'static str) -> ConfigError {
+    ConfigError::InvalidKey { what }
+}
