@@ -5,3 +5,5 @@
 mod support;
 
 mod auth;
+#[cfg(feature = "jwt")]
+mod jwt;
