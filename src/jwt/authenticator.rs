@@ -10,7 +10,6 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::crypto::CryptoProvider;
 use serde::de::DeserializeOwned;
 
 use super::cache::{Entry, TokenCache};
@@ -147,21 +146,43 @@ impl From<Refusal> for Failure {
     }
 }
 
-/// The crypto provider chosen by this crate's features (aws-lc-rs when both are enabled),
-/// used directly so the process-wide jsonwebtoken default does not matter.
-fn provider() -> &'static CryptoProvider {
+/// Verifies `signature_b64` over `message` with `key`, with the backend chosen by this crate's
+/// features (aws-lc-rs when both are enabled), used directly so that jsonwebtoken's
+/// process-wide default provider does not matter.
+#[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
+fn verify_signature(signature_b64: &str, message: &[u8], key: &JwtKey) -> Result<(), Refusal> {
     #[cfg(feature = "aws-lc-rs")]
-    {
-        &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER
-    }
+    let provider = &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
     #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
+    let provider = &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
+
+    let mut signature = Vec::with_capacity(signature_b64.len() * 3 / 4 + 3);
+    b64(signature_b64, &mut signature)?;
+    if signature.is_empty() {
+        return Err(BAD_SIGNATURE);
+    }
+    let verifier = (provider.verifier_factory)(&key.algorithm(), key.decoding_key())
+        .map_err(|_| BAD_SIGNATURE)?;
+    verifier
+        .verify(message, &signature)
+        .map_err(|_| BAD_SIGNATURE)
+}
+
+/// Without a backend feature (`jwt-base` alone), the provider the application installed with
+/// `jsonwebtoken::crypto::CryptoProvider::install_default` verifies.
+#[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
+fn verify_signature(signature_b64: &str, message: &[u8], key: &JwtKey) -> Result<(), Refusal> {
+    if signature_b64.is_empty() {
+        return Err(BAD_SIGNATURE);
+    }
+    match jsonwebtoken::crypto::verify(signature_b64, message, key.decoding_key(), key.algorithm())
     {
-        &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER
+        Ok(true) => Ok(()),
+        _ => Err(BAD_SIGNATURE),
     }
 }
 
-#[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
-compile_error!("tollgate's JWT layer needs a crypto backend: enable `aws-lc-rs` or `rust-crypto`");
+const BAD_SIGNATURE: Refusal = invalid("The token signature is not valid.");
 
 /// Decodes base64url without padding, into `buf`.
 fn b64(input: &str, buf: &mut Vec<u8>) -> Result<(), Refusal> {
@@ -277,16 +298,7 @@ where
         }
         inner.validation.check_typ(header.typ.as_deref())?;
 
-        let mut signature = Vec::with_capacity(signature_b64.len() * 3 / 4 + 3);
-        b64(signature_b64, &mut signature)?;
-        if signature.is_empty() {
-            return Err(invalid("The token signature is not valid.").into());
-        }
-        let verifier = (provider().verifier_factory)(&key.algorithm(), key.decoding_key())
-            .map_err(|_| invalid("The token signature is not valid."))?;
-        if verifier.verify(message, &signature).is_err() {
-            return Err(invalid("The token signature is not valid.").into());
-        }
+        verify_signature(signature_b64, message, key)?;
 
         let mut payload = Vec::with_capacity(payload_b64.len() * 3 / 4 + 3);
         b64(payload_b64, &mut payload)?;

@@ -140,7 +140,7 @@ impl JwtKey {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::InvalidKey`] for private keys, keys marked `use: enc`, unsupported
+    /// [`ConfigError::InvalidKey`] for keys marked `use: enc`, unsupported
     /// key types or a missing `alg` where it cannot be inferred; [`ConfigError::KeyAlgorithm`]
     /// when `alg` does not fit the key type.
     pub(crate) fn from_jwk(jwk: &Jwk) -> Result<Self, ConfigError> {
@@ -187,11 +187,14 @@ impl JwtKey {
         Ok(out)
     }
 
-    /// A key from a JWK in JSON text.
+    /// A key from a JWK (RFC 7517) in JSON text. The JWK's `kid` becomes the key id. The
+    /// algorithm comes from the JWK's `alg`; without one it is inferred only where
+    /// unambiguous (`EC` keys from their curve, `OKP` Ed25519 keys); RSA and `oct` keys
+    /// without `alg` are refused, as are keys marked `use: enc`.
     ///
     /// # Errors
     ///
-    /// [`ConfigError::InvalidKey`] if it is not a JWK, otherwise as [`JwtKey::from_jwk`].
+    /// [`ConfigError::InvalidKey`] if it is not a JWK, [`ConfigError::KeyAlgorithm`] when `alg` does not fit the key type.
     pub fn from_jwk_json(json: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
         let jwk: Jwk = serde_json::from_slice(json.as_ref()).map_err(|_| invalid("JWK JSON"))?;
         Self::from_jwk(&jwk)

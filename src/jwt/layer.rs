@@ -25,10 +25,7 @@ use crate::rejection::DefaultResponder;
 /// custom responders work as for every tollgate layer.
 pub type JwtLayer<C = StandardClaims, R = DefaultResponder> = AuthLayer<JwtAuthenticator<C>, R>;
 
-impl<C> AuthLayer<JwtAuthenticator<C>>
-where
-    C: DeserializeOwned + Send + Sync + 'static,
-{
+impl AuthLayer<JwtAuthenticator> {
     /// A layer with the secure defaults: `exp` required, 60 s leeway, tokens up to 8 KiB in
     /// the `Authorization` header only, a 10 000-token verified cache, no issuer or
     /// audience expected (a token that names an audience is refused).
@@ -40,8 +37,9 @@ where
         Self::builder(keys).build()
     }
 
-    /// Starts configuring a layer that verifies tokens with `keys`.
-    pub fn builder(keys: impl Into<KeySource>) -> JwtBuilder<C> {
+    /// Starts configuring a layer that verifies tokens with `keys`, handing
+    /// [`StandardClaims`] downstream (switch with [`JwtBuilder::claims`]).
+    pub fn builder(keys: impl Into<KeySource>) -> JwtBuilder {
         JwtBuilder {
             keys: keys.into(),
             validation: Validation::default(),
@@ -72,6 +70,34 @@ impl<C> JwtBuilder<C>
 where
     C: DeserializeOwned + Send + Sync + 'static,
 {
+    /// Hands your own claims type downstream as [`Claims<C2>`](super::Claims) instead of
+    /// [`StandardClaims`]. A token whose claims do not deserialize into `C2` is refused.
+    ///
+    /// ```
+    /// # use tollgate::jwt::{Algorithm, JwtKey, JwtLayer};
+    /// #[derive(serde::Deserialize)]
+    /// struct MyClaims {
+    ///     sub: String,
+    ///     tenant: String,
+    /// }
+    ///
+    /// let key = JwtKey::hmac([7; 32], Algorithm::HS256)?;
+    /// let layer = JwtLayer::builder(key).claims::<MyClaims>().build()?;
+    /// # Ok::<_, tollgate::jwt::ConfigError>(())
+    /// ```
+    pub fn claims<C2>(self) -> JwtBuilder<C2> {
+        JwtBuilder {
+            keys: self.keys,
+            validation: self.validation,
+            sources: self.sources,
+            max_len: self.max_len,
+            clock: self.clock,
+            revocation: self.revocation,
+            cache_capacity: self.cache_capacity,
+            _claims: PhantomData,
+        }
+    }
+
     /// Accepts tokens issued by `issuer` (`iss`). Call again to accept several. Once one is
     /// set, a token without `iss`, or with one not listed, is refused.
     pub fn issuer(mut self, issuer: impl AsRef<str>) -> Self {

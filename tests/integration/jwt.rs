@@ -637,7 +637,8 @@ async fn optional_mode_and_custom_claims() {
         claims.map_or_else(|| "anonymous".to_owned(), |c| c.tenant.clone())
     }
     let clock = clock();
-    let layer = JwtLayer::<Tenant>::builder(hs_key())
+    let layer = JwtLayer::builder(hs_key())
+        .claims::<Tenant>()
         .clock(Arc::new(clock.clone()))
         .build()
         .unwrap()
