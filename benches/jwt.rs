@@ -1,0 +1,201 @@
+//! Per-request cost of JWT validation, side by side: a bare `service_fn`, raw
+//! `jsonwebtoken::decode`, `JwtLayer` for each algorithm (uncached and cached), and
+//! jwt-authorizer 0.15 (HS256) as a plain tower layer around the same `service_fn`.
+//!
+//! Every service future completes on its first poll (no I/O), so it is polled once with a
+//! no-op waker: what is measured is the layer, not an executor. Overhead = a row minus `bare`.
+//!
+//! ```text
+//! cargo bench --features jwt --bench jwt -- --warm-up-time 1 --measurement-time 3
+//! ```
+
+// criterion_group! generates an undocumented function.
+#![allow(missing_docs)]
+
+use std::convert::Infallible;
+use std::future::{Future, Ready, ready};
+use std::hint::black_box;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::{HeaderValue, Request, Response};
+use jsonwebtoken::{Algorithm as Alg, DecodingKey, EncodingKey, Header, Validation};
+use serde_json::json;
+use tollgate::jwt::{Algorithm, JwtKey, JwtLayer, StandardClaims};
+use tower::{Layer, Service, service_fn};
+
+type Body = axum07::body::Body;
+
+const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/fixtures/jwt/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// The inner service every row wraps.
+fn bare() -> impl Service<
+    Request<()>,
+    Response = Response<Body>,
+    Error = Infallible,
+    Future = Ready<Result<Response<Body>, Infallible>>,
+> + Clone {
+    service_fn(|_request: Request<()>| ready(Ok::<_, Infallible>(Response::new(Body::empty()))))
+}
+
+/// Polls a future that must be ready at once.
+fn now<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("the benchmarked future did not complete on its first poll"),
+    }
+}
+
+/// One request through `service`, which must answer 200.
+fn call<S, B>(service: &mut S, authorization: &HeaderValue)
+where
+    S: Service<Request<()>, Response = Response<B>>,
+    S::Error: std::fmt::Debug,
+{
+    let mut request = Request::new(());
+    request
+        .headers_mut()
+        .insert(http::header::AUTHORIZATION, authorization.clone());
+    now(std::future::poll_fn(|cx| service.poll_ready(cx))).unwrap();
+    let response = now(service.call(request)).unwrap();
+    assert_eq!(response.status(), 200);
+    black_box(response);
+}
+
+struct Case {
+    name: &'static str,
+    alg: Alg,
+    signing: EncodingKey,
+    decoding: DecodingKey,
+    key: JwtKey,
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "HS256",
+            alg: Alg::HS256,
+            signing: EncodingKey::from_secret(SECRET),
+            decoding: DecodingKey::from_secret(SECRET),
+            key: JwtKey::hmac(SECRET, Algorithm::HS256).unwrap(),
+        },
+        Case {
+            name: "RS256",
+            alg: Alg::RS256,
+            signing: EncodingKey::from_rsa_pem(&fixture("rsa.key")).unwrap(),
+            decoding: DecodingKey::from_rsa_pem(&fixture("rsa.pub.pem")).unwrap(),
+            key: JwtKey::rsa_pem(fixture("rsa.pub.pem"), Algorithm::RS256).unwrap(),
+        },
+        Case {
+            name: "ES256",
+            alg: Alg::ES256,
+            signing: EncodingKey::from_ec_pem(&fixture("ec256.key")).unwrap(),
+            decoding: DecodingKey::from_ec_pem(&fixture("ec256.pub.pem")).unwrap(),
+            key: JwtKey::ec_pem(fixture("ec256.pub.pem"), Algorithm::ES256).unwrap(),
+        },
+        Case {
+            name: "EdDSA",
+            alg: Alg::EdDSA,
+            signing: EncodingKey::from_ed_pem(&fixture("ed25519.key")).unwrap(),
+            decoding: DecodingKey::from_ed_pem(&fixture("ed25519.pub.pem")).unwrap(),
+            key: JwtKey::ed_pem(fixture("ed25519.pub.pem")).unwrap(),
+        },
+    ]
+}
+
+fn token(case: &Case) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = json!({
+        "sub": "user-1234",
+        "iat": now,
+        "exp": now + 3600,
+        "scope": "read write",
+        "email": "someone@example.com",
+    });
+    jsonwebtoken::encode(&Header::new(case.alg), &claims, &case.signing).unwrap()
+}
+
+fn jwt(c: &mut Criterion) {
+    let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
+        &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER,
+    );
+    let mut group = c.benchmark_group("jwt");
+    let cases = cases();
+
+    let hs_header = HeaderValue::from_str(&format!("Bearer {}", token(&cases[0]))).unwrap();
+    let mut service = bare();
+    group.bench_function("bare", |b| b.iter(|| call(&mut service, &hs_header)));
+
+    for case in &cases {
+        let token = token(case);
+        let header = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+        let mut validation = Validation::new(case.alg);
+        validation.required_spec_claims = ["exp".to_owned()].into();
+        group.bench_function(format!("jsonwebtoken_decode/{}", case.name), |b| {
+            b.iter(|| {
+                let data = jsonwebtoken::decode::<StandardClaims>(
+                    black_box(token.as_str()),
+                    &case.decoding,
+                    &validation,
+                )
+                .unwrap();
+                black_box(data);
+            });
+        });
+
+        let uncached = JwtLayer::builder(case.key.clone())
+            .no_cache()
+            .build()
+            .unwrap();
+        let mut service = uncached.layer(bare());
+        group.bench_function(format!("tollgate_uncached/{}", case.name), |b| {
+            b.iter(|| call(&mut service, &header));
+        });
+
+        let cached = JwtLayer::builder(case.key.clone()).build().unwrap();
+        let mut service = cached.layer(bare());
+        group.bench_function(format!("tollgate_cached/{}", case.name), |b| {
+            b.iter(|| call(&mut service, &header));
+        });
+    }
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let authorizer = runtime.block_on(async {
+        jwt_authorizer::JwtAuthorizer::<serde_json::Value>::from_secret(
+            std::str::from_utf8(SECRET).unwrap(),
+        )
+        .build()
+        .await
+        .unwrap()
+    });
+    let layer = jwt_authorizer::layer::AuthorizationLayer::new(vec![Arc::new(authorizer)]);
+    let mut service = layer.layer(bare());
+    group.bench_function("jwt_authorizer/HS256", |b| {
+        b.iter(|| call(&mut service, &hs_header));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, jwt);
+criterion_main!(benches);
