@@ -161,11 +161,36 @@ fn verify_signature(signature_b64: &str, message: &[u8], key: &JwtKey) -> Result
     if signature.is_empty() {
         return Err(BAD_SIGNATURE);
     }
-    let verifier = (provider.verifier_factory)(&key.algorithm(), key.decoding_key())
-        .map_err(|_| BAD_SIGNATURE)?;
-    verifier
-        .verify(message, &signature)
-        .map_err(|_| BAD_SIGNATURE)
+    VERIFIERS.with_borrow_mut(|verifiers| {
+        // jsonwebtoken's verifiers are neither `Send` nor `Sync`, so they cannot live in the
+        // shared key set; each thread keeps the few it uses, keyed by the key's unique id,
+        // so a request does not pay for key setup (HMAC pads, key copies) every time.
+        let index = match verifiers.iter().position(|(id, _)| *id == key.id()) {
+            Some(index) => index,
+            None => {
+                let verifier = (provider.verifier_factory)(&key.algorithm(), key.decoding_key())
+                    .map_err(|_| BAD_SIGNATURE)?;
+                if verifiers.len() == MAX_VERIFIERS_PER_THREAD {
+                    verifiers.remove(0);
+                }
+                verifiers.push((key.id(), verifier));
+                verifiers.len() - 1
+            }
+        };
+        verifiers[index]
+            .1
+            .verify(message, &signature)
+            .map_err(|_| BAD_SIGNATURE)
+    })
+}
+
+#[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
+const MAX_VERIFIERS_PER_THREAD: usize = 16;
+
+#[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
+thread_local! {
+    static VERIFIERS: std::cell::RefCell<Vec<(u64, Box<dyn jsonwebtoken::crypto::JwtVerifier>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Without a backend feature (`jwt-base` alone), the provider the application installed with
@@ -185,11 +210,31 @@ fn verify_signature(signature_b64: &str, message: &[u8], key: &JwtKey) -> Result
 const BAD_SIGNATURE: Refusal = invalid("The token signature is not valid.");
 
 /// Decodes base64url without padding, into `buf`.
+#[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
 fn b64(input: &str, buf: &mut Vec<u8>) -> Result<(), Refusal> {
     buf.clear();
     URL_SAFE_NO_PAD
         .decode_vec(input, buf)
         .map_err(|_| malformed())
+}
+
+/// Decodes base64url without padding into `stack` when it fits, else into `heap`.
+fn b64_into<'b, const N: usize>(
+    input: &str,
+    stack: &'b mut [u8; N],
+    heap: &'b mut Vec<u8>,
+) -> Result<&'b [u8], Refusal> {
+    if input.len() / 4 * 3 + 3 <= N {
+        let len = URL_SAFE_NO_PAD
+            .decode_slice(input, stack)
+            .map_err(|_| malformed())?;
+        Ok(&stack[..len])
+    } else {
+        URL_SAFE_NO_PAD
+            .decode_vec(input, heap)
+            .map_err(|_| malformed())?;
+        Ok(heap)
+    }
 }
 
 fn now_secs(clock: &SharedClock) -> u64 {
@@ -220,7 +265,7 @@ where
         if token.len() > self.inner.max_len {
             return Err(malformed().into());
         }
-        match self.check(token) {
+        match self.check(token.as_bytes()) {
             Ok(verified) => Ok(verified),
             Err(Failure::Rejected(refusal)) => Err(refusal.into()),
             Err(Failure::UnknownKid) => Err(unknown_kid().into()),
@@ -228,18 +273,20 @@ where
     }
 
     /// The decision for one token: cache, then full verification.
-    fn check(&self, token: &str) -> Result<VerifiedToken<C>, Failure> {
+    fn check(&self, token: &[u8]) -> Result<VerifiedToken<C>, Failure> {
         match &self.inner.keys {
             Source::Static(keys) => self.check_with(token, keys),
             Source::Jwks(source) => self.check_with(token, &source.load()),
         }
     }
 
-    fn check_with(&self, token: &str, keys: &KeySet) -> Result<VerifiedToken<C>, Failure> {
+    /// `raw` is the credential as sent: a cache hit needs nothing more, since only tokens
+    /// that passed every check are cached under their exact bytes.
+    fn check_with(&self, raw: &[u8], keys: &KeySet) -> Result<VerifiedToken<C>, Failure> {
         let inner = &*self.inner;
         let now = now_secs(&inner.clock);
         if let Some(cache) = &inner.cache {
-            if let Some(entry) = cache.get(token) {
+            if let Some(entry) = cache.get(raw) {
                 let current = keys.select(entry.kid.as_deref());
                 if current.is_some_and(|key| Arc::ptr_eq(key, &entry.key)) {
                     inner
@@ -252,9 +299,10 @@ where
                     });
                 }
                 // The key that verified it is gone: verify afresh.
-                cache.remove(token);
+                cache.remove(raw);
             }
         }
+        let token = extract::token(raw)?;
         self.verify(token, keys, now)
     }
 
@@ -281,9 +329,9 @@ where
         let message_len = header_b64.len() + 1 + payload_b64.len();
         let message = &token.as_bytes()[..message_len];
 
-        let mut header_buf = Vec::with_capacity(header_b64.len() * 3 / 4 + 3);
-        b64(header_b64, &mut header_buf)?;
-        let header: Header<'_> = from_object(&header_buf).ok_or_else(malformed)?;
+        let (mut header_stack, mut header_heap) = ([0; 256], Vec::new());
+        let header_json = b64_into(header_b64, &mut header_stack, &mut header_heap)?;
+        let header: Header<'_> = from_object(header_json).ok_or_else(malformed)?;
         if header.crit.is_some() {
             return Err(invalid(
                 "The token requires an extension this server does not support (crit).",
@@ -300,15 +348,15 @@ where
 
         verify_signature(signature_b64, message, key)?;
 
-        let mut payload = Vec::with_capacity(payload_b64.len() * 3 / 4 + 3);
-        b64(payload_b64, &mut payload)?;
-        let registered: Registered<'_> = from_object(&payload).ok_or_else(malformed)?;
+        let (mut payload_stack, mut payload_heap) = ([0; 1024], Vec::new());
+        let payload = b64_into(payload_b64, &mut payload_stack, &mut payload_heap)?;
+        let registered: Registered<'_> = from_object(payload).ok_or_else(malformed)?;
         inner.validation.check_static(&registered)?;
         inner
             .validation
             .check_time(now, registered.exp, registered.nbf, registered.iat)?;
         self.check_revoked(registered.jti.as_deref())?;
-        let claims: C = serde_json::from_slice(&payload).map_err(|_| malformed())?;
+        let claims: C = serde_json::from_slice(payload).map_err(|_| malformed())?;
 
         let scopes: Vec<String> = match (&registered.scope, &registered.scp) {
             (Some(scope), _) => scope
@@ -396,7 +444,7 @@ where
                 Err(Failure::UnknownKid) => match source.refetch_for_unknown_kid() {
                     Some(refetch) => {
                         let this = self.clone();
-                        let token = token.to_owned();
+                        let token = token.to_vec();
                         let source = source.clone();
                         return Outcome::Pending(KeyFetch {
                             future: Box::pin(async move {

@@ -29,15 +29,15 @@ pub(crate) struct Entry<C> {
 }
 
 pub(crate) struct TokenCache<C> {
-    cache: Cache<Box<str>, Arc<Entry<C>>>,
+    cache: Cache<Box<[u8]>, Arc<Entry<C>>>,
 }
 
 struct UntilExpiry;
 
-impl<C> Expiry<Box<str>, Arc<Entry<C>>> for UntilExpiry {
+impl<C> Expiry<Box<[u8]>, Arc<Entry<C>>> for UntilExpiry {
     fn expire_after_create(
         &self,
-        _key: &Box<str>,
+        _key: &Box<[u8]>,
         value: &Arc<Entry<C>>,
         _created_at: Instant,
     ) -> Option<Duration> {
@@ -56,17 +56,18 @@ impl<C: Send + Sync + 'static> TokenCache<C> {
     }
 
     #[inline]
-    pub(crate) fn get(&self, token: &str) -> Option<Arc<Entry<C>>> {
+    pub(crate) fn get(&self, token: &[u8]) -> Option<Arc<Entry<C>>> {
         self.cache.get(token)
     }
 
     pub(crate) fn insert(&self, token: &str, entry: Entry<C>) {
         if !entry.ttl.is_zero() {
-            self.cache.insert(Box::from(token), Arc::new(entry));
+            self.cache
+                .insert(Box::from(token.as_bytes()), Arc::new(entry));
         }
     }
 
-    pub(crate) fn remove(&self, token: &str) {
+    pub(crate) fn remove(&self, token: &[u8]) {
         self.cache.invalidate(token);
     }
 }

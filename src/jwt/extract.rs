@@ -17,13 +17,16 @@ pub(crate) struct Sources {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Found<'a> {
     None,
-    Token(&'a str),
+    /// The credential's bytes, not yet checked to be a b64token: a verified-token cache hit
+    /// (which only holds tokens that passed every check) needs no more; a miss goes through
+    /// [`token`] first.
+    Token(&'a [u8]),
 }
 
 /// Finds the one bearer token of `head`. More than one credential (two `Authorization`
-/// headers, or a header and a query parameter) or a `Bearer` header that is not
-/// `Bearer <b64token>` is `invalid_request` (400). A token longer than `max_len` is refused
-/// before anything decodes it.
+/// headers, or a header and a query parameter) or a `Bearer` header without a token is
+/// `invalid_request` (400). A token longer than `max_len` is refused before anything scans
+/// or decodes it.
 pub(crate) fn find<'a>(
     headers: &'a http::HeaderMap,
     uri: &'a http::Uri,
@@ -42,14 +45,14 @@ pub(crate) fn find<'a>(
     }
     if sources.query {
         if let Some(token) = from_query(uri.query())? {
-            if found.replace(token).is_some() {
+            if found.replace(token.as_bytes()).is_some() {
                 return Err(several());
             }
         }
     }
     if let Some(name) = &sources.cookie {
         if let Some(token) = from_cookies(headers, name)? {
-            if found.replace(token).is_some() {
+            if found.replace(token.as_bytes()).is_some() {
                 return Err(several());
             }
         }
@@ -64,9 +67,9 @@ pub(crate) fn find<'a>(
     }
 }
 
-/// Parses an `Authorization` value: `Bearer` (any case), one or more spaces, a b64token.
+/// Parses an `Authorization` value: `Bearer` (any case), one or more spaces, the token.
 /// Another scheme is not ours (`Ok(None)`).
-fn from_authorization(value: &[u8]) -> Result<Option<&str>, Refusal> {
+fn from_authorization(value: &[u8]) -> Result<Option<&[u8]>, Refusal> {
     const SCHEME: &[u8] = b"bearer";
     let is_bearer = value.len() >= SCHEME.len()
         && value[..SCHEME.len()].eq_ignore_ascii_case(SCHEME)
@@ -77,22 +80,41 @@ fn from_authorization(value: &[u8]) -> Result<Option<&str>, Refusal> {
     let rest = &value[SCHEME.len()..];
     let start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
     let token = &rest[start..];
-    if token.is_empty() || !is_b64token(token) {
-        return Err(invalid_request(
-            "The Authorization header is not of the form `Bearer <token>`.",
-        ));
+    if token.is_empty() {
+        return Err(not_a_token());
     }
-    // `is_b64token` admits ASCII only.
-    Ok(std::str::from_utf8(token).ok())
+    Ok(Some(token))
+}
+
+/// The token as text, once it is known to be one RFC 6750 b64token (which also rules out a
+/// second token after a space, and anything not ASCII).
+pub(crate) fn token(raw: &[u8]) -> Result<&str, Refusal> {
+    if !is_b64token(raw) {
+        return Err(not_a_token());
+    }
+    std::str::from_utf8(raw).map_err(|_| not_a_token())
+}
+
+fn not_a_token() -> Refusal {
+    invalid_request("The credential is not of the form `Bearer <token>` (RFC 6750).")
 }
 
 /// RFC 6750 §2.1: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
 fn is_b64token(token: &[u8]) -> bool {
+    /// The b64token characters, by byte.
+    static ALLOWED: [bool; 256] = {
+        let mut table = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            let c = b as u8;
+            table[b] =
+                c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+            b += 1;
+        }
+        table
+    };
     let end = token.iter().rposition(|&b| b != b'=').map_or(0, |i| i + 1);
-    end > 0
-        && token[..end].iter().all(|&b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        })
+    end > 0 && token[..end].iter().all(|&b| ALLOWED[usize::from(b)])
 }
 
 fn from_query(query: Option<&str>) -> Result<Option<&str>, Refusal> {
@@ -160,7 +182,7 @@ mod tests {
         let uri: http::Uri = uri.parse().unwrap();
         match find(&map, &uri, sources, 64) {
             Ok(Found::None) => Ok(None),
-            Ok(Found::Token(t)) => Ok(Some(t.to_owned())),
+            Ok(Found::Token(raw)) => token(raw).map(|t| Some(t.to_owned())).map_err(|r| r.kind()),
             Err(r) => Err(r.kind()),
         }
     }

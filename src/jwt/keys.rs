@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use jsonwebtoken::jwk::{
     AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse,
@@ -20,6 +21,13 @@ use super::ConfigError;
 /// `Debug` never shows key material.
 #[derive(Clone)]
 pub struct JwtKey {
+    /// Unique per key material and algorithm (clones share it): names the key in the
+    /// per-thread verifier cache.
+    #[cfg_attr(
+        not(any(feature = "aws-lc-rs", feature = "rust-crypto")),
+        allow(dead_code)
+    )]
+    id: u64,
     kid: Option<Arc<str>>,
     algorithm: Algorithm,
     alg_name: &'static str,
@@ -28,7 +36,9 @@ pub struct JwtKey {
 
 impl JwtKey {
     fn new(algorithm: Algorithm, key: DecodingKey) -> Self {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             kid: None,
             algorithm,
             alg_name: alg_name(algorithm),
@@ -215,6 +225,14 @@ impl JwtKey {
     /// The one algorithm this key verifies.
     pub fn algorithm(&self) -> Algorithm {
         self.algorithm
+    }
+
+    #[cfg_attr(
+        not(any(feature = "aws-lc-rs", feature = "rust-crypto")),
+        allow(dead_code)
+    )]
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     pub(crate) fn alg_name(&self) -> &'static str {
