@@ -11,7 +11,8 @@
 //! - The source never follows `jku`, `x5u`, `x5c` or an embedded `jwk` from a token: the
 //!   only URL it fetches is the one your [`JwksFetcher`] knows.
 //!
-//! The fetch itself goes through [`JwksFetcher`], so you bring your own HTTP client.
+//! The fetch itself goes through [`JwksFetcher`], so you bring your own HTTP client; with the
+//! `jwks-hyper` feature, `HyperJwksFetcher` is one built on hyper-util.
 
 use std::fmt;
 use std::future::Future;
@@ -26,6 +27,11 @@ use futures_util::future::Shared;
 
 use super::keys::KeySet;
 use crate::clock::SharedClock;
+
+#[cfg(feature = "jwks-hyper")]
+mod hyper_fetcher;
+#[cfg(feature = "jwks-hyper")]
+pub use self::hyper_fetcher::HyperJwksFetcher;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 

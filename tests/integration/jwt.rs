@@ -931,3 +931,43 @@ async fn jwks_refresh_interval_and_key_removal_invalidates_cached_tokens() {
     source.refresh().await.unwrap();
     assert_refused(&bearer(&client, &token).await, "invalid_credential");
 }
+
+#[cfg(feature = "jwks-hyper")]
+#[tokio::test]
+async fn hyper_fetcher_loads_refreshes_and_reports_failures() {
+    use tollgate::jwt::jwks::HyperJwksFetcher;
+
+    let clock = clock();
+    let (provider, addr, fetches) = provider().await;
+    let uri: http::Uri = format!("http://{addr}/jwks").parse().unwrap();
+    provider.serve_keys(&[rsa_jwk("rsa.key", "k1")], Some(900));
+    let source = JwksSource::builder(HyperJwksFetcher::http(uri.clone()))
+        .clock(Arc::new(clock.clone()))
+        .build();
+    assert_eq!(source.refresh().await.unwrap(), Duration::from_secs(900));
+    let client = serve(layer_on(source.clone(), &clock)).await;
+    assert_eq!(
+        bearer(&client, &rs_token("rsa.key", "k1")).await.status,
+        200
+    );
+
+    provider.fail();
+    let error = source.refresh().await.unwrap_err();
+    assert!(error.to_string().contains("500"), "{error}");
+    assert_eq!(
+        bearer(&client, &rs_token("rsa.key", "k1")).await.status,
+        200
+    );
+
+    provider.serve_keys(
+        &[rsa_jwk("rsa.key", "k1"), rsa_jwk("rsa-other.key", "k2")],
+        None,
+    );
+    let small = JwksSource::builder(HyperJwksFetcher::http(uri).max_body(64)).build();
+    assert!(
+        small.refresh().await.is_err(),
+        "a document over the size limit is refused"
+    );
+    assert_eq!(small.keys().len(), 0);
+    assert_eq!(fetches.load(Ordering::SeqCst), 3);
+}
