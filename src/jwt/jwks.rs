@@ -344,7 +344,44 @@ impl fmt::Debug for JwksSourceBuilder {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
+
+    /// A fetcher serving a fixed document with `max-age=120`, counting fetches.
+    struct Fixed(Arc<AtomicUsize>);
+
+    impl JwksFetcher for Fixed {
+        type Future = std::future::Ready<Result<JwksDocument, FetchError>>;
+
+        fn fetch(&self) -> Self::Future {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            std::future::ready(Ok(JwksDocument::new(
+                r#"{"keys":[{"kty":"oct","kid":"a","alg":"HS256","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}]}"#,
+            )
+            .with_max_age(Some(Duration::from_secs(120)))))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn background_refresh_follows_max_age_and_stops_with_the_source() {
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let source = JwksSource::builder(Fixed(Arc::clone(&fetches)))
+            .refresh_floor(Duration::from_secs(60))
+            .build();
+        let task = source.spawn_refresh();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        assert_eq!(source.keys().len(), 1);
+        tokio::time::sleep(Duration::from_secs(118)).await; // t = 119 s
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(Duration::from_secs(2)).await; // t = 121 s
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
+        drop(source);
+        tokio::time::sleep(Duration::from_secs(240)).await;
+        assert!(task.is_finished(), "the task ends once the source is gone");
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    }
 
     #[test]
     fn cache_control_max_age() {

@@ -187,6 +187,10 @@ impl JwtKey {
             (_, None) => return Err(invalid("JWK without alg")),
         };
         let key = DecodingKey::from_jwk(jwk).map_err(|_| invalid("JWK"))?;
+        if is_hmac(algorithm) {
+            let secret = key.try_get_as_bytes().map_err(|_| invalid("oct JWK"))?;
+            return Ok(Self::hmac(secret, algorithm)?.with_kid_opt(jwk.common.key_id.as_deref()));
+        }
         let mut out = Self::new(algorithm, key);
         if algorithm == Algorithm::EdDSA {
             check_ed(&out.key)?;
@@ -214,6 +218,11 @@ impl JwtKey {
     #[must_use]
     pub fn with_kid(mut self, kid: impl AsRef<str>) -> Self {
         self.kid = Some(Arc::from(kid.as_ref()));
+        self
+    }
+
+    fn with_kid_opt(mut self, kid: Option<&str>) -> Self {
+        self.kid = kid.map(Arc::from);
         self
     }
 
@@ -481,4 +490,75 @@ fn check_ed(key: &DecodingKey) -> Result<(), ConfigError> {
 
 fn invalid(what: &'static str) -> ConfigError {
     ConfigError::InvalidKey { what }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jwk_parsing_pins_the_algorithm_and_refuses_what_it_cannot_pin() {
+        let ok = [
+            (
+                r#"{"kty":"oct","alg":"HS256","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}"#,
+                Algorithm::HS256,
+            ),
+            (
+                r#"{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}"#,
+                Algorithm::ES256,
+            ),
+            (
+                r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#,
+                Algorithm::EdDSA,
+            ),
+        ];
+        for (jwk, alg) in ok {
+            assert_eq!(
+                JwtKey::from_jwk_json(jwk).unwrap().algorithm(),
+                alg,
+                "{jwk}"
+            );
+        }
+        let refused = [
+            // An HMAC key without `alg`, or too short for its algorithm.
+            r#"{"kty":"oct","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}"#,
+            r#"{"kty":"oct","alg":"HS256","k":"c2hvcnQ"}"#,
+            // An RSA key without `alg` (RS256? PS512?), or with an HMAC `alg`.
+            r#"{"kty":"RSA","n":"sXch","e":"AQAB"}"#,
+            r#"{"kty":"RSA","alg":"HS256","n":"sXch","e":"AQAB"}"#,
+            // An EC key whose `alg` does not match its curve, an encryption key.
+            r#"{"kty":"EC","alg":"ES384","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}"#,
+            r#"{"kty":"OKP","use":"enc","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#,
+            r#"{"kty":"OKP","crv":"Ed25519","x":"c2hvcnQ"}"#,
+            "not json",
+        ];
+        for jwk in refused {
+            assert!(JwtKey::from_jwk_json(jwk).is_err(), "{jwk}");
+        }
+        assert!(JwtKey::hmac([0; 31], Algorithm::HS256).is_err());
+        assert!(JwtKey::hmac([0; 32], Algorithm::RS256).is_err());
+    }
+
+    #[test]
+    fn selection_by_kid() {
+        let a = JwtKey::hmac([1; 32], Algorithm::HS256)
+            .unwrap()
+            .with_kid("a");
+        let b = JwtKey::hmac([2; 32], Algorithm::HS256)
+            .unwrap()
+            .with_kid("b");
+        let one = KeySet::from(a.clone());
+        assert!(
+            one.select(None).is_some(),
+            "a single key serves tokens without kid"
+        );
+        assert!(one.select(Some("a")).is_some());
+        assert!(one.select(Some("b")).is_none());
+        let two = KeySet::new().with(a).with(b);
+        assert!(two.select(None).is_none(), "no guessing among several keys");
+        assert_eq!(two.select(Some("b")).unwrap().kid(), Some("b"));
+        let anonymous = two.with(JwtKey::hmac([3; 32], Algorithm::HS256).unwrap());
+        assert_eq!(anonymous.select(None).unwrap().kid(), None);
+        assert_eq!(anonymous.len(), 3);
+    }
 }

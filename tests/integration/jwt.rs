@@ -971,3 +971,17 @@ async fn hyper_fetcher_loads_refreshes_and_reports_failures() {
     assert_eq!(small.keys().len(), 0);
     assert_eq!(fetches.load(Ordering::SeqCst), 3);
 }
+
+/// Compile-time: the public types cross threads, as axum and tonic need.
+#[allow(dead_code)]
+fn public_types_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<JwtLayer>();
+    send_sync::<JwksSource>();
+    send_sync::<RevocationList>();
+    send_sync::<tollgate::jwt::VerifiedToken>();
+    send_sync::<Claims<StandardClaims>>();
+    send_sync::<UserIdentity>();
+    fn send<T: Send>() {}
+    send::<tollgate::jwt::KeyFetch<StandardClaims>>();
+}
