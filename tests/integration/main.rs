@@ -5,3 +5,6 @@
 mod support;
 
 mod auth;
+
+#[cfg(feature = "api-key")]
+mod api_key;
