@@ -8,3 +8,5 @@ mod auth;
 
 #[cfg(feature = "api-key")]
 mod api_key;
+#[cfg(feature = "api-key")]
+mod readiness;
