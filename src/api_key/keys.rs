@@ -265,10 +265,9 @@ impl<K: KeyStore> ApiKeys<K> {
     /// The synchronous part of a check: format, checksum, digest, cache.
     #[inline]
     pub(crate) fn check(&self, candidate: &[u8]) -> Check {
-        if !self.inner.format.is_well_formed(candidate) {
+        let Some(digest) = self.inner.format.check(candidate) else {
             return Check::Decided(Err(Rejection::new(RejectionKind::MalformedCredential)));
-        }
-        let digest = KeyDigest::of(candidate);
+        };
         let now = self.now();
         match self.inner.cache.get(&digest, now) {
             Some(entry) => Check::Decided(decide(entry.state, now)),
