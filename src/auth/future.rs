@@ -37,7 +37,9 @@ pin_project! {
         // The authenticator is awaiting; the ready inner service and the request wait for it.
         Authenticating {
             #[pin] future: A::Future,
-            waiting: Option<Waiting<S, R, ReqBody>>,
+            // Boxed: the slow path allocates anyway, and inline it would make every
+            // response future, fast path included, as large as a request.
+            waiting: Option<Box<Waiting<S, R, ReqBody>>>,
         },
     }
 }
@@ -80,13 +82,13 @@ where
         Self {
             state: State::Authenticating {
                 future,
-                waiting: Some(Waiting {
+                waiting: Some(Box::new(Waiting {
                     inner,
                     request,
                     responder,
                     mode,
                     challenge,
-                }),
+                })),
             },
         }
     }
@@ -122,7 +124,7 @@ where
                         responder,
                         mode,
                         challenge,
-                    } = waiting
+                    } = *waiting
                         .take()
                         .expect("ResponseFuture polled after completion");
                     let refusal = match decision {

@@ -5,5 +5,10 @@
 mod support;
 
 mod auth;
+
+#[cfg(feature = "api-key")]
+mod api_key;
 #[cfg(feature = "jwt")]
 mod jwt;
+#[cfg(feature = "api-key")]
+mod readiness;

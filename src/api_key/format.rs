@@ -1,0 +1,370 @@
+//! The key format: `<prefix>_<43 base62 characters of randomness><6 base62 characters of checksum>`.
+//!
+//! - 32 bytes (256 bits) from the operating system's CSPRNG, written as a 43-digit base62
+//!   number (62^43 > 2^256), so keys are alphanumeric and copy with a double-click.
+//! - A checksum: the first 32 bits of the SHA-256 of everything before it, as 6 base62 digits,
+//!   so a mistyped, truncated or made-up key is refused without touching a cache or a store.
+//! - A prefix so secret scanners can find leaked keys and humans can tell keys apart.
+//!
+//! At rest only the [`KeyDigest`] is kept: that same SHA-256 of the key without its checksum.
+//! So one hash both checks the key and finds it. (A CRC-32, as GitHub's tokens use, costs more
+//! than the SHA-256 here: byte-at-a-time CRC is latency-bound, SHA-256 has CPU instructions.)
+//! A fast hash is right for storage: the key carries 256 bits of entropy, so there is nothing
+//! for a slow hash to protect. The checksum reveals 32 bits of the digest only to someone who
+//! already holds the key.
+
+use std::fmt;
+
+use sha2::{Digest as _, Sha256};
+
+use super::ConfigError;
+
+const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const RANDOM_LEN: usize = 43;
+const CHECKSUM_LEN: usize = 6;
+const BODY_LEN: usize = RANDOM_LEN + CHECKSUM_LEN;
+const MAX_PREFIX_LEN: usize = 16;
+
+/// How keys of one deployment look: their prefix. See the [module docs](self).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyFormat {
+    prefix: String,
+}
+
+impl KeyFormat {
+    /// Keys that start with `<prefix>_`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidPrefix`] unless the prefix is 1 to 16 characters of `a-z`, `0-9`
+    /// and `_`, starting with a letter.
+    pub fn new(prefix: impl Into<String>) -> Result<Self, ConfigError> {
+        let prefix = prefix.into();
+        let valid = (1..=MAX_PREFIX_LEN).contains(&prefix.len())
+            && prefix.as_bytes()[0].is_ascii_lowercase()
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if valid {
+            Ok(Self { prefix })
+        } else {
+            Err(ConfigError::InvalidPrefix { prefix })
+        }
+    }
+
+    /// The prefix, without the separating `_`.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Makes a new key from 256 bits of OS randomness.
+    ///
+    /// # Panics
+    ///
+    /// If the operating system's random number generator fails, which `getrandom` reports only
+    /// on platforms without one.
+    pub fn generate(&self) -> ApiKey {
+        let mut random = [0u8; 32];
+        getrandom::fill(&mut random).expect("the OS random number generator failed");
+        let mut key = String::with_capacity(self.prefix.len() + 1 + BODY_LEN);
+        key.push_str(&self.prefix);
+        key.push('_');
+        key.push_str(&base62_fixed(&random, RANDOM_LEN));
+        let digest = KeyDigest::of(key.as_bytes());
+        key.push_str(&base62_fixed(&digest.0[..4], CHECKSUM_LEN));
+        ApiKey(key)
+    }
+
+    /// Checks that `candidate` is a well-formed key of this format with a correct checksum, and
+    /// returns its digest. Works on raw header bytes; allocates nothing; hashes once.
+    pub fn check(&self, candidate: &[u8]) -> Option<KeyDigest> {
+        let prefix = self.prefix.as_bytes();
+        if candidate.len() != prefix.len() + 1 + BODY_LEN
+            || !candidate.starts_with(prefix)
+            || candidate[prefix.len()] != b'_'
+            || !candidate[prefix.len() + 1..]
+                .iter()
+                .all(u8::is_ascii_alphanumeric)
+        {
+            return None;
+        }
+        let (signed, checksum) = candidate.split_at(candidate.len() - CHECKSUM_LEN);
+        let digest = KeyDigest::of(signed);
+        let expected = u32::from_be_bytes([digest.0[0], digest.0[1], digest.0[2], digest.0[3]]);
+        (base62_decode_u32(checksum) == Some(expected)).then_some(digest)
+    }
+
+    /// Whether `candidate` is a well-formed key of this format with a correct checksum.
+    pub fn is_well_formed(&self, candidate: &[u8]) -> bool {
+        self.check(candidate).is_some()
+    }
+}
+
+impl Default for KeyFormat {
+    /// Keys prefixed `tg_`.
+    fn default() -> Self {
+        Self {
+            prefix: "tg".to_owned(),
+        }
+    }
+}
+
+/// A plaintext API key. Shown to its owner once, at creation; never stored, never logged.
+///
+/// `Debug` and `Display` are redacted; [`ApiKey::expose`] is the one way to read it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// Wraps a key received from elsewhere (for example a key to preload from configuration).
+    pub fn from_plaintext(key: impl Into<String>) -> Self {
+        Self(key.into())
+    }
+
+    /// The key itself, to hand to its owner.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Consumes the wrapper, returning the key.
+    pub fn into_plaintext(self) -> String {
+        self.0
+    }
+
+    /// The digest stored at rest: the SHA-256 of the key without its 6-character checksum.
+    /// (For a string too short to have one, the SHA-256 of all of it; such a key never passes
+    /// the layer's format check.)
+    pub fn digest(&self) -> KeyDigest {
+        let bytes = self.0.as_bytes();
+        let signed = bytes
+            .len()
+            .checked_sub(CHECKSUM_LEN)
+            .map_or(bytes, |end| &bytes[..end]);
+        KeyDigest::of(signed)
+    }
+
+    /// A masked form safe for listings and logs: the prefix and the last four characters,
+    /// e.g. `tg_…a1B2`.
+    pub fn masked(&self) -> String {
+        mask(&self.0)
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ApiKey({})", mask(&self.0))
+    }
+}
+
+impl fmt::Display for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&mask(&self.0))
+    }
+}
+
+/// The masked form of a key: its prefix and last four characters.
+pub(crate) fn mask(key: &str) -> String {
+    let prefix = key.rfind('_').map_or("", |i| &key[..=i]);
+    let tail = key
+        .char_indices()
+        .rev()
+        .nth(3)
+        .map_or("", |(i, _)| &key[i..]);
+    if key.len() < prefix.len() + 8 {
+        return format!("{prefix}…");
+    }
+    format!("{prefix}…{tail}")
+}
+
+/// The SHA-256 digest of an API key: what stores keep and look keys up by.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyDigest([u8; 32]);
+
+impl KeyDigest {
+    /// The SHA-256 of `bytes`. The digest *of a key* is [`ApiKey::digest`] (which leaves out
+    /// the checksum).
+    pub fn of(bytes: &[u8]) -> Self {
+        Self(Sha256::digest(bytes).into())
+    }
+
+    /// Wraps 32 digest bytes read from a store.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The digest bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Lower-case hex, 64 characters.
+    pub fn to_hex(&self) -> String {
+        use fmt::Write as _;
+        self.0.iter().fold(String::with_capacity(64), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+    }
+
+    /// Parses 64 hex characters.
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        let hex = hex.as_bytes();
+        if hex.len() != 64 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+            let hi = (pair[0] as char).to_digit(16)?;
+            let lo = (pair[1] as char).to_digit(16)?;
+            *byte = u8::try_from(hi * 16 + lo).ok()?;
+        }
+        Some(Self(out))
+    }
+}
+
+impl fmt::Debug for KeyDigest {
+    /// Only the first 4 bytes: enough to correlate, not a lookup handle.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "KeyDigest({:02x}{:02x}{:02x}{:02x}…)",
+            self.0[0], self.0[1], self.0[2], self.0[3]
+        )
+    }
+}
+
+/// `bytes` as a big-endian number in exactly `width` base62 digits.
+fn base62_fixed(bytes: &[u8], width: usize) -> String {
+    let mut number = bytes.to_vec();
+    let mut digits = vec![b'0'; width];
+    for slot in digits.iter_mut().rev() {
+        let mut remainder = 0u32;
+        for byte in &mut number {
+            let value = (remainder << 8) | u32::from(*byte);
+            *byte = u8::try_from(value / 62).expect("quotient of a 14-bit value by 62 fits a byte");
+            remainder = value % 62;
+        }
+        *slot = ALPHABET[remainder as usize];
+    }
+    debug_assert!(
+        number.iter().all(|&b| b == 0),
+        "width too small for the value"
+    );
+    String::from_utf8(digits).expect("base62 digits are ASCII")
+}
+
+fn base62_decode_u32(digits: &[u8]) -> Option<u32> {
+    let mut value: u64 = 0;
+    for &d in digits {
+        let digit = match d {
+            b'0'..=b'9' => d - b'0',
+            b'A'..=b'Z' => d - b'A' + 10,
+            b'a'..=b'z' => d - b'a' + 36,
+            _ => return None,
+        };
+        value = value * 62 + u64::from(digit);
+    }
+    u32::try_from(value).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base62_is_fixed_width_and_round_trips_u32() {
+        assert_eq!(base62_fixed(&[0, 0, 0, 0], 6), "000000");
+        assert_eq!(base62_fixed(&u32::MAX.to_be_bytes(), 6), "4gfFC3");
+        assert_eq!(base62_decode_u32(b"4gfFC3"), Some(u32::MAX));
+        assert_eq!(base62_fixed(&[0xFF; 32], 43).len(), 43);
+        assert_eq!(base62_decode_u32(b"zzzzzz"), None, "overflows u32");
+    }
+
+    #[test]
+    fn generated_keys_are_well_formed_and_distinct() {
+        let format = KeyFormat::new("sk_live").unwrap();
+        let a = format.generate();
+        let b = format.generate();
+        assert_ne!(a, b);
+        assert!(a.expose().starts_with("sk_live_"));
+        assert_eq!(a.expose().len(), "sk_live_".len() + 49);
+        assert_eq!(format.check(a.expose().as_bytes()), Some(a.digest()));
+        assert!(!KeyFormat::default().is_well_formed(a.expose().as_bytes()));
+    }
+
+    #[test]
+    fn every_single_character_typo_is_caught() {
+        let format = KeyFormat::default();
+        let key = format.generate().into_plaintext();
+        let mut caught = 0;
+        let mut total = 0;
+        for i in 0..key.len() {
+            for &replacement in ALPHABET.iter().chain(b"_-+/ ") {
+                let mut typo = key.clone().into_bytes();
+                if typo[i] == replacement {
+                    continue;
+                }
+                typo[i] = replacement;
+                total += 1;
+                caught += usize::from(!format.is_well_formed(&typo));
+            }
+        }
+        // A 32-bit checksum lets a random typo through with probability 2^-32; none of these
+        // few thousand may pass.
+        assert_eq!(caught, total);
+    }
+
+    #[test]
+    fn malformed_candidates_are_refused() {
+        let format = KeyFormat::default();
+        let key = format.generate().into_plaintext();
+        let cases: [(&str, Vec<u8>); 6] = [
+            ("empty", Vec::new()),
+            ("truncated", key.as_bytes()[..key.len() - 1].to_vec()),
+            ("extended", format!("{key}a").into_bytes()),
+            ("no separator", key.replacen('_', "x", 1).into_bytes()),
+            ("non-UTF-8", {
+                let mut k = key.clone().into_bytes();
+                k[10] = 0xFF;
+                k
+            }),
+            ("swapped halves", {
+                let (a, b) = key.split_at(20);
+                format!("{b}{a}").into_bytes()
+            }),
+        ];
+        for (name, candidate) in cases {
+            assert!(!format.is_well_formed(&candidate), "{name}");
+        }
+    }
+
+    #[test]
+    fn prefixes_are_validated() {
+        for bad in [
+            "",
+            "Tg",
+            "1tg",
+            "tg-live",
+            "a_very_long_prefix_x",
+            "tg live",
+        ] {
+            assert!(KeyFormat::new(bad).is_err(), "{bad:?}");
+        }
+        for good in ["tg", "sk_live", "a1"] {
+            assert!(KeyFormat::new(good).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_or_display() {
+        let key = KeyFormat::default().generate();
+        let secret_part = &key.expose()[3..40];
+        for shown in [format!("{key:?}"), format!("{key}"), key.masked()] {
+            assert!(!shown.contains(secret_part), "{shown}");
+            assert!(shown.starts_with("ApiKey(tg_…") || shown.starts_with("tg_…"));
+        }
+        let digest = key.digest();
+        assert_eq!(KeyDigest::from_hex(&digest.to_hex()), Some(digest));
+        assert!(!format!("{digest:?}").contains(&digest.to_hex()));
+    }
+}

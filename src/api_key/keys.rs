@@ -1,0 +1,471 @@
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::ConfigError;
+use super::cache::{Entry, KeyCache, State};
+use super::format::{ApiKey, KeyDigest, KeyFormat};
+use super::record::{ApiKeyRecord, NewKey};
+use super::store::{KeyStore, StoreError};
+use crate::clock::SharedClock;
+use crate::identity::{AppIdentity, KeySlot};
+use crate::rejection::{Rejection, RejectionKind};
+
+/// An application's API keys: generation, lookup through the cache, rotation and revocation.
+///
+/// One `ApiKeys` serves both the request path ([`ApiKeyLayer`](super::ApiKeyLayer)) and the
+/// management operations, so revoking or rotating a key evicts it from the very cache the
+/// layer reads. Clones share everything (one `Arc`).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use tollgate::api_key::{ApiKeys, InMemoryKeyStore, NewKey};
+///
+/// let keys = ApiKeys::builder(InMemoryKeyStore::new()).prefix("sk")?.build();
+/// let created = keys.generate(NewKey::new("app-1", "Billing").scopes(["orders:read"])).await?;
+/// let plaintext = created.key().expose().to_owned(); // show it to the user once
+///
+/// let app = keys.verify(&plaintext).await?;
+/// assert_eq!(app.app_id(), "app-1");
+/// assert!(app.has_scope("orders:read"));
+/// # Ok(())
+/// # }
+/// ```
+pub struct ApiKeys<K> {
+    inner: Arc<Inner<K>>,
+}
+
+struct Inner<K> {
+    store: K,
+    cache: KeyCache,
+    format: KeyFormat,
+    clock: SharedClock,
+    lookup_timeout: Duration,
+    default_grace: Duration,
+}
+
+impl<K> Clone for ApiKeys<K> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<K> fmt::Debug for ApiKeys<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeys")
+            .field("prefix", &self.inner.format.prefix())
+            .field("lookup_timeout", &self.inner.lookup_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A newly generated key and its record. The plaintext exists only here.
+#[derive(Debug, Clone)]
+pub struct GeneratedKey {
+    key: ApiKey,
+    record: ApiKeyRecord,
+}
+
+impl GeneratedKey {
+    /// The plaintext key: show it to its owner once, then drop it.
+    pub fn key(&self) -> &ApiKey {
+        &self.key
+    }
+
+    /// The stored record.
+    pub fn record(&self) -> &ApiKeyRecord {
+        &self.record
+    }
+
+    /// Splits into key and record.
+    pub fn into_parts(self) -> (ApiKey, ApiKeyRecord) {
+        (self.key, self.record)
+    }
+}
+
+/// The result of [`ApiKeys::rotate`]: the new key, and the keys it retires.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    generated: GeneratedKey,
+    retired: Vec<ApiKeyRecord>,
+}
+
+impl Rotation {
+    /// The new key.
+    pub fn generated(&self) -> &GeneratedKey {
+        &self.generated
+    }
+
+    /// The replaced keys, with the expiry that ends their grace period.
+    pub fn retired(&self) -> &[ApiKeyRecord] {
+        &self.retired
+    }
+}
+
+impl<K: KeyStore> ApiKeys<K> {
+    /// Starts configuring keys backed by `store`.
+    pub fn builder(store: K) -> ApiKeysBuilder<K> {
+        ApiKeysBuilder {
+            store,
+            format: KeyFormat::default(),
+            clock: crate::clock::system(),
+            capacity: 100_000,
+            positive_ttl: Duration::from_secs(60),
+            negative_ttl: Duration::from_secs(10),
+            lookup_timeout: Duration::from_secs(2),
+            default_grace: Duration::from_secs(24 * 60 * 60),
+        }
+    }
+
+    /// Generates a key for `new`, stores its digest, and returns the plaintext once.
+    ///
+    /// # Errors
+    ///
+    /// The store's error.
+    pub async fn generate(&self, new: NewKey) -> Result<GeneratedKey, StoreError> {
+        let (key, record) = self.prepare(new);
+        self.inner.store.insert(record.clone()).await?;
+        self.inner.cache.invalidate(record.digest());
+        Ok(GeneratedKey { key, record })
+    }
+
+    /// Stores a key that was made elsewhere (for example preloaded from configuration).
+    /// Only its digest is kept.
+    ///
+    /// # Errors
+    ///
+    /// The store's error.
+    pub async fn import(&self, key: &ApiKey, new: NewKey) -> Result<ApiKeyRecord, StoreError> {
+        self.import_digest(key.digest(), key.masked(), new).await
+    }
+
+    /// Stores a key known only by its digest (hex in configuration, say) and a display hint.
+    ///
+    /// # Errors
+    ///
+    /// The store's error.
+    pub async fn import_digest(
+        &self,
+        digest: KeyDigest,
+        hint: impl Into<String>,
+        new: NewKey,
+    ) -> Result<ApiKeyRecord, StoreError> {
+        let record = new.into_record(new_key_id(), digest, hint.into(), self.now());
+        self.inner.store.insert(record.clone()).await?;
+        self.inner.cache.invalidate(&digest);
+        Ok(record)
+    }
+
+    /// Replaces the application's key in `new`'s slot: the new key works at once, and the old
+    /// ones keep working for `grace`, then expire. A zero grace retires them immediately
+    /// (seed 001: "generating a new primary key invalidates the previous key of the same type").
+    ///
+    /// # Errors
+    ///
+    /// The store's error; nothing changes then.
+    pub async fn rotate(&self, new: NewKey, grace: Duration) -> Result<Rotation, StoreError> {
+        let retire_at = self.now() + grace;
+        let (key, record) = self.prepare(new);
+        let retired = self.inner.store.rotate(record.clone(), retire_at).await?;
+        for old in &retired {
+            self.inner.cache.invalidate(old.digest());
+        }
+        self.inner.cache.invalidate(record.digest());
+        Ok(Rotation {
+            generated: GeneratedKey { key, record },
+            retired,
+        })
+    }
+
+    /// [`rotate`](Self::rotate) with the configured default grace period (24 hours unless set).
+    ///
+    /// # Errors
+    ///
+    /// The store's error.
+    pub async fn rotate_with_default_grace(&self, new: NewKey) -> Result<Rotation, StoreError> {
+        self.rotate(new, self.inner.default_grace).await
+    }
+
+    /// Revokes key `key_id` now, here and in this process's cache. Returns whether it existed.
+    ///
+    /// # Errors
+    ///
+    /// The store's error.
+    pub async fn revoke(&self, key_id: &str) -> Result<bool, StoreError> {
+        let revoked = self.inner.store.revoke(key_id).await?;
+        if let Some(record) = &revoked {
+            self.inner.cache.invalidate(record.digest());
+        }
+        Ok(revoked.is_some())
+    }
+
+    /// The application's keys, newest first. Records hold a masked hint, never the key.
+    ///
+    /// # Errors
+    ///
+    /// The store's error.
+    pub async fn list(&self, app_id: &str) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        self.inner.store.list(app_id).await
+    }
+
+    /// The key currently in `slot` for `app_id` that is usable now, if any (newest first).
+    ///
+    /// # Errors
+    ///
+    /// The store's error.
+    pub async fn current(
+        &self,
+        app_id: &str,
+        slot: KeySlot,
+    ) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let now = self.now();
+        Ok(self
+            .list(app_id)
+            .await?
+            .into_iter()
+            .find(|r| r.slot() == slot && r.is_usable_at(now)))
+    }
+
+    /// Checks a plaintext key the way the layer does (format, cache, store) outside a tower
+    /// stack.
+    ///
+    /// # Errors
+    ///
+    /// The same [`Rejection`] the layer would answer with.
+    pub async fn verify(&self, key: &str) -> Result<AppIdentity, Rejection> {
+        match self.check(key.as_bytes()) {
+            Check::Decided(decision) => decision,
+            Check::Lookup(digest) => self.lookup(digest).await,
+        }
+    }
+
+    /// Evicts `digest` from this process's cache (for invalidation messages from other nodes).
+    pub fn invalidate(&self, digest: &KeyDigest) {
+        self.inner.cache.invalidate(digest);
+    }
+
+    /// The number of entries in the cache (positive and negative).
+    pub fn cached_entries(&self) -> u64 {
+        self.inner.cache.entry_count()
+    }
+
+    /// The key format.
+    pub fn format(&self) -> &KeyFormat {
+        &self.inner.format
+    }
+
+    /// The store.
+    pub fn store(&self) -> &K {
+        &self.inner.store
+    }
+
+    /// The synchronous part of a check: format, checksum, digest, cache.
+    #[inline]
+    pub(crate) fn check(&self, candidate: &[u8]) -> Check {
+        let Some(digest) = self.inner.format.check(candidate) else {
+            return Check::Decided(Err(Rejection::new(RejectionKind::MalformedCredential)));
+        };
+        let now = self.now();
+        match self.inner.cache.get(&digest, now) {
+            Some(entry) => Check::Decided(decide(entry.state, now)),
+            None => Check::Lookup(digest),
+        }
+    }
+
+    /// The slow part: one store lookup per digest at a time, shared by every caller waiting
+    /// for it, bounded by the lookup timeout.
+    pub(crate) fn lookup(
+        &self,
+        digest: KeyDigest,
+    ) -> impl Future<Output = Result<AppIdentity, Rejection>> + Send + 'static {
+        let (flight, started) = self.inner.cache.join_or_start(digest, || {
+            let this = self.clone();
+            KeyCache::boxed(async move { this.fetch(digest).await })
+        });
+        if started {
+            // Drive the lookup on its own task where a runtime exists, so it completes and
+            // leaves the in-flight table even if every waiting client disconnects.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(flight.clone());
+            }
+        }
+        let this = self.clone();
+        async move {
+            match flight.await {
+                Ok(entry) => decide(entry.state, this.now()),
+                Err(error) => {
+                    log_warn!(%error, "API-key store lookup failed; answering 503");
+                    let _ = error;
+                    Err(Rejection::new(RejectionKind::Unavailable))
+                }
+            }
+        }
+    }
+
+    async fn fetch(&self, digest: KeyDigest) -> Result<Entry, StoreError> {
+        let generation = self.inner.cache.generation();
+        let found = with_timeout(
+            self.inner.lookup_timeout,
+            self.inner.store.find_by_digest(&digest),
+        )
+        .await;
+        let result = found.map(|record| Entry::from_lookup(record.as_ref(), self.now()));
+        if let Ok(entry) = &result {
+            self.inner.cache.fill(digest, entry.clone(), generation);
+        }
+        // Unregister only after filling, so a caller arriving in between finds the entry
+        // instead of starting a second lookup.
+        self.inner.cache.finish_flight(&digest);
+        result
+    }
+
+    fn prepare(&self, new: NewKey) -> (ApiKey, ApiKeyRecord) {
+        let key = self.inner.format.generate();
+        let record = new.into_record(new_key_id(), key.digest(), key.masked(), self.now());
+        (key, record)
+    }
+
+    #[inline]
+    fn now(&self) -> SystemTime {
+        self.inner.clock.now()
+    }
+}
+
+pub(crate) enum Check {
+    Decided(Result<AppIdentity, Rejection>),
+    Lookup(KeyDigest),
+}
+
+/// The verdict on a cached or fetched entry at `now`.
+#[inline]
+fn decide(state: State, now: SystemTime) -> Result<AppIdentity, Rejection> {
+    match state {
+        State::Unknown => Err(Rejection::new(RejectionKind::InvalidCredential)),
+        State::Known { active: false, .. } => Err(Rejection::new(RejectionKind::RevokedCredential)),
+        State::Known { identity, .. } if identity.expires_at().is_some_and(|at| at <= now) => {
+            Err(Rejection::new(RejectionKind::ExpiredCredential))
+        }
+        State::Known { identity, .. } => Ok(identity),
+    }
+}
+
+/// Bounds a store call by `timeout` when a tokio runtime is there to time it; without one (a
+/// store driven by another executor) the call runs unbounded rather than panicking.
+async fn with_timeout<T>(
+    timeout: Duration,
+    call: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        tokio::time::timeout(timeout, call)
+            .await
+            .unwrap_or_else(|_| Err(StoreError::timeout()))
+    } else {
+        call.await
+    }
+}
+
+/// A fresh public key id, `key_` and 24 hex digits of randomness.
+fn new_key_id() -> String {
+    let mut bytes = [0u8; 12];
+    getrandom::fill(&mut bytes).expect("the OS random number generator failed");
+    let mut id = String::with_capacity(28);
+    id.push_str("key_");
+    for b in bytes {
+        id.push_str(&format!("{b:02x}"));
+    }
+    id
+}
+
+/// Configures [`ApiKeys`]; from [`ApiKeys::builder`].
+#[must_use]
+pub struct ApiKeysBuilder<K> {
+    store: K,
+    format: KeyFormat,
+    clock: SharedClock,
+    capacity: u64,
+    positive_ttl: Duration,
+    negative_ttl: Duration,
+    lookup_timeout: Duration,
+    default_grace: Duration,
+}
+
+impl<K: KeyStore> ApiKeysBuilder<K> {
+    /// The prefix of generated keys (default `tg`).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidPrefix`]; see [`KeyFormat::new`].
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Result<Self, ConfigError> {
+        self.format = KeyFormat::new(prefix)?;
+        Ok(self)
+    }
+
+    /// The clock used for expiry, grace periods and cache freshness.
+    pub fn clock(mut self, clock: impl crate::clock::Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The most keys the cache holds (default 100,000). Past that moka evicts by TinyLFU, which
+    /// also keeps a spray of one-off unknown keys from pushing out keys in use.
+    pub fn cache_capacity(mut self, entries: u64) -> Self {
+        self.capacity = entries;
+        self
+    }
+
+    /// How long a found key is served from the cache (default 60 s). Revocation and rotation
+    /// through these `ApiKeys` evict at once; this bounds how long a change made elsewhere
+    /// (another process writing the store) takes to be seen.
+    pub fn positive_ttl(mut self, ttl: Duration) -> Self {
+        self.positive_ttl = ttl;
+        self
+    }
+
+    /// How long a well-formed but unknown key is remembered as unknown (default 10 s), so
+    /// retries of a wrong key don't each reach the store.
+    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_ttl = ttl;
+        self
+    }
+
+    /// The most a store lookup may take before the request is answered 503 (default 2 s).
+    pub fn lookup_timeout(mut self, timeout: Duration) -> Self {
+        self.lookup_timeout = timeout;
+        self
+    }
+
+    /// The grace period of [`ApiKeys::rotate_with_default_grace`] (default 24 h, as seed 000).
+    pub fn default_grace(mut self, grace: Duration) -> Self {
+        self.default_grace = grace;
+        self
+    }
+
+    /// Finishes the configuration.
+    pub fn build(self) -> ApiKeys<K> {
+        ApiKeys {
+            inner: Arc::new(Inner {
+                cache: KeyCache::new(self.capacity, self.positive_ttl, self.negative_ttl),
+                store: self.store,
+                format: self.format,
+                clock: self.clock,
+                lookup_timeout: self.lookup_timeout,
+                default_grace: self.default_grace,
+            }),
+        }
+    }
+}
+
+impl<K> fmt::Debug for ApiKeysBuilder<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeysBuilder")
+            .field("prefix", &self.format.prefix())
+            .field("capacity", &self.capacity)
+            .field("positive_ttl", &self.positive_ttl)
+            .field("negative_ttl", &self.negative_ttl)
+            .field("lookup_timeout", &self.lookup_timeout)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,163 @@
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::format::KeyDigest;
+use super::record::ApiKeyRecord;
+
+/// Where API-key records live: the pluggable lookup behind the cache.
+///
+/// tollgate ships [`InMemoryKeyStore`](super::InMemoryKeyStore); a database-backed store
+/// implements the same five operations. Lookups go through the cache, so
+/// [`find_by_digest`](KeyStore::find_by_digest) is called on misses only, at most once at a
+/// time per digest.
+pub trait KeyStore: Send + Sync + 'static {
+    /// The record stored under `digest`, whatever its state (inactive and expired records are
+    /// returned too: the layer tells the caller *why* a key no longer works).
+    fn find_by_digest(
+        &self,
+        digest: &KeyDigest,
+    ) -> impl Future<Output = Result<Option<ApiKeyRecord>, StoreError>> + Send;
+
+    /// Stores a new record. Fails with [`StoreErrorKind::Conflict`] if its id or digest exists.
+    fn insert(&self, record: ApiKeyRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every record of application `app_id`, newest first.
+    fn list(
+        &self,
+        app_id: &str,
+    ) -> impl Future<Output = Result<Vec<ApiKeyRecord>, StoreError>> + Send;
+
+    /// Atomically stores `new` and retires the keys it replaces: every active key of
+    /// `new.app_id()` in `new.slot()` whose expiry is later than `retire_at` (or absent) gets
+    /// `retire_at` as its expiry. Returns the retired records as they now are.
+    fn rotate(
+        &self,
+        new: ApiKeyRecord,
+        retire_at: SystemTime,
+    ) -> impl Future<Output = Result<Vec<ApiKeyRecord>, StoreError>> + Send;
+
+    /// Marks key `key_id` inactive. Returns its record, or `None` if there is no such key.
+    fn revoke(
+        &self,
+        key_id: &str,
+    ) -> impl Future<Output = Result<Option<ApiKeyRecord>, StoreError>> + Send;
+}
+
+impl<K: KeyStore> KeyStore for Arc<K> {
+    fn find_by_digest(
+        &self,
+        digest: &KeyDigest,
+    ) -> impl Future<Output = Result<Option<ApiKeyRecord>, StoreError>> + Send {
+        (**self).find_by_digest(digest)
+    }
+
+    fn insert(&self, record: ApiKeyRecord) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).insert(record)
+    }
+
+    fn list(
+        &self,
+        app_id: &str,
+    ) -> impl Future<Output = Result<Vec<ApiKeyRecord>, StoreError>> + Send {
+        (**self).list(app_id)
+    }
+
+    fn rotate(
+        &self,
+        new: ApiKeyRecord,
+        retire_at: SystemTime,
+    ) -> impl Future<Output = Result<Vec<ApiKeyRecord>, StoreError>> + Send {
+        (**self).rotate(new, retire_at)
+    }
+
+    fn revoke(
+        &self,
+        key_id: &str,
+    ) -> impl Future<Output = Result<Option<ApiKeyRecord>, StoreError>> + Send {
+        (**self).revoke(key_id)
+    }
+}
+
+/// A key store failed. The API-key layer answers 503 (fail closed) and logs it; the client
+/// never sees the cause.
+#[derive(Clone)]
+pub struct StoreError {
+    kind: StoreErrorKind,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+/// What kind of failure a [`StoreError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// The store could not be reached or answered with an error.
+    Unavailable,
+    /// The store did not answer within the configured lookup timeout.
+    Timeout,
+    /// The write conflicts with an existing record (duplicate id or digest).
+    Conflict,
+}
+
+impl StoreError {
+    /// The store is unreachable or failed; `source` says why (it is logged, never sent).
+    pub fn unavailable(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self {
+            kind: StoreErrorKind::Unavailable,
+            source: Some(Arc::from(source.into())),
+        }
+    }
+
+    /// The store did not answer in time.
+    pub fn timeout() -> Self {
+        Self {
+            kind: StoreErrorKind::Timeout,
+            source: None,
+        }
+    }
+
+    /// A write conflicts with an existing record.
+    pub fn conflict(what: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self {
+            kind: StoreErrorKind::Conflict,
+            source: Some(Arc::from(what.into())),
+        }
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Debug for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreError")
+            .field("kind", &self.kind)
+            .field("source", &self.source.as_ref().map(ToString::to_string))
+            .finish()
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            StoreErrorKind::Unavailable => "key store unavailable",
+            StoreErrorKind::Timeout => "key store lookup timed out",
+            StoreErrorKind::Conflict => "key store conflict",
+        };
+        match &self.source {
+            Some(source) => write!(f, "{what}: {source}"),
+            None => f.write_str(what),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
