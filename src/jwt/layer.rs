@@ -14,7 +14,7 @@ use super::claims::StandardClaims;
 use super::extract::Sources;
 use super::revocation::Revocation;
 use super::validation::{RequiredClaim, Validation};
-use crate::auth::AuthLayer;
+use crate::auth::{AuthLayer, Authenticate};
 use crate::clock::SharedClock;
 use crate::rejection::DefaultResponder;
 
@@ -24,6 +24,10 @@ use crate::rejection::DefaultResponder;
 /// ([`optional`](AuthLayer::optional)), [`realm`](AuthLayer::realm), the gRPC flavour and
 /// custom responders work as for every tollgate layer.
 pub type JwtLayer<C = StandardClaims, R = DefaultResponder> = AuthLayer<JwtAuthenticator<C>, R>;
+
+/// The service [`JwtLayer`] makes.
+pub type RequireJwt<S, C = StandardClaims, R = DefaultResponder> =
+    Authenticate<S, JwtAuthenticator<C>, R>;
 
 impl AuthLayer<JwtAuthenticator> {
     /// A layer with the secure defaults: `exp` required, 60 s leeway, tokens up to 8 KiB in

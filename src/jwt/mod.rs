@@ -132,6 +132,6 @@ pub use self::claims::{Audience, Claims, ScopeClaim, StandardClaims};
 pub use self::error::ConfigError;
 pub use self::jwks::{FetchError, JwksDocument, JwksFetcher, JwksSource, JwksSourceBuilder};
 pub use self::keys::{JwtKey, KeySet};
-pub use self::layer::{JwtBuilder, JwtLayer};
+pub use self::layer::{JwtBuilder, JwtLayer, RequireJwt};
 pub use self::revocation::{Revocation, RevocationList};
 pub use self::validation::RequiredClaim;
