@@ -8,7 +8,8 @@ mod auth;
 
 #[cfg(feature = "api-key")]
 mod api_key;
-#[cfg(feature = "jwt")]
+// Any backend: `--features jwt` (aws-lc-rs) or `--features rust-crypto`.
+#[cfg(feature = "jwt-base")]
 mod jwt;
 #[cfg(feature = "api-key")]
 mod readiness;
