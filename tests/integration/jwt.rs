@@ -985,3 +985,124 @@ fn public_types_are_send_and_sync() {
     fn send<T: Send>() {}
     send::<tollgate::jwt::KeyFetch<StandardClaims>>();
 }
+
+#[tokio::test]
+async fn query_and_cookie_sources_only_when_enabled() {
+    let clock = clock();
+    let token = hs_token(json!({}));
+    let off = serve(layer_on(hs_key(), &clock)).await;
+    let query = format!("/me?access_token={token}");
+    let cookie = format!("theme=dark; at={token}");
+    assert_eq!(off.get(&query, &[]).await.status, 401);
+    assert_eq!(
+        off.get("/me", &[("cookie", cookie.as_bytes())])
+            .await
+            .status,
+        401
+    );
+
+    let on = serve(
+        JwtLayer::builder(hs_key())
+            .token_from_query()
+            .token_from_cookie("at")
+            .clock(Arc::new(clock.clone()))
+            .build()
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(on.get(&query, &[]).await.status, 200);
+    assert_eq!(
+        on.get("/me", &[("cookie", cookie.as_bytes())]).await.status,
+        200
+    );
+    let both = on.get(&query, &[("cookie", cookie.as_bytes())]).await;
+    assert_eq!(both.status, 400, "RFC 6750 §2: one method per request");
+    assert_eq!(both.json()["code"], "invalid_request");
+}
+
+/// Mutated tokens and hostile claim values: always a rejection, never a panic.
+#[test]
+fn mutations_and_hostile_claims_are_rejections_not_panics() {
+    let layer = JwtLayer::builder(hs_key())
+        .no_cache()
+        .clock(Arc::new(clock()))
+        .build()
+        .unwrap();
+    let authenticator = layer.authenticator();
+    let good = hs_token(json!({}));
+    assert!(authenticator.validate(&good).is_ok());
+
+    let alphabet = b"AZaz09-_.=+/~ {}\"\\\x00\xff";
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..20_000 {
+        let mut bytes = good.clone().into_bytes();
+        for _ in 0..=(next() % 4) {
+            if bytes.is_empty() {
+                break;
+            }
+            let at = usize::try_from(next() % bytes.len() as u64).unwrap();
+            match next() % 3 {
+                0 => bytes[at] = alphabet[usize::try_from(next() % alphabet.len() as u64).unwrap()],
+                1 => {
+                    bytes.remove(at);
+                }
+                _ => bytes.truncate(at),
+            }
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        if text != good {
+            assert!(authenticator.validate(&text).is_err(), "{text}");
+        }
+    }
+
+    let hostile = [
+        r#"{"exp":1e309}"#,
+        r#"{"exp":18446744073709551616}"#,
+        r#"{"exp":-0.0,"nbf":null}"#,
+        r#"{"exp":1.5e12}"#,
+        r#"{"exp":9999999999,"aud":[[]]}"#,
+        r#"{"exp":9999999999,"aud":{"a":1}}"#,
+        r#"{"exp":9999999999,"scp":[1,2]}"#,
+        r#"{"exp":9999999999,"sub":"\ud800"}"#,
+        r#"{"exp":9999999999,"iss":"a","iss":"b"}"#,
+        r#"{"exp":9999999999}garbage"#,
+        r#"{"exp":9999999999"#,
+        r#""just a string""#,
+        "null",
+        "",
+    ];
+    for claims in hostile {
+        let token = sign_raw(
+            r#"{"alg":"HS256","kid":"hs"}"#,
+            claims,
+            &hs256(),
+            Alg::HS256,
+        );
+        assert!(authenticator.validate(&token).is_err(), "{claims}");
+    }
+    // Odd but valid: accepted.
+    let nested = sign_raw(
+        r#"{"alg":"HS256","kid":"hs"}"#,
+        r#"{"exp":9999999999,"act":{"sub":{"sub":{"sub":[[[[[[[[]]]]]]]]}}},"x":"\u00e9\""}"#,
+        &hs256(),
+        Alg::HS256,
+    );
+    assert!(authenticator.validate(&nested).is_ok());
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let token = sign_raw(
+        r#"{"alg":"HS256","kid":"hs"}"#,
+        &format!(r#"{{"exp":9999999999,"x":{deep}}}"#),
+        &hs256(),
+        Alg::HS256,
+    );
+    assert!(
+        authenticator.validate(&token).is_err(),
+        "too deep, and too long"
+    );
+}
