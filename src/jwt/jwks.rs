@@ -214,7 +214,7 @@ impl JwksSource {
         tokio::spawn(async move {
             loop {
                 let Some(inner) = weak.upgrade() else { return };
-                let delay = refresh(&inner).await.unwrap_or(inner.floor);
+                let delay = refresh_logged(&inner).await.unwrap_or(inner.floor);
                 drop(inner);
                 tokio::time::sleep(delay).await;
             }
@@ -242,7 +242,7 @@ impl JwksSource {
         let weak: Weak<Inner> = Arc::downgrade(&self.inner);
         let future: BoxFuture<()> = Box::pin(async move {
             if let Some(inner) = weak.upgrade() {
-                let _ = refresh(&inner).await;
+                let _ = refresh_logged(&inner).await;
                 inner
                     .state
                     .lock()
@@ -254,6 +254,16 @@ impl JwksSource {
         state.in_flight = Some(shared.clone());
         Some(shared)
     }
+}
+
+/// [`refresh`], with a WARN line (target `tollgate::store`, `tracing` feature) on failure.
+async fn refresh_logged(inner: &Inner) -> Result<Duration, FetchError> {
+    let result = refresh(inner).await;
+    #[cfg(feature = "tracing")]
+    if let Err(error) = &result {
+        log_warn!(%error, "JWKS refresh failed; the last good keys stay in use");
+    }
+    result
 }
 
 async fn refresh(inner: &Inner) -> Result<Duration, FetchError> {
