@@ -2,6 +2,17 @@
 //! hands a [`UserIdentity`](crate::identity::UserIdentity) and the validated [`Claims<C>`]
 //! downstream through the request extensions.
 //!
+//! # Contents
+//!
+//! | item | what it is |
+//! |---|---|
+//! | [`JwtLayer`], [`JwtBuilder`], [`RequireJwt`] | the layer (the shared [`AuthLayer`](crate::auth::AuthLayer) with a [`JwtAuthenticator`]), its builder, its service |
+//! | [`JwtKey`], [`KeySet`], [`Algorithm`] | verification keys (HMAC, RSA, EC, Ed25519 from PEM, DER or JWK), each pinned to one algorithm |
+//! | [`JwksSource`], [`JwksFetcher`], [`jwks`] | keys from a JWKS endpoint, refreshed in the background |
+//! | [`VerifiedToken`], [`Claims`], [`StandardClaims`] | what a valid token hands downstream (with a [`UserIdentity`](crate::identity::UserIdentity)) |
+//! | [`Revocation`], [`RevocationList`] | refusing tokens by `jti` |
+//! | [`ConfigError`], [`RequiredClaim`] | configuration |
+//!
 //! # What is checked, and in what order
 //!
 //! 1. **Extraction** ([RFC 6750 §2](https://www.rfc-editor.org/rfc/rfc6750#section-2)): the
