@@ -1,5 +1,6 @@
 //! The JWT authenticator: extraction, key choice, signature, claims, revocation, cache.
 
+use std::any::{Any, TypeId};
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -308,10 +309,7 @@ where
 
     fn check_revoked(&self, jti: Option<&str>) -> Result<(), Refusal> {
         match (&self.inner.revocation, jti) {
-            (Some(list), Some(jti)) if list.is_revoked(jti) => Err(Refusal::new(
-                RejectionKind::RevokedCredential,
-                "The token has been revoked.",
-            )),
+            (Some(list), Some(jti)) if list.is_revoked(jti) => Err(REVOKED),
             _ => Ok(()),
         }
     }
@@ -350,14 +348,72 @@ where
 
         let (mut payload_stack, mut payload_heap) = ([0; 1024], Vec::new());
         let payload = b64_into(payload_b64, &mut payload_stack, &mut payload_heap)?;
-        let registered: Registered<'_> = from_object(payload).ok_or_else(malformed)?;
-        inner.validation.check_static(&registered)?;
+        // Parse the claims once. With the default claims type, the registered claims are read
+        // from the parsed `StandardClaims`; with the user's own type, a borrowing pass reads
+        // them (no allocation) next to the user's parse.
+        let (claims, facts) = if TypeId::of::<C>() == TypeId::of::<StandardClaims>() {
+            let standard: StandardClaims = from_object(payload).ok_or_else(malformed)?;
+            let facts = self.decide(&Registered::of(&standard), now)?;
+            let claims: Box<dyn Any> = Box::new(standard);
+            let claims = *claims
+                .downcast::<C>()
+                .unwrap_or_else(|_| unreachable!("C is StandardClaims"));
+            (claims, facts)
+        } else {
+            let registered: Registered<'_> = from_object(payload).ok_or_else(malformed)?;
+            let facts = self.decide(&registered, now)?;
+            let claims: C = serde_json::from_slice(payload).map_err(|_| malformed())?;
+            (claims, facts)
+        };
+        let Facts {
+            user,
+            exp,
+            nbf,
+            jti,
+        } = facts;
+        let verified = VerifiedToken {
+            user,
+            claims: Claims::new(claims),
+        };
+        if let Some(cache) = &inner.cache {
+            let ttl = match exp {
+                Some(exp) => Duration::from_secs(
+                    exp.saturating_add(inner.validation.leeway)
+                        .saturating_sub(now),
+                ),
+                None => Duration::from_secs(300),
+            };
+            cache.insert(
+                token,
+                Entry {
+                    user: verified.user.clone(),
+                    claims: verified.claims.clone(),
+                    exp,
+                    nbf,
+                    jti,
+                    kid: header.kid.as_deref().map(Box::from),
+                    key: Arc::clone(key),
+                    ttl,
+                },
+            );
+        }
+        Ok(verified)
+    }
+}
+
+impl<C> JwtAuthenticator<C> {
+    /// Runs the claim checks and builds the user identity and the facts a cache entry keeps.
+    fn decide(&self, registered: &Registered<'_>, now: u64) -> Result<Facts, Refusal> {
+        let inner = &*self.inner;
+        inner.validation.check_static(registered)?;
         inner
             .validation
             .check_time(now, registered.exp, registered.nbf, registered.iat)?;
-        self.check_revoked(registered.jti.as_deref())?;
-        let claims: C = serde_json::from_slice(payload).map_err(|_| malformed())?;
-
+        if let (Some(list), Some(jti)) = (&inner.revocation, registered.jti.as_deref()) {
+            if list.is_revoked(jti) {
+                return Err(REVOKED);
+            }
+        }
         let scopes: Vec<String> = match (&registered.scope, &registered.scp) {
             (Some(scope), _) => scope
                 .split(' ')
@@ -373,40 +429,35 @@ where
                 .collect(),
             (None, None) => Vec::new(),
         };
-        let user = UserIdentity::with_issuer(
-            registered.sub.as_deref().map(str::to_owned),
-            registered.iss.as_deref().map(str::to_owned),
-            scopes,
-        );
-        let verified = VerifiedToken {
-            user,
-            claims: Claims::new(claims),
-        };
-        if let Some(cache) = &inner.cache {
-            let ttl = match registered.exp {
-                Some(exp) => Duration::from_secs(
-                    exp.saturating_add(inner.validation.leeway)
-                        .saturating_sub(now),
-                ),
-                None => Duration::from_secs(300),
-            };
-            cache.insert(
-                token,
-                Entry {
-                    user: verified.user.clone(),
-                    claims: verified.claims.clone(),
-                    exp: registered.exp,
-                    nbf: registered.nbf,
-                    jti: registered.jti.as_deref().map(Box::from),
-                    kid: header.kid.as_deref().map(Box::from),
-                    key: Arc::clone(key),
-                    ttl,
-                },
-            );
-        }
-        Ok(verified)
+        Ok(Facts {
+            user: UserIdentity::with_issuer(
+                registered.sub.as_deref().map(str::to_owned),
+                registered.iss.as_deref().map(str::to_owned),
+                scopes,
+            ),
+            exp: registered.exp,
+            nbf: registered.nbf,
+            jti: if inner.cache.is_some() {
+                registered.jti.as_deref().map(Box::from)
+            } else {
+                None
+            },
+        })
     }
 }
+
+/// What the claim checks hand on: the identity, and what a cache entry re-checks.
+struct Facts {
+    user: UserIdentity,
+    exp: Option<u64>,
+    nbf: Option<u64>,
+    jti: Option<Box<str>>,
+}
+
+const REVOKED: Refusal = Refusal::new(
+    RejectionKind::RevokedCredential,
+    "The token has been revoked.",
+);
 
 const fn unknown_kid() -> Refusal {
     invalid("The token was signed with an unknown key.")

@@ -49,8 +49,7 @@ impl<C: fmt::Debug> fmt::Debug for Claims<C> {
 }
 
 /// The `aud` claim: one audience or several (RFC 7519 §4.1.3).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Audience {
     /// A single audience.
     One(String),
@@ -69,13 +68,57 @@ impl Audience {
 }
 
 /// The scopes of a token: `scope` (space-delimited string, RFC 8693 §4.2) or `scp` (array).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScopeClaim {
     /// Space-delimited scopes.
     Delimited(String),
     /// A list of scopes.
     List(Vec<String>),
+}
+
+/// A string or an array of strings, without serde's buffering `untagged` machinery.
+struct OneOrMany;
+
+impl<'de> Visitor<'de> for OneOrMany {
+    type Value = Result<String, Vec<String>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string or an array of strings")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Ok(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Ok(v))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(2).min(16));
+        while let Some(item) = seq.next_element::<String>()? {
+            out.push(item);
+        }
+        Ok(Err(out))
+    }
+}
+
+impl<'de> Deserialize<'de> for Audience {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match deserializer.deserialize_any(OneOrMany)? {
+            Ok(one) => Self::One(one),
+            Err(many) => Self::Many(many),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for ScopeClaim {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match deserializer.deserialize_any(OneOrMany)? {
+            Ok(one) => Self::Delimited(one),
+            Err(many) => Self::List(many),
+        })
+    }
 }
 
 /// The default claims type: the registered claims plus the common ones from OpenID Connect,
@@ -145,6 +188,35 @@ pub(crate) struct Registered<'a> {
     pub(crate) scope: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub(crate) scp: Option<Scopes<'a>>,
+}
+
+impl<'a> Registered<'a> {
+    /// The registered claims of already parsed standard claims, borrowed.
+    pub(crate) fn of(claims: &'a StandardClaims) -> Self {
+        fn strs<'s>(one: Option<&'s str>, many: Option<&'s [String]>) -> Vec<Cow<'s, str>> {
+            one.into_iter()
+                .chain(many.into_iter().flatten().map(String::as_str))
+                .map(Cow::Borrowed)
+                .collect()
+        }
+        Self {
+            iss: claims.iss.as_deref().map(Cow::Borrowed),
+            sub: claims.sub.as_deref().map(Cow::Borrowed),
+            aud: claims.aud.as_ref().map(|aud| match aud {
+                Audience::One(one) => Audiences(strs(Some(one), None)),
+                Audience::Many(many) => Audiences(strs(None, Some(many))),
+            }),
+            exp: claims.exp,
+            nbf: claims.nbf,
+            iat: claims.iat,
+            jti: claims.jti.as_deref().map(Cow::Borrowed),
+            scope: claims.scope.as_deref().map(Cow::Borrowed),
+            scp: claims.scp.as_ref().map(|scp| match scp {
+                ScopeClaim::Delimited(one) => Scopes(strs(Some(one), None)),
+                ScopeClaim::List(many) => Scopes(strs(None, Some(many))),
+            }),
+        }
+    }
 }
 
 /// `aud` as a string or an array of strings, borrowed.

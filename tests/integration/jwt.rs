@@ -1106,3 +1106,82 @@ fn mutations_and_hostile_claims_are_rejections_not_panics() {
         "too deep, and too long"
     );
 }
+
+/// The default claims type and a user's own type go through the same checks.
+#[test]
+fn standard_and_custom_claims_are_checked_alike() {
+    #[derive(serde::Deserialize)]
+    struct Mine {
+        #[allow(dead_code)]
+        sub: Option<String>,
+    }
+    let standard = JwtLayer::builder(hs_key())
+        .issuer("https://a.example")
+        .audience("api")
+        .clock(Arc::new(clock()))
+        .build()
+        .unwrap();
+    let custom = JwtLayer::builder(hs_key())
+        .claims::<Mine>()
+        .issuer("https://a.example")
+        .audience("api")
+        .clock(Arc::new(clock()))
+        .build()
+        .unwrap();
+    let base = format!(r#""iss":"https://a.example","exp":{}"#, NOW + 60);
+    let cases = [
+        (format!(r#"{{{base},"aud":"api","scp":"a b"}}"#), None),
+        (
+            format!(r#"{{{base},"aud":["x","api"],"scp":["a","b"]}}"#),
+            None,
+        ),
+        (
+            format!(r#"{{{base},"aud":"web"}}"#),
+            Some("invalid_credential"),
+        ),
+        (format!(r#"{{{base}}}"#), Some("invalid_credential")),
+        (
+            format!(r#"{{{base},"aud":["api",1]}}"#),
+            Some("malformed_credential"),
+        ),
+        (
+            format!(r#"{{{base},"aud":"api","scp":[true]}}"#),
+            Some("malformed_credential"),
+        ),
+        (
+            format!(r#"{{{base},"aud":"api","exp":1}}"#),
+            Some("malformed_credential"),
+        ),
+        (
+            format!(
+                r#"{{"iss":"https://a.example","aud":"api","exp":{}}}"#,
+                NOW - 61
+            ),
+            Some("expired_credential"),
+        ),
+        (
+            format!(r#"{{"iss":"https://a.example","aud":"api"}}"#),
+            Some("invalid_credential"),
+        ),
+    ];
+    for (claims, expected) in &cases {
+        let token = sign_raw(
+            r#"{"alg":"HS256","kid":"hs"}"#,
+            claims,
+            &hs256(),
+            Alg::HS256,
+        );
+        let got_standard = standard.authenticator().validate(&token);
+        let got_custom = custom.authenticator().validate(&token);
+        let code_standard = got_standard.as_ref().err().map(|e| e.kind().code());
+        let code_custom = got_custom.as_ref().err().map(|e| e.kind().code());
+        assert_eq!(code_standard, *expected, "standard: {claims}");
+        assert_eq!(code_custom, *expected, "custom: {claims}");
+        if expected.is_none() {
+            let user = got_standard.unwrap().user().clone();
+            assert_eq!(user.scopes(), ["a", "b"]);
+            assert_eq!(user.issuer(), Some("https://a.example"));
+            assert_eq!(got_custom.unwrap().user().scopes(), ["a", "b"]);
+        }
+    }
+}
