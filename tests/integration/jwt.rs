@@ -1160,7 +1160,7 @@ fn standard_and_custom_claims_are_checked_alike() {
             Some("expired_credential"),
         ),
         (
-            format!(r#"{{"iss":"https://a.example","aud":"api"}}"#),
+            r#"{"iss":"https://a.example","aud":"api"}"#.to_owned(),
             Some("invalid_credential"),
         ),
     ];
