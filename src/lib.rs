@@ -17,4 +17,7 @@ mod quota;
 #[cfg(feature = "api-key")]
 pub mod api_key;
 
+#[cfg(feature = "rate-limit")]
+pub mod rate_limit;
+
 pub use crate::quota::Quota;
