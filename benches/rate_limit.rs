@@ -1,0 +1,3 @@
+//! Rate-limit layer benches (written in a later commit).
+
+fn main() {}
