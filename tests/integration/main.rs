@@ -10,3 +10,6 @@ mod auth;
 mod api_key;
 #[cfg(feature = "api-key")]
 mod readiness;
+
+#[cfg(feature = "rate-limit")]
+mod rate_limit;
