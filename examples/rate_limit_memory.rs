@@ -44,5 +44,8 @@ fn main() {
         grown / KEYS
     );
     let swept = store.sweep(now + Duration::from_secs(3600));
-    println!("swept after the window: {swept} keys, {} left", store.tracked_keys());
+    println!(
+        "swept after the window: {swept} keys, {} left",
+        store.tracked_keys()
+    );
 }

@@ -252,8 +252,10 @@ impl Inner {
         let mut statuses = [LimitStatus::new(0, 0, Duration::ZERO, false); MAX_LIMITS];
         let mut windows = [None; MAX_LIMITS];
         let mut refused = None;
+        let mut end = 0;
         for (i, quota) in quotas.iter().enumerate() {
             let window = hit.window(quota);
+            end = end.max(window.end_nanos());
             let limit = u32::try_from(quota.limit()).unwrap_or(u32::MAX);
             let slot = &entry.slots[i];
             let index = window.index() as u32;
@@ -329,11 +331,8 @@ impl Inner {
                 );
             }
         }
-        let end = quotas
-            .iter()
-            .map(|q| hit.window(q).end_nanos())
-            .max()
-            .unwrap_or(now);
+        // (A refused hit may have stopped before later quotas: their windows end no later
+        // than they did when last charged, which `expires` already covers.)
         if entry.expires.load(Ordering::Relaxed) < end {
             entry.expires.fetch_max(end, Ordering::AcqRel);
         }
