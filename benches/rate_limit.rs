@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo bench --features rate-limit,governor --bench rate_limit -- --warm-up-time 1 --measurement-time 3
+//! TOLLGATE_PAIRED=1 cargo bench --features rate-limit,governor --bench rate_limit
 //! ```
 //!
 //! Every row calls a service that answers at once; the request (built the same way for every
@@ -28,7 +29,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, criterion_group};
 use http::{HeaderName, HeaderValue, Request, Response};
 use tollgate::Quota;
 use tollgate::identity::AppIdentity;
@@ -197,4 +198,126 @@ fn benches(c: &mut Criterion) {
 }
 
 criterion_group!(rate_limit, benches);
-criterion_main!(rate_limit);
+
+/// Paired mode (`TOLLGATE_PAIRED=1`): on a busy machine criterion's absolute figures drift
+/// between rows measured minutes apart, so this runs every row in alternating rounds and reports
+/// each row's median and its median paired overhead over `bare` from the same round.
+fn paired() {
+    let huge = Quota::per_second(1_000_000_000).unwrap();
+    type Make = Box<dyn Fn() -> Box<dyn FnMut(Request<Body>) + Send>>;
+    fn boxed<S>(make: impl Fn() -> S + 'static) -> Make
+    where
+        S: Service<Request<Body>> + Send + 'static,
+    {
+        Box::new(move || {
+            let mut service = make();
+            Box::new(move |request| call_once(&mut service, request))
+        })
+    }
+    let rows: Vec<(&str, Make)> = vec![
+        ("bare", boxed(bare)),
+        (
+            "fixed_window/app_key_id",
+            boxed(move || RateLimitLayer::new(huge).layer(bare())),
+        ),
+        (
+            "fixed_window/header",
+            boxed(move || RateLimitLayer::new(huge).key(HeaderKey).layer(bare())),
+        ),
+        (
+            "gcra/header",
+            boxed(move || {
+                RateLimitLayer::new(huge)
+                    .key(HeaderKey)
+                    .store(GcraStore::new())
+                    .unwrap()
+                    .layer(bare())
+            }),
+        ),
+        (
+            "tower_governor/header",
+            boxed(|| {
+                let config = tower_governor::governor::GovernorConfigBuilder::default()
+                    .per_nanosecond(1)
+                    .burst_size(u32::MAX)
+                    .key_extractor(GovernorHeaderKey)
+                    .finish()
+                    .unwrap();
+                tower_governor::governor::Governor::new(bare(), &config)
+            }),
+        ),
+    ];
+    const ROUNDS: usize = 21;
+    const CALLS: usize = 50_000;
+    for (keys_name, keys) in [
+        ("hot_key", Keys::new(1)),
+        ("distinct_keys", Keys::new(DISTINCT)),
+    ] {
+        for threads in [1usize, 2] {
+            // One shared limiter per row, as a server has; each thread calls its own handle.
+            let services: Vec<Vec<_>> = rows
+                .iter()
+                .map(|(_, make)| (0..threads).map(|_| make()).collect())
+                .collect();
+            let mut services = services;
+            let mut samples = vec![Vec::new(); rows.len()];
+            for round in 0..ROUNDS {
+                for r in 0..rows.len() {
+                    let r = (r + round) % rows.len();
+                    let start = std::sync::Barrier::new(threads);
+                    let keys = &keys;
+                    let ns = std::thread::scope(|scope| {
+                        let handles: Vec<_> = services[r]
+                            .iter_mut()
+                            .enumerate()
+                            .map(|(t, call)| {
+                                let start = &start;
+                                scope.spawn(move || {
+                                    start.wait();
+                                    let began = Instant::now();
+                                    for i in 0..CALLS {
+                                        call(keys.request(i * 7 + t * 3));
+                                    }
+                                    began.elapsed()
+                                })
+                            })
+                            .collect();
+                        handles
+                            .into_iter()
+                            .map(|h| h.join().unwrap())
+                            .max()
+                            .unwrap()
+                            .as_nanos() as f64
+                            / CALLS as f64
+                    });
+                    samples[r].push(ns);
+                }
+            }
+            let median = |mut v: Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            for (r, (name, _)) in rows.iter().enumerate() {
+                let overhead: Vec<f64> = samples[r]
+                    .iter()
+                    .zip(&samples[0])
+                    .map(|(row, bare)| row - bare)
+                    .collect();
+                println!(
+                    "{keys_name:13} {threads} thread(s)  {name:24} median {:7.1} ns   overhead {:7.1} ns",
+                    median(samples[r].clone()),
+                    median(overhead)
+                );
+            }
+        }
+    }
+}
+
+fn main() {
+    if std::env::var_os("TOLLGATE_PAIRED").is_some() {
+        paired();
+        return;
+    }
+    rate_limit();
+    Criterion::default().configure_from_args().final_summary();
+}

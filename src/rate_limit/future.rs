@@ -35,7 +35,7 @@ pin_project! {
         // Refused in `call`.
         Rejected { response: Option<Response<Bytes>> },
         // An asynchronous store is deciding; the ready inner service and the request wait.
-        Deciding { future: HitFuture, waiting: Option<Waiting<S, K, St, R, ReqBody>> },
+        Deciding { future: HitFuture, waiting: Option<Box<Waiting<S, K, St, R, ReqBody>>> },
     }
 }
 
@@ -43,7 +43,7 @@ struct Waiting<S, K, St, R, ReqBody> {
     inner: S,
     request: Request<ReqBody>,
     config: Arc<Config<K, St, R>>,
-    quotas: Quotas,
+    quotas: Box<Quotas>,
 }
 
 impl<S, K, St, R, ReqBody> ResponseFuture<S, K, St, R, ReqBody>
@@ -69,17 +69,17 @@ where
         inner: S,
         request: Request<ReqBody>,
         config: Arc<Config<K, St, R>>,
-        quotas: Quotas,
+        quotas: Box<Quotas>,
     ) -> Self {
         Self {
             state: State::Deciding {
                 future,
-                waiting: Some(Waiting {
+                waiting: Some(Box::new(Waiting {
                     inner,
                     request,
                     config,
                     quotas,
-                }),
+                })),
             },
         }
     }
@@ -123,7 +123,7 @@ where
                         request,
                         config,
                         quotas,
-                    } = waiting
+                    } = *waiting
                         .take()
                         .expect("ResponseFuture polled after completion");
                     match config.conclude(result, &quotas) {
@@ -132,7 +132,7 @@ where
                             extras,
                         }),
                         Step::Refuse(rejection) => {
-                            let response = reject(&config.responder, rejection, &request);
+                            let response = reject(&config.responder, *rejection, &request);
                             state.set(State::Rejected {
                                 response: Some(response),
                             });

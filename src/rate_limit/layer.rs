@@ -95,7 +95,7 @@ impl RateLimitLayer {
                 store: MemoryStore::new(),
                 responder: DefaultResponder::new(),
                 limits: Arc::from([limit]),
-                clock: crate::clock::system(),
+                clock: Arc::new(super::wall_clock::FastWallClock::new()),
                 on_missing: OnMissingKey::default(),
                 fallback_ip: ClientIp::peer(),
                 quota_from_identity: true,
@@ -219,8 +219,11 @@ impl<K, St, R> RateLimitLayer<K, St, R> {
         }
     }
 
-    /// Reads time from `clock` (default the system clock); tests pass a
-    /// [`ManualClock`](crate::clock::ManualClock).
+    /// Reads time from `clock`; tests pass a [`ManualClock`](crate::clock::ManualClock).
+    ///
+    /// The default is the system's wall clock read through the CPU's time-stamp counter
+    /// (`quanta`), re-synchronised with `SystemTime::now` once a second: on virtual machines
+    /// `SystemTime::now` alone can cost more than the rest of a decision.
     pub fn clock(mut self, clock: SharedClock) -> Self {
         self.config.clock = clock;
         self
@@ -376,10 +379,11 @@ impl Quotas {
 pub(crate) enum Step {
     /// Call the inner service, then add these to the response.
     Pass(Option<Box<Extras>>),
-    /// Answer with this.
-    Refuse(Rejection),
+    /// Answer with this. (Boxed, like `Pending`'s quotas, to keep `Step` small: the
+    /// admitted path moves it around and pays for its size, the others allocate anyway.)
+    Refuse(Box<Rejection>),
     /// Await the store.
-    Pending(HitFuture, Quotas),
+    Pending(HitFuture, Box<Quotas>),
 }
 
 /// Headers and a shadow marker for an admitted response.
@@ -422,10 +426,10 @@ impl<K, St, R> Config<K, St, R> {
                 log_warn!(error = %_error, "rate-limit store failed");
                 return match self.on_store_error {
                     OnStoreError::FailOpen => Step::Pass(None),
-                    OnStoreError::FailClosed => Step::Refuse(
+                    OnStoreError::FailClosed => Step::Refuse(Box::new(
                         Rejection::new(RejectionKind::Unavailable)
                             .with_detail("The rate limiter cannot decide right now."),
-                    ),
+                    )),
                 };
             }
         };
@@ -460,7 +464,7 @@ impl<K, St, R> Config<K, St, R> {
         for (name, value) in headers {
             rejection = rejection.with_header(name, value);
         }
-        Step::Refuse(rejection)
+        Step::Refuse(Box::new(rejection))
     }
 }
 
@@ -476,10 +480,10 @@ where
             Some(key) => key,
             None => match self.on_missing {
                 OnMissingKey::Pass => return Step::Pass(None),
-                OnMissingKey::Reject => return Step::Refuse(Self::missing_key()),
+                OnMissingKey::Reject => return Step::Refuse(Box::new(Self::missing_key())),
                 OnMissingKey::FallbackToIp => match self.fallback_ip.resolve(&view) {
                     Some(ip) => Key::ip(ip),
-                    None => return Step::Refuse(Self::missing_key()),
+                    None => return Step::Refuse(Box::new(Self::missing_key())),
                 },
             },
         };
@@ -493,7 +497,7 @@ where
             Some(result) => self.conclude(result, &quotas),
             None => Step::Pending(
                 with_timeout(self.store.hit(&hit), self.store_timeout),
-                quotas,
+                Box::new(quotas),
             ),
         }
     }

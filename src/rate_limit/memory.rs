@@ -244,7 +244,7 @@ impl Inner {
     }
 
     fn decide(&self, hit: &Hit<'_>) -> Result<Decision, StoreError> {
-        let now = nanos(hit.now());
+        let now = hit.now_nanos();
         self.maybe_sweep(now);
         let entry = self.entry(hit.key(), now)?;
         let quotas = hit.quotas();

@@ -139,6 +139,7 @@ mod limit;
 mod memory;
 mod service;
 mod store;
+mod wall_clock;
 
 use std::time::Duration;
 

@@ -86,7 +86,7 @@ where
         match self.config.decide(&request) {
             Step::Pass(extras) => ResponseFuture::called(self.inner.call(request), extras),
             Step::Refuse(rejection) => {
-                ResponseFuture::rejected(reject(&self.config.responder, rejection, &request))
+                ResponseFuture::rejected(reject(&self.config.responder, *rejection, &request))
             }
             Step::Pending(future, quotas) => {
                 // Clone-and-swap: `poll_ready` readied `self.inner`, so that is the service the

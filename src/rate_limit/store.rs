@@ -67,6 +67,7 @@ pub struct Hit<'a> {
     quotas: &'a [Quota],
     cost: u32,
     now: SystemTime,
+    now_nanos: u64,
 }
 
 impl<'a> Hit<'a> {
@@ -85,6 +86,7 @@ impl<'a> Hit<'a> {
             quotas,
             cost,
             now,
+            now_nanos: unix_nanos(now),
         }
     }
 
@@ -108,9 +110,22 @@ impl<'a> Hit<'a> {
         self.now
     }
 
+    /// When the request arrived, in nanoseconds since the Unix epoch (0 before it, saturated
+    /// after the year 2554).
+    pub fn now_nanos(&self) -> u64 {
+        self.now_nanos
+    }
+
     /// The fixed window `quota` puts this hit in: `floor(unix_time / window)`.
     pub fn window(&self, quota: &Quota) -> Window {
-        Window::at(self.now, quota.window())
+        Window::from_nanos(self.now_nanos, quota.window())
+    }
+}
+
+fn unix_nanos(t: SystemTime) -> u64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+        Err(_) => 0,
     }
 }
 
@@ -134,13 +149,12 @@ impl Window {
     /// assert_eq!(w.reset(), Duration::from_secs(3_550));
     /// ```
     pub fn at(now: SystemTime, length: Duration) -> Self {
+        Self::from_nanos(unix_nanos(now), length)
+    }
+
+    fn from_nanos(now: u64, length: Duration) -> Self {
         // u64 nanoseconds cover the years 1970 to 2554 and windows up to 584 years; u64
         // division is several times cheaper than u128 on the hot path.
-        let now = now
-            .duration_since(UNIX_EPOCH)
-            .ok()
-            .and_then(|d| u64::try_from(d.as_nanos()).ok())
-            .unwrap_or(0);
         let length = u64::try_from(length.as_nanos()).unwrap_or(u64::MAX).max(1);
         let index = now / length;
         let end = (index * length).saturating_add(length);
@@ -172,7 +186,8 @@ impl Window {
 pub struct LimitStatus {
     limit: u64,
     remaining: u64,
-    reset: Duration,
+    // Nanoseconds: keeps a `Decision` small (it is moved a few times per request).
+    reset: u64,
     exceeded: bool,
 }
 
@@ -183,7 +198,7 @@ impl LimitStatus {
         Self {
             limit,
             remaining,
-            reset,
+            reset: u64::try_from(reset.as_nanos()).unwrap_or(u64::MAX),
             exceeded,
         }
     }
@@ -200,7 +215,7 @@ impl LimitStatus {
 
     /// Time until the quota resets (fixed window: the window's end).
     pub fn reset(&self) -> Duration {
-        self.reset
+        Duration::from_nanos(self.reset)
     }
 
     /// Whether this quota refused the hit.
@@ -253,7 +268,7 @@ impl Decision {
         self.statuses()
             .iter()
             .filter(|s| s.exceeded)
-            .map(|s| s.reset)
+            .map(LimitStatus::reset)
             .max()
     }
 }
