@@ -5,7 +5,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use dashmap::DashMap;
 use governor::middleware::StateInformationMiddleware;
@@ -60,10 +60,19 @@ struct Inner {
 struct GovClock(SharedClock);
 
 impl governor::clock::Clock for GovClock {
-    type Instant = SystemTime;
+    // Integer nanoseconds since the Unix epoch: governor's arithmetic on them is plain integer
+    // math, where `SystemTime` would pay for timespec arithmetic several times per check.
+    type Instant = governor::nanos::Nanos;
 
-    fn now(&self) -> SystemTime {
-        self.0.now()
+    fn now(&self) -> governor::nanos::Nanos {
+        let nanos = self
+            .0
+            .now()
+            .duration_since(UNIX_EPOCH)
+            .ok()
+            .and_then(|d| u64::try_from(d.as_nanos()).ok())
+            .unwrap_or(0);
+        governor::nanos::Nanos::from(nanos)
     }
 }
 
@@ -149,8 +158,7 @@ impl GcraStore {
 
     fn decide(&self, hit: &Hit<'_>) -> Decision {
         let quota = hit.quotas()[0];
-        let now = hit.now();
-        self.maybe_sweep(now);
+        self.maybe_sweep(hit.now_nanos());
         let key = self.inner.hasher.hash_one(hit.key());
         let limit = quota.limit();
         let burst = u32::try_from(limit).unwrap_or(u32::MAX);
@@ -175,12 +183,7 @@ impl GcraStore {
         Decision::new(&[status])
     }
 
-    fn maybe_sweep(&self, now: SystemTime) {
-        let now = now
-            .duration_since(UNIX_EPOCH)
-            .ok()
-            .and_then(|d| u64::try_from(d.as_nanos()).ok())
-            .unwrap_or(0);
+    fn maybe_sweep(&self, now: u64) {
         let due = self.inner.next_sweep.load(Ordering::Relaxed);
         if now >= due
             && self
