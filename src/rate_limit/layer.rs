@@ -95,7 +95,7 @@ impl RateLimitLayer {
                 store: MemoryStore::new(),
                 responder: DefaultResponder::new(),
                 limits: Arc::from([limit]),
-                clock: Arc::new(super::wall_clock::FastWallClock::new()),
+                clock: crate::clock::system(),
                 on_missing: OnMissingKey::default(),
                 fallback_ip: ClientIp::peer(),
                 quota_from_identity: true,

@@ -139,7 +139,6 @@ mod limit;
 mod memory;
 mod service;
 mod store;
-mod wall_clock;
 
 use std::time::Duration;
 

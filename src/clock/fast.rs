@@ -1,4 +1,4 @@
-//! A cheap wall clock for the limiter's default.
+//! A cheap wall clock: the default of every layer that reads the time per request.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -10,8 +10,8 @@ const RECALIBRATE_EVERY: u64 = 1_000_000_000;
 
 /// The system's wall clock, read cheaply.
 ///
-/// Every decision needs the wall-clock time (fixed windows are aligned to it), and on virtual
-/// machines `SystemTime::now` can cost ~75 ns, more than the rest of a decision. This clock reads
+/// Every decision needs the wall-clock time (fixed windows are aligned to it, keys expire), and on
+/// virtual machines `SystemTime::now` can cost ~75 ns, more than the rest of a decision. This clock reads
 /// the CPU's time-stamp counter through `quanta` (~10 ns) and adds an offset to the wall clock
 /// that it re-measures once a second (one request a second pays for `SystemTime::now`), so it
 /// follows the system clock within that second's drift (microseconds). Where the CPU has no
