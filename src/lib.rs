@@ -20,4 +20,7 @@ pub mod api_key;
 #[cfg(feature = "jwt-base")]
 pub mod jwt;
 
+#[cfg(feature = "rate-limit")]
+pub mod rate_limit;
+
 pub use crate::quota::Quota;

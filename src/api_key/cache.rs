@@ -87,13 +87,18 @@ impl KeyCache {
     }
 
     pub(crate) fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// Fills the cache, unless an invalidation happened since `generation` was read.
     pub(crate) fn fill(&self, digest: KeyDigest, entry: Entry, generation: u64) {
         if self.generation() == generation {
             self.entries.insert(digest, entry);
+            // An invalidation between the check and the insert bumped the generation before
+            // removing; seeing the bump now, undo the insert it could not see.
+            if self.generation() != generation {
+                self.entries.invalidate(&digest);
+            }
         }
     }
 
@@ -122,7 +127,7 @@ impl KeyCache {
 
     /// Forgets `digest`: its cached entry and any lookup in flight for it.
     pub(crate) fn invalidate(&self, digest: &KeyDigest) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.finish_flight(digest);
         self.entries.invalidate(digest);
     }

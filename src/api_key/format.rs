@@ -1,4 +1,4 @@
-//! The key format: `<prefix>_<43 base62 characters of randomness><6 base62 characters of checksum>`.
+//! The key format (described for users on [`KeyFormat`]'s module, `api_key`): `<prefix>_<43 base62 characters of randomness><6 base62 characters of checksum>`.
 //!
 //! - 32 bytes (256 bits) from the operating system's CSPRNG, written as a 43-digit base62
 //!   number (62^43 > 2^256), so keys are alphanumeric and copy with a double-click.
@@ -25,7 +25,8 @@ const CHECKSUM_LEN: usize = 6;
 const BODY_LEN: usize = RANDOM_LEN + CHECKSUM_LEN;
 const MAX_PREFIX_LEN: usize = 16;
 
-/// How keys of one deployment look: their prefix. See the [module docs](self).
+/// How keys of one deployment look: their prefix. See the [`api_key` module docs](super)
+/// for the format.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyFormat {
     prefix: String,

@@ -5,8 +5,9 @@
 //! leaked database does not leak them, that checking one costs next to nothing, and that they
 //! can be replaced without downtime.
 //!
-//! - **Format** ([`KeyFormat`]): `<prefix>_<256 random bits in base62><CRC-32>`. The checksum
-//!   lets the layer refuse a mistyped or made-up key before any cache or store work.
+//! - **Format** ([`KeyFormat`]): `<prefix>_<256 random bits in base62><checksum>`, the
+//!   checksum being the first 32 bits of the key's SHA-256 digest. It lets the layer refuse a
+//!   mistyped or made-up key before any cache or store work, with the one hash it needs anyway.
 //! - **At rest** ([`ApiKeyRecord`]): only the SHA-256 [`KeyDigest`]; the plaintext is shown once,
 //!   by [`ApiKeys::generate`].
 //! - **Lookup** ([`KeyStore`]): pluggable; [`InMemoryKeyStore`] is built in. A moka cache sits in

@@ -139,3 +139,191 @@ pub enum Mode {
     /// rejected.
     Optional,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use bytes::Bytes;
+    use http::{Request, Response};
+    use http_body_util::BodyExt;
+    use tower::{ServiceBuilder, ServiceExt, service_fn};
+
+    use super::*;
+    use crate::rejection::{Flavor, RejectionKind, RequestHead};
+
+    /// Accepts `x-user: alice`, rejects any other value, sees no credential without the header.
+    #[derive(Clone)]
+    struct Header;
+
+    #[derive(Clone)]
+    struct User;
+
+    impl Identity for User {
+        fn insert_into(self, extensions: &mut http::Extensions) {
+            extensions.insert(self);
+        }
+    }
+
+    impl Authenticator for Header {
+        type Identity = User;
+        type Future = std::future::Ready<Result<Option<User>, Rejection>>;
+
+        fn authenticate<B>(&self, request: &Request<B>) -> Outcome<User, Self::Future> {
+            match request.headers().get("x-user") {
+                None => Outcome::NoCredential,
+                Some(v) if v == "alice" => Outcome::Authenticated(User),
+                Some(_) => Outcome::Rejected(Rejection::new(RejectionKind::InvalidCredential)),
+            }
+        }
+
+        fn challenge(&self) -> Challenge {
+            Challenge::bearer()
+        }
+    }
+
+    fn request(user: Option<&str>, content_type: &str) -> Request<String> {
+        let mut builder = Request::builder().header("content-type", content_type);
+        if let Some(user) = user {
+            builder = builder.header("x-user", user);
+        }
+        builder.body(String::new()).unwrap()
+    }
+
+    async fn echo(request: Request<String>) -> Result<Response<String>, Infallible> {
+        let who = if request.extensions().get::<User>().is_some() {
+            "alice"
+        } else {
+            "anonymous"
+        };
+        Ok(Response::new(who.to_owned()))
+    }
+
+    #[tokio::test]
+    async fn custom_responder_is_used_for_rejections_only_and_the_kind_is_recorded() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&calls);
+        let responder = move |rejection: &Rejection, head: &RequestHead<'_>| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let mut response = Response::new(Bytes::from(format!(
+                "{} at {}",
+                rejection.kind().code(),
+                head.uri().path()
+            )));
+            *response.status_mut() = rejection.kind().status();
+            response
+        };
+        let service = ServiceBuilder::new()
+            .layer(AuthLayer::with_authenticator(Header).with_responder(responder))
+            .service_fn(echo);
+
+        let ok = service
+            .clone()
+            .oneshot(request(Some("alice"), "text/plain"))
+            .await
+            .unwrap();
+        assert_eq!(ok.into_body().collect().await.unwrap().to_bytes(), "alice");
+        assert_eq!(calls.load(Ordering::SeqCst), 0, "never called on success");
+
+        let refused = service
+            .oneshot(request(Some("bob"), "text/plain"))
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 401);
+        assert_eq!(
+            refused.extensions().get::<RejectionKind>(),
+            Some(&RejectionKind::InvalidCredential)
+        );
+        assert_eq!(
+            refused.extensions().get::<Rejection>().map(Rejection::kind),
+            Some(RejectionKind::InvalidCredential)
+        );
+        let body = refused.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "invalid_credential at /");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn flavour_follows_content_type_unless_forced() {
+        let cases = [
+            (Flavor::Auto, "application/grpc", true),
+            (Flavor::Auto, "application/grpc+proto", true),
+            (Flavor::Auto, "application/json", false),
+            (Flavor::Http, "application/grpc", false),
+            (Flavor::Grpc, "application/json", true),
+        ];
+        for (flavor, content_type, grpc) in cases {
+            let layer = AuthLayer::with_authenticator(Header);
+            let layer = match flavor {
+                Flavor::Http => layer.for_http(),
+                Flavor::Grpc => layer.for_grpc(),
+                _ => layer,
+            };
+            let service = ServiceBuilder::new().layer(layer).service(service_fn(echo));
+            let response = service.oneshot(request(None, content_type)).await.unwrap();
+            let name = format!("{flavor:?} {content_type}");
+            if grpc {
+                assert_eq!(response.status(), 200, "{name}");
+                assert_eq!(response.headers()["grpc-status"], "16", "{name}");
+                assert_eq!(
+                    response.headers()["content-type"],
+                    "application/grpc",
+                    "{name}"
+                );
+                assert!(
+                    response.headers().get("www-authenticate").is_none(),
+                    "{name}"
+                );
+            } else {
+                assert_eq!(response.status(), 401, "{name}");
+                assert!(response.headers().get("grpc-status").is_none(), "{name}");
+                assert_eq!(response.headers()["www-authenticate"], "Bearer", "{name}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn optional_mode_passes_anonymous_requests_but_not_bad_credentials() {
+        let service = ServiceBuilder::new()
+            .layer(AuthLayer::with_authenticator(Header).optional())
+            .service_fn(echo);
+        let anonymous = service
+            .clone()
+            .oneshot(request(None, "text/plain"))
+            .await
+            .unwrap();
+        assert_eq!(
+            anonymous.into_body().collect().await.unwrap().to_bytes(),
+            "anonymous"
+        );
+        let bad = service
+            .oneshot(request(Some("bob"), "text/plain"))
+            .await
+            .unwrap();
+        assert_eq!(bad.status(), 401);
+    }
+
+    #[test]
+    fn services_and_futures_are_send_and_sync() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<AuthLayer<Header>>();
+        send_sync::<
+            Authenticate<
+                tower::util::BoxCloneSyncService<Request<String>, Response<String>, Infallible>,
+                Header,
+            >,
+        >();
+        send::<
+            ResponseFuture<
+                tower::util::BoxCloneSyncService<Request<String>, Response<String>, Infallible>,
+                Header,
+                crate::rejection::DefaultResponder,
+                String,
+            >,
+        >();
+        send_sync::<Rejection>();
+    }
+}

@@ -31,96 +31,105 @@ pub use self::kind::RejectionKind;
 pub use self::responder::{DefaultResponder, Flavor, RejectionResponder, RequestHead};
 
 /// Why a request was refused, and what the response must say. See the [module docs](self).
+///
+/// One pointer wide: results and outcomes that may hold a rejection stay small on the success
+/// path, and the allocation happens only when a request is refused (which allocates a response
+/// body anyway).
 #[derive(Debug, Clone)]
-pub struct Rejection {
+pub struct Rejection(Box<Inner>);
+
+#[derive(Debug, Clone)]
+struct Inner {
     kind: RejectionKind,
     detail: Option<Cow<'static, str>>,
     challenge: Challenge,
     scope: Option<Cow<'static, str>>,
     retry_after: Option<Duration>,
-    headers: Option<Box<HeaderMap>>,
+    headers: Option<HeaderMap>,
 }
 
 impl Rejection {
     /// A rejection of `kind` with the kind's default detail and no challenge.
     pub fn new(kind: RejectionKind) -> Self {
-        Self {
+        Self(Box::new(Inner {
             kind,
             detail: None,
             challenge: Challenge::none(),
             scope: None,
             retry_after: None,
             headers: None,
-        }
+        }))
     }
 
     /// Sets a human-readable detail. It is sent to the client: never put a credential in it.
     #[must_use]
     pub fn with_detail(mut self, detail: impl Into<Cow<'static, str>>) -> Self {
-        self.detail = Some(detail.into());
+        self.0.detail = Some(detail.into());
         self
     }
 
     /// Sets the challenge sent in `WWW-Authenticate`.
     #[must_use]
     pub fn with_challenge(mut self, challenge: Challenge) -> Self {
-        self.challenge = challenge;
+        self.0.challenge = challenge;
         self
     }
 
     /// Sets the space-delimited scopes that would satisfy the request (RFC 6750 `scope`).
     #[must_use]
     pub fn with_scope(mut self, scope: impl Into<Cow<'static, str>>) -> Self {
-        self.scope = Some(scope.into());
+        self.0.scope = Some(scope.into());
         self
     }
 
     /// Sets how long the client should wait (`Retry-After`, rounded up to whole seconds, at least 1).
     #[must_use]
     pub fn with_retry_after(mut self, after: Duration) -> Self {
-        self.retry_after = Some(after);
+        self.0.retry_after = Some(after);
         self
     }
 
     /// Adds a header to the response (e.g. `RateLimit`).
     #[must_use]
     pub fn with_header(mut self, name: http::HeaderName, value: http::HeaderValue) -> Self {
-        self.headers
-            .get_or_insert_with(Default::default)
+        self.0
+            .headers
+            .get_or_insert_with(HeaderMap::new)
             .append(name, value);
         self
     }
 
     /// The kind of rejection.
     pub fn kind(&self) -> RejectionKind {
-        self.kind
+        self.0.kind
     }
 
     /// The detail sentence (the kind's default when none was set).
     pub fn detail(&self) -> &str {
-        self.detail
+        self.0
+            .detail
             .as_deref()
-            .unwrap_or_else(|| self.kind.default_detail())
+            .unwrap_or_else(|| self.0.kind.default_detail())
     }
 
     /// The challenge sent in `WWW-Authenticate`.
     pub fn challenge(&self) -> &Challenge {
-        &self.challenge
+        &self.0.challenge
     }
 
     /// The scopes that would satisfy the request, space-delimited.
     pub fn scope(&self) -> Option<&str> {
-        self.scope.as_deref()
+        self.0.scope.as_deref()
     }
 
     /// How long the client should wait before retrying.
     pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
+        self.0.retry_after
     }
 
     /// Extra headers for the response.
     pub fn headers(&self) -> Option<&HeaderMap> {
-        self.headers.as_deref()
+        self.0.headers.as_ref()
     }
 }
 
@@ -132,7 +141,7 @@ impl From<RejectionKind> for Rejection {
 
 impl std::fmt::Display for Rejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.kind.code(), self.detail())
+        write!(f, "{}: {}", self.kind().code(), self.detail())
     }
 }
 

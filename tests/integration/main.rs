@@ -13,3 +13,6 @@ mod api_key;
 mod jwt;
 #[cfg(feature = "api-key")]
 mod readiness;
+
+#[cfg(feature = "rate-limit")]
+mod rate_limit;

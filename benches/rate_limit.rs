@@ -1,0 +1,323 @@
+//! Per-request overhead of `RateLimitLayer` next to a bare service and `tower_governor` 0.8.
+//!
+//! ```text
+//! cargo bench --features rate-limit,governor --bench rate_limit -- --warm-up-time 1 --measurement-time 3
+//! TOLLGATE_PAIRED=1 cargo bench --features rate-limit,governor --bench rate_limit
+//! ```
+//!
+//! Every row calls a service that answers at once; the request (built the same way for every
+//! row) carries an `x-api-key` header and an `AppIdentity` extension. Quotas are far above what a
+//! run can spend, so every request is admitted: the figures are the cost of deciding. Rows:
+//!
+//! - `bare`: the service alone;
+//! - `fixed_window/app_key_id`: `RateLimitLayer` in memory keyed by the `AppIdentity` key id
+//!   (the default, as behind `ApiKeyLayer`);
+//! - `fixed_window/header`: the same keyed by the `x-api-key` header;
+//! - `gcra/header`: the GCRA store on governor, keyed by the header;
+//! - `tower_governor/header`: tower_governor 0.8 with a key extractor reading the header.
+//!
+//! Each on one hot key and on 10,000 distinct keys, from 1 thread and from 2 threads (each
+//! thread runs the iterations; the slower thread's time is reported, so a row is the latency per
+//! request while the other thread hammers the same limiter).
+
+// `criterion_group!` defines an undocumented public function.
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use criterion::{BenchmarkId, Criterion, criterion_group};
+use http::{HeaderName, HeaderValue, Request, Response};
+use tollgate::Quota;
+use tollgate::identity::AppIdentity;
+use tollgate::rate_limit::{GcraStore, Key, KeyExtractor, RateLimitLayer, RequestView};
+use tower::{Layer, Service};
+
+const DISTINCT: usize = 10_000;
+static API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+
+/// Keys by the `x-api-key` header, borrowed (no allocation).
+#[derive(Clone, Copy)]
+struct HeaderKey;
+
+impl KeyExtractor for HeaderKey {
+    fn extract<'r>(&self, request: &RequestView<'r>) -> Option<Key<'r>> {
+        request
+            .headers()
+            .get(&API_KEY)
+            .map(|v| Key::bytes(v.as_bytes()))
+    }
+}
+
+/// tower_governor's side: the header value is the key.
+#[derive(Clone, Copy)]
+struct GovernorHeaderKey;
+
+impl tower_governor::key_extractor::KeyExtractor for GovernorHeaderKey {
+    type Key = HeaderValue;
+
+    fn extract<T>(&self, req: &Request<T>) -> Result<Self::Key, tower_governor::GovernorError> {
+        req.headers()
+            .get(&API_KEY)
+            .cloned()
+            .ok_or(tower_governor::GovernorError::UnableToExtractKey)
+    }
+}
+
+#[derive(Clone)]
+struct Keys {
+    headers: Arc<[HeaderValue]>,
+    identities: Arc<[AppIdentity]>,
+}
+
+impl Keys {
+    fn new(n: usize) -> Self {
+        let ids: Vec<String> = (0..n).map(|i| format!("key_{i:08}")).collect();
+        Self {
+            headers: ids
+                .iter()
+                .map(|id| HeaderValue::from_str(id).unwrap())
+                .collect(),
+            identities: ids
+                .iter()
+                .map(|id| AppIdentity::builder(id.clone(), "app").build())
+                .collect(),
+        }
+    }
+
+    fn request(&self, i: usize) -> Request<Body> {
+        let i = i % self.headers.len();
+        let mut request = Request::new(Body::empty());
+        request
+            .headers_mut()
+            .insert(API_KEY.clone(), self.headers[i].clone());
+        request.extensions_mut().insert(self.identities[i].clone());
+        request
+    }
+}
+
+fn bare() -> impl Service<Request<Body>, Response = Response<Body>, Error = std::convert::Infallible>
++ Clone
++ Send
++ 'static {
+    tower::service_fn(|_: Request<Body>| std::future::ready(Ok(Response::new(Body::empty()))))
+}
+
+/// Calls `service` once, polling its (immediately ready) future with a no-op waker.
+fn call_once<S>(service: &mut S, request: Request<Body>)
+where
+    S: Service<Request<Body>>,
+{
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(service.poll_ready(&mut cx).is_ready());
+    let mut future = std::pin::pin!(service.call(request));
+    match future.as_mut().poll(&mut cx) {
+        Poll::Ready(Ok(response)) => {
+            black_box(response);
+        }
+        _ => panic!("the service answers at once"),
+    }
+}
+
+fn run<S>(c: &mut Criterion, group: &str, make: impl Fn() -> S)
+where
+    S: Service<Request<Body>> + Clone + Send + 'static,
+{
+    let mut g = c.benchmark_group(group);
+    for (keys_name, keys) in [
+        ("hot_key", Keys::new(1)),
+        ("distinct_keys", Keys::new(DISTINCT)),
+    ] {
+        for threads in [1usize, 2] {
+            let service = make();
+            let keys = keys.clone();
+            g.bench_function(
+                BenchmarkId::new(keys_name, format!("{threads}_threads")),
+                |b| {
+                    b.iter_custom(|iters| {
+                        let start = std::sync::Barrier::new(threads);
+                        std::thread::scope(|scope| {
+                            let handles: Vec<_> = (0..threads)
+                                .map(|t| {
+                                    let mut service = service.clone();
+                                    let keys = keys.clone();
+                                    let start = &start;
+                                    scope.spawn(move || {
+                                        start.wait();
+                                        let began = Instant::now();
+                                        for i in 0..iters as usize {
+                                            call_once(&mut service, keys.request(i * 7 + t * 3));
+                                        }
+                                        began.elapsed()
+                                    })
+                                })
+                                .collect();
+                            handles
+                                .into_iter()
+                                .map(|h| h.join().unwrap())
+                                .max()
+                                .unwrap_or(Duration::ZERO)
+                        })
+                    });
+                },
+            );
+        }
+    }
+    g.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    let huge = Quota::per_second(1_000_000_000).unwrap();
+
+    run(c, "bare", bare);
+    run(c, "fixed_window/app_key_id", || {
+        RateLimitLayer::new(huge).layer(bare())
+    });
+    run(c, "fixed_window/header", || {
+        RateLimitLayer::new(huge).key(HeaderKey).layer(bare())
+    });
+    run(c, "gcra/header", || {
+        RateLimitLayer::new(huge)
+            .key(HeaderKey)
+            .store(GcraStore::new())
+            .unwrap()
+            .layer(bare())
+    });
+    run(c, "tower_governor/header", || {
+        let config = tower_governor::governor::GovernorConfigBuilder::default()
+            .per_nanosecond(1)
+            .burst_size(u32::MAX)
+            .key_extractor(GovernorHeaderKey)
+            .finish()
+            .unwrap();
+        tower_governor::governor::Governor::new(bare(), &config)
+    });
+}
+
+criterion_group!(rate_limit, benches);
+
+/// Paired mode (`TOLLGATE_PAIRED=1`): on a busy machine criterion's absolute figures drift
+/// between rows measured minutes apart, so this runs every row in alternating rounds and reports
+/// each row's median and its median paired overhead over `bare` from the same round.
+fn paired() {
+    let huge = Quota::per_second(1_000_000_000).unwrap();
+    type Make = Box<dyn Fn() -> Box<dyn FnMut(Request<Body>) + Send>>;
+    fn boxed<S>(make: impl Fn() -> S + 'static) -> Make
+    where
+        S: Service<Request<Body>> + Send + 'static,
+    {
+        Box::new(move || {
+            let mut service = make();
+            Box::new(move |request| call_once(&mut service, request))
+        })
+    }
+    let rows: Vec<(&str, Make)> = vec![
+        ("bare", boxed(bare)),
+        (
+            "fixed_window/app_key_id",
+            boxed(move || RateLimitLayer::new(huge).layer(bare())),
+        ),
+        (
+            "fixed_window/header",
+            boxed(move || RateLimitLayer::new(huge).key(HeaderKey).layer(bare())),
+        ),
+        (
+            "gcra/header",
+            boxed(move || {
+                RateLimitLayer::new(huge)
+                    .key(HeaderKey)
+                    .store(GcraStore::new())
+                    .unwrap()
+                    .layer(bare())
+            }),
+        ),
+        (
+            "tower_governor/header",
+            boxed(|| {
+                let config = tower_governor::governor::GovernorConfigBuilder::default()
+                    .per_nanosecond(1)
+                    .burst_size(u32::MAX)
+                    .key_extractor(GovernorHeaderKey)
+                    .finish()
+                    .unwrap();
+                tower_governor::governor::Governor::new(bare(), &config)
+            }),
+        ),
+    ];
+    const ROUNDS: usize = 21;
+    const CALLS: usize = 50_000;
+    for (keys_name, keys) in [
+        ("hot_key", Keys::new(1)),
+        ("distinct_keys", Keys::new(DISTINCT)),
+    ] {
+        for threads in [1usize, 2] {
+            // One shared limiter per row, as a server has; each thread calls its own handle.
+            let services: Vec<Vec<_>> = rows
+                .iter()
+                .map(|(_, make)| (0..threads).map(|_| make()).collect())
+                .collect();
+            let mut services = services;
+            let mut samples = vec![Vec::new(); rows.len()];
+            for round in 0..ROUNDS {
+                for r in 0..rows.len() {
+                    let r = (r + round) % rows.len();
+                    let start = std::sync::Barrier::new(threads);
+                    let keys = &keys;
+                    let ns = std::thread::scope(|scope| {
+                        let handles: Vec<_> = services[r]
+                            .iter_mut()
+                            .enumerate()
+                            .map(|(t, call)| {
+                                let start = &start;
+                                scope.spawn(move || {
+                                    start.wait();
+                                    let began = Instant::now();
+                                    for i in 0..CALLS {
+                                        call(keys.request(i * 7 + t * 3));
+                                    }
+                                    began.elapsed()
+                                })
+                            })
+                            .collect();
+                        handles
+                            .into_iter()
+                            .map(|h| h.join().unwrap())
+                            .max()
+                            .unwrap()
+                            .as_nanos() as f64
+                            / CALLS as f64
+                    });
+                    samples[r].push(ns);
+                }
+            }
+            let median = |mut v: Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            for (r, (name, _)) in rows.iter().enumerate() {
+                let overhead: Vec<f64> = samples[r]
+                    .iter()
+                    .zip(&samples[0])
+                    .map(|(row, bare)| row - bare)
+                    .collect();
+                println!(
+                    "{keys_name:13} {threads} thread(s)  {name:24} median {:7.1} ns   overhead {:7.1} ns",
+                    median(samples[r].clone()),
+                    median(overhead)
+                );
+            }
+        }
+    }
+}
+
+fn main() {
+    if std::env::var_os("TOLLGATE_PAIRED").is_some() {
+        paired();
+        return;
+    }
+    rate_limit();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -1,0 +1,506 @@
+//! The in-memory fixed-window store on `dashmap`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry as MapEntry;
+use dashmap::mapref::one::Ref;
+
+use super::store::{Decision, Hit, HitFuture, LimitStatus, MAX_LIMITS, RateLimitStore, StoreError};
+
+/// How often the store sweeps stale windows by default.
+const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+/// The default cap on tracked keys.
+const DEFAULT_MAX_KEYS: usize = 1_000_000;
+/// At the cap, a sweep is tried at most this often (a full sweep is O(tracked keys)).
+const CAPACITY_SWEEP_GAP: Duration = Duration::from_secs(1);
+
+/// Fixed-window counters in process memory, on a sharded `dashmap`.
+///
+/// - **Exact**: each key's counters are atomics, charged with compare-and-swap against the
+///   limit, so no number of threads ever gets more than a quota's limit admitted in a window.
+///   Several quotas are charged in order; if one refuses, the ones already charged are given
+///   back, so a refused request consumes nothing (while it is being given back, a concurrent
+///   request may see the counter briefly higher: the limiter can err towards refusing, never
+///   towards admitting).
+/// - **No global lock**: a decision takes one shard's read lock (the map has several shards) and
+///   touches only its key's atomics; a new key takes one shard's write lock once.
+/// - **Bounded memory**: the store sweeps itself. Every [`sweep_interval`] (default 60 s, timed
+///   by the requests' clock) one request removes every key whose windows have all ended; no
+///   cleanup thread is needed. On top of that, at most [`max_keys`] keys (default 1,000,000) are
+///   tracked. **At the cap** a new key first triggers a sweep (at most once a second); if the
+///   store is still full, the hit fails with [`StoreErrorKind::Full`](super::StoreErrorKind) and
+///   the layer applies its [`OnStoreError`](super::OnStoreError) policy: by default the new key's
+///   request is refused with 503 (fail closed) while keys already tracked keep being limited
+///   exactly; with `FailOpen` new keys are let through uncounted until a sweep makes room.
+///   Size the cap above the keys you expect in one window.
+///
+/// Keys are stored as 64-bit SipHash values under a random per-store key, not as the key bytes:
+/// no allocation per key and ~100 bytes of resident memory per tracked key (measured with the
+/// `rate_limit_memory` example at 1,000,000 keys; ~150 when the key bytes were stored). Two
+/// different keys share a counter only if their hashes collide, with probability about 2⁻⁶⁴ per
+/// pair (for a million keys, under one in ten million that any pair does), and a client cannot
+/// aim for a collision without the store's secret key. A collision can only make two keys
+/// share one quota, never admit more than a quota.
+///
+/// A sweep scans every key, taking each shard's write lock in turn; at the default interval
+/// and cap that is at most once a minute, a few milliseconds per million keys.
+///
+/// Counts are 32-bit: a limit above `u32::MAX` per window is treated as `u32::MAX`.
+///
+/// Clones share the same counters.
+///
+/// [`sweep_interval`]: MemoryStoreBuilder::sweep_interval
+/// [`max_keys`]: MemoryStoreBuilder::max_keys
+#[derive(Clone)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Keyed by a keyed 64-bit hash of the rate-limit key (see `key_hasher`).
+    map: DashMap<u64, Entry, BuildHasherDefault<Prehashed>>,
+    /// SipHash with a per-store random key: clients cannot choose colliding keys.
+    key_hasher: RandomState,
+    tracked: AtomicUsize,
+    max_keys: usize,
+    sweep_interval: u64,
+    next_sweep: AtomicU64,
+    last_sweep: AtomicU64,
+}
+
+/// One key's counters: per quota, the window index (low 32 bits) and count, packed in one word
+/// so a compare-and-swap moves both.
+struct Entry {
+    slots: [AtomicU64; MAX_LIMITS],
+    /// The latest end of any window this key was counted in (ns since the epoch).
+    expires: AtomicU64,
+}
+
+impl Entry {
+    fn new() -> Self {
+        Self {
+            slots: Default::default(),
+            expires: AtomicU64::new(0),
+        }
+    }
+}
+
+fn pack(index: u64, count: u32) -> u64 {
+    (index << 32) | u64::from(count)
+}
+
+fn unpack(word: u64) -> (u32, u32) {
+    ((word >> 32) as u32, word as u32)
+}
+
+fn nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .ok()
+        .and_then(|d| u64::try_from(d.as_nanos()).ok())
+        .unwrap_or(0)
+}
+
+impl MemoryStore {
+    /// A store with the default sweep interval (60 s) and key cap (1,000,000).
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// Configures a store.
+    pub fn builder() -> MemoryStoreBuilder {
+        MemoryStoreBuilder {
+            max_keys: DEFAULT_MAX_KEYS,
+            sweep_interval: DEFAULT_SWEEP_INTERVAL,
+        }
+    }
+
+    /// How many keys the store tracks now.
+    pub fn tracked_keys(&self) -> usize {
+        self.inner.tracked.load(Ordering::Relaxed)
+    }
+
+    /// Removes every key whose windows have all ended by `now`, returning how many. The store
+    /// calls this itself; it is public for tests and for shutdown-time reporting.
+    pub fn sweep(&self, now: SystemTime) -> usize {
+        self.inner.sweep(nanos(now))
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("tracked_keys", &self.tracked_keys())
+            .field("max_keys", &self.inner.max_keys)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`MemoryStore`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct MemoryStoreBuilder {
+    max_keys: usize,
+    sweep_interval: Duration,
+}
+
+impl MemoryStoreBuilder {
+    /// The most keys tracked at once (see [`MemoryStore`] for what happens at the cap).
+    pub fn max_keys(mut self, max_keys: usize) -> Self {
+        self.max_keys = max_keys;
+        self
+    }
+
+    /// How often stale windows are swept (by a request, on the requests' clock).
+    pub fn sweep_interval(mut self, every: Duration) -> Self {
+        self.sweep_interval = every;
+        self
+    }
+
+    /// Builds the store.
+    pub fn build(self) -> MemoryStore {
+        MemoryStore {
+            inner: Arc::new(Inner {
+                map: DashMap::default(),
+                key_hasher: RandomState::new(),
+                tracked: AtomicUsize::new(0),
+                max_keys: self.max_keys,
+                sweep_interval: u64::try_from(self.sweep_interval.as_nanos()).unwrap_or(u64::MAX),
+                next_sweep: AtomicU64::new(0),
+                last_sweep: AtomicU64::new(0),
+            }),
+        }
+    }
+}
+
+impl Inner {
+    fn sweep(&self, now: u64) -> usize {
+        self.last_sweep.store(now, Ordering::Relaxed);
+        self.next_sweep
+            .store(now.saturating_add(self.sweep_interval), Ordering::Relaxed);
+        let mut removed = 0;
+        self.map.retain(|_, entry| {
+            let keep = entry.expires.load(Ordering::Acquire) > now;
+            removed += usize::from(!keep);
+            keep
+        });
+        self.tracked.fetch_sub(removed, Ordering::Relaxed);
+        removed
+    }
+
+    /// Sweeps if the interval has passed; one caller wins the right to do it.
+    fn maybe_sweep(&self, now: u64) {
+        let due = self.next_sweep.load(Ordering::Relaxed);
+        if now >= due
+            && self
+                .next_sweep
+                .compare_exchange(
+                    due,
+                    now.saturating_add(self.sweep_interval),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            self.sweep(now);
+        }
+    }
+
+    /// At the cap: sweeps unless one ran less than a second ago.
+    fn sweep_for_room(&self, now: u64) {
+        let last = self.last_sweep.load(Ordering::Relaxed);
+        let gap = CAPACITY_SWEEP_GAP.as_nanos() as u64;
+        if (now >= last.saturating_add(gap) || now < last)
+            && self
+                .last_sweep
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.sweep(now);
+        }
+    }
+
+    fn reserve(&self) -> bool {
+        if self.tracked.fetch_add(1, Ordering::Relaxed) < self.max_keys {
+            true
+        } else {
+            self.tracked.fetch_sub(1, Ordering::Relaxed);
+            false
+        }
+    }
+
+    fn entry(&self, key: &[u8], now: u64) -> Result<Ref<'_, u64, Entry>, StoreError> {
+        let key = self.key_hasher.hash_one(key);
+        if let Some(entry) = self.map.get(&key) {
+            return Ok(entry);
+        }
+        if !self.reserve() {
+            self.sweep_for_room(now);
+            if !self.reserve() {
+                return Err(StoreError::full());
+            }
+        }
+        Ok(match self.map.entry(key) {
+            MapEntry::Occupied(occupied) => {
+                // Another request inserted it meanwhile.
+                self.tracked.fetch_sub(1, Ordering::Relaxed);
+                occupied.into_ref().downgrade()
+            }
+            MapEntry::Vacant(vacant) => vacant.insert(Entry::new()).downgrade(),
+        })
+    }
+
+    fn decide(&self, hit: &Hit<'_>) -> Result<Decision, StoreError> {
+        let now = hit.now_nanos();
+        self.maybe_sweep(now);
+        let entry = self.entry(hit.key(), now)?;
+        let quotas = hit.quotas();
+        let cost = hit.cost();
+        let mut statuses = [LimitStatus::new(0, 0, Duration::ZERO, false); MAX_LIMITS];
+        let mut windows = [None; MAX_LIMITS];
+        let mut refused = None;
+        let mut end = 0;
+        for (i, quota) in quotas.iter().enumerate() {
+            let window = hit.window(quota);
+            end = end.max(window.end_nanos());
+            let limit = u32::try_from(quota.limit()).unwrap_or(u32::MAX);
+            let slot = &entry.slots[i];
+            let index = window.index() as u32;
+            let mut current = slot.load(Ordering::Acquire);
+            loop {
+                let (slot_index, slot_count) = unpack(current);
+                let count = if slot_index == index { slot_count } else { 0 };
+                match count.checked_add(cost).filter(|&c| c <= limit) {
+                    Some(new) => match slot.compare_exchange_weak(
+                        current,
+                        pack(window.index(), new),
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => {
+                            statuses[i] = LimitStatus::new(
+                                u64::from(limit),
+                                u64::from(limit - new),
+                                window.reset(),
+                                false,
+                            );
+                            windows[i] = Some(window);
+                            break;
+                        }
+                        Err(actual) => current = actual,
+                    },
+                    None => {
+                        statuses[i] = LimitStatus::new(
+                            u64::from(limit),
+                            u64::from(limit.saturating_sub(count)),
+                            window.reset(),
+                            true,
+                        );
+                        refused = Some(i);
+                        break;
+                    }
+                }
+            }
+            if refused.is_some() {
+                break;
+            }
+        }
+        if let Some(failed) = refused {
+            // All or nothing: give back what was charged, and report the rest as they stand.
+            for (i, window) in windows.iter().enumerate().take(failed) {
+                if let Some(window) = window {
+                    give_back(&entry.slots[i], window.index() as u32, cost);
+                    let (_, count) = unpack(entry.slots[i].load(Ordering::Acquire));
+                    let limit = statuses[i].limit();
+                    statuses[i] = LimitStatus::new(
+                        limit,
+                        limit.saturating_sub(u64::from(count)),
+                        window.reset(),
+                        false,
+                    );
+                }
+            }
+            for (i, quota) in quotas.iter().enumerate().skip(failed + 1) {
+                let window = hit.window(quota);
+                let limit = u32::try_from(quota.limit()).unwrap_or(u32::MAX);
+                let (slot_index, slot_count) = unpack(entry.slots[i].load(Ordering::Acquire));
+                let count = if slot_index == window.index() as u32 {
+                    slot_count
+                } else {
+                    0
+                };
+                let exceeded = count.checked_add(cost).is_none_or(|c| c > limit);
+                statuses[i] = LimitStatus::new(
+                    u64::from(limit),
+                    u64::from(limit.saturating_sub(count)),
+                    window.reset(),
+                    exceeded,
+                );
+            }
+        }
+        // (A refused hit may have stopped before later quotas: their windows end no later
+        // than they did when last charged, which `expires` already covers.)
+        if entry.expires.load(Ordering::Relaxed) < end {
+            entry.expires.fetch_max(end, Ordering::AcqRel);
+        }
+        Ok(Decision::new(&statuses[..quotas.len()]))
+    }
+}
+
+/// The map's keys are already uniformly distributed keyed hashes: use them as they are.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used for `u64` keys; fold anything else in for safety.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// Returns `cost` to a slot if it is still in window `index`.
+fn give_back(slot: &AtomicU64, index: u32, cost: u32) {
+    let mut current = slot.load(Ordering::Acquire);
+    loop {
+        let (slot_index, count) = unpack(current);
+        if slot_index != index || count < cost {
+            return;
+        }
+        match slot.compare_exchange_weak(
+            current,
+            pack(u64::from(index), count - cost),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => return,
+            Err(actual) => current = actual,
+        }
+    }
+}
+
+impl RateLimitStore for MemoryStore {
+    fn hit(&self, hit: &Hit<'_>) -> HitFuture {
+        Box::pin(std::future::ready(self.inner.decide(hit)))
+    }
+
+    fn try_hit(&self, hit: &Hit<'_>) -> Option<Result<Decision, StoreError>> {
+        Some(self.inner.decide(hit))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Quota;
+    use crate::rate_limit::StoreErrorKind;
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn hit(
+        store: &MemoryStore,
+        key: &str,
+        quotas: &[Quota],
+        cost: u32,
+        now: SystemTime,
+    ) -> Decision {
+        store
+            .try_hit(&Hit::new(key.as_bytes(), quotas, cost, now))
+            .unwrap()
+            .unwrap()
+    }
+
+    #[test]
+    fn counts_within_a_window_and_resets_at_the_aligned_boundary() {
+        let store = MemoryStore::new();
+        let q = [Quota::per_minute(3).unwrap()];
+        // 1_000_040 s is 20 s into window 16_667 (of 60 s, starting at 1_000_020).
+        for remaining in [2, 1, 0] {
+            let d = hit(&store, "k", &q, 1, at(1_000_040));
+            assert!(d.is_allowed());
+            assert_eq!(d.statuses()[0].remaining(), remaining);
+            assert_eq!(d.statuses()[0].reset(), Duration::from_secs(40));
+        }
+        let refused = hit(&store, "k", &q, 1, at(1_000_079));
+        assert!(!refused.is_allowed());
+        assert_eq!(refused.retry_after(), Some(Duration::from_secs(1)));
+        assert!(hit(&store, "other", &q, 1, at(1_000_079)).is_allowed());
+        let next = hit(&store, "k", &q, 1, at(1_000_080));
+        assert!(next.is_allowed());
+        assert_eq!(next.statuses()[0].remaining(), 2);
+    }
+
+    #[test]
+    fn a_refused_hit_consumes_no_limit_and_cost_counts() {
+        let store = MemoryStore::new();
+        let q = [Quota::per_second(2).unwrap(), Quota::per_hour(5).unwrap()];
+        let now = at(7200);
+        assert!(hit(&store, "k", &q, 2, now).is_allowed());
+        // The per-second limit refuses: the hourly one must not be charged.
+        for _ in 0..10 {
+            let d = hit(&store, "k", &q, 1, now);
+            assert!(!d.is_allowed());
+            assert!(d.statuses()[0].exceeded());
+            assert!(!d.statuses()[1].exceeded());
+            assert_eq!(d.statuses()[1].remaining(), 3);
+        }
+        // Hourly refuses, per-second would admit: per-second gives its charge back.
+        let later = now + Duration::from_secs(1);
+        let d = hit(&store, "k", &q, 2, later);
+        assert!(d.is_allowed());
+        let d = hit(&store, "k", &q, 2, later + Duration::from_secs(1));
+        assert!(!d.is_allowed());
+        assert!(!d.statuses()[0].exceeded());
+        assert!(d.statuses()[1].exceeded());
+        assert_eq!(d.statuses()[0].remaining(), 2);
+        assert_eq!(d.retry_after(), Some(Duration::from_secs(3600 - 2)));
+        // A cost above the limit never passes.
+        assert!(!hit(&store, "big", &q, 3, later).is_allowed());
+    }
+
+    #[test]
+    fn sweeps_itself_and_caps_keys() {
+        let store = MemoryStore::builder()
+            .max_keys(3)
+            .sweep_interval(Duration::from_secs(10))
+            .build();
+        let q = [Quota::per_second(1).unwrap()];
+        for key in ["a", "b", "c"] {
+            assert!(hit(&store, key, &q, 1, at(100)).is_allowed());
+        }
+        let full = store
+            .try_hit(&Hit::new(b"d", &q, 1, at(100)))
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(full.kind(), StoreErrorKind::Full);
+        // Tracked keys still limited exactly at the cap.
+        assert!(!hit(&store, "a", &q, 1, at(100)).is_allowed());
+        // A second later the old windows have ended: a new key makes room by sweeping.
+        assert!(hit(&store, "d", &q, 1, at(101)).is_allowed());
+        assert_eq!(store.tracked_keys(), 1);
+        assert_eq!(store.sweep(at(102)), 1);
+        assert_eq!(store.tracked_keys(), 0);
+    }
+}

@@ -1,0 +1,172 @@
+//! Per-key fixed-window rate limiting: [`RateLimitLayer`].
+//!
+//! Each request is counted under a **key** (by default the API key's id, from the
+//! [`AppIdentity`](crate::identity::AppIdentity) that `ApiKeyLayer` inserts) in **fixed windows
+//! aligned to the clock**: window index `floor(unix_time / window)`, so every node and store
+//! agrees on where a window starts and the reset time is exact. Units say what they mean:
+//! [`Quota::per_hour(1000)`](crate::Quota::per_hour) admits 1000 requests per hour and key.
+//!
+//! A key over its quota gets **429 Too Many Requests** with `Retry-After` in whole seconds,
+//! rounded up and never 0, and an RFC 9457 problem+json body; a gRPC request (`content-type:
+//! application/grpc…`) gets `RESOURCE_EXHAUSTED` (a plain 429 would reach a gRPC client as
+//! `UNAVAILABLE`). Not to be confused with `tower::limit::RateLimitLayer`, which throttles a
+//! whole service through backpressure; this layer never holds back readiness.
+//!
+//! # What you choose
+//!
+//! | what | default | options |
+//! |---|---|---|
+//! | key | [`AppKeyId`] | [`AppId`], [`ClientIp`] (peer, or trusted proxies' `X-Forwarded-For`), [`Route`], a pair `(A, B)`, any closure ([`KeyExtractor`]) |
+//! | no key in the request | [`OnMissingKey::Reject`] (401) | `Pass`, `FallbackToIp` — never a 500 |
+//! | quota | one per layer | overridden per key by [`AppIdentity::quota`](crate::identity::AppIdentity::quota) (plan tiers); up to [`MAX_LIMITS`] named limits decided all or nothing ([`RateLimitLayer::with_limits`]) |
+//! | cost | 1 per request | [`RateLimitLayer::cost`] |
+//! | store | [`MemoryStore`] (dashmap, exact, self-sweeping, capped) | `GcraStore` on `governor` (feature `governor`), or your own [`RateLimitStore`] (Redis) |
+//! | store failure | [`OnStoreError::FailClosed`] (503), 200 ms timeout | `FailOpen`, [`RateLimitLayer::store_timeout`] |
+//! | headers | `Retry-After` on 429 | IETF `RateLimit-Policy` / `RateLimit` ([`ietf_headers`](RateLimitLayer::ietf_headers)), `X-RateLimit-*` ([`legacy_headers`](RateLimitLayer::legacy_headers)) |
+//! | shadow mode | off | [`dry_run`](RateLimitLayer::dry_run): count and report, refuse nothing |
+//!
+//! # Example: seed 000, 1000 requests per hour per API key
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use std::time::{Duration, UNIX_EPOCH};
+//! use std::sync::Arc;
+//! use bytes::Bytes;
+//! use http::{Request, Response, StatusCode};
+//! use http_body_util::Full;
+//! use tollgate::clock::ManualClock;
+//! use tollgate::identity::AppIdentity;
+//! use tollgate::rate_limit::RateLimitLayer;
+//! use tollgate::Quota;
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+//! let limit = RateLimitLayer::new(Quota::per_hour(1000).ok_or("zero quota")?)
+//!     .ietf_headers(true)
+//!     .clock(Arc::new(clock.clone()));
+//! let service = ServiceBuilder::new()
+//!     .layer(limit)
+//!     .service_fn(|_: Request<Full<Bytes>>| async {
+//!         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("ok"))))
+//!     });
+//!
+//! // ApiKeyLayer would insert this; the limiter keys on its key id.
+//! let request = || {
+//!     let mut request = Request::new(Full::default());
+//!     request.extensions_mut().insert(AppIdentity::builder("key_1", "app_1").build());
+//!     request
+//! };
+//! for _ in 0..1000 {
+//!     let response = service.clone().oneshot(request()).await?;
+//!     assert_eq!(response.status(), StatusCode::OK);
+//! }
+//! let response = service.clone().oneshot(request()).await?;
+//! assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+//! // 1_700_000_000 s is 800 s into its hour: 2800 s to go.
+//! assert_eq!(response.headers()["retry-after"], "2800");
+//! assert_eq!(response.headers()["ratelimit-policy"], "\"default\";q=1000;w=3600");
+//! assert_eq!(response.headers()["ratelimit"], "\"default\";r=0;t=2800");
+//!
+//! clock.advance(Duration::from_secs(2800)); // the next window
+//! assert_eq!(service.oneshot(request()).await?.status(), StatusCode::OK);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Example: two limits, by client IP, behind your proxies
+//!
+//! ```
+//! use tollgate::rate_limit::{ClientIp, Limit, OnMissingKey, RateLimitLayer};
+//! use tollgate::Quota;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let layer = RateLimitLayer::with_limits([
+//!     Limit::new("burst", Quota::per_second(10).ok_or("zero")?)?,
+//!     Limit::new("hourly", Quota::per_hour(1000).ok_or("zero")?)?,
+//! ])?
+//! .key(ClientIp::peer().trust_proxies(["10.0.0.0/8"])?)
+//! .on_missing_key(OnMissingKey::Reject);
+//! # let _ = layer;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! With axum, the peer address is in `axum::extract::ConnectInfo<SocketAddr>`: see
+//! [`ClientIp`] for the one-line extractor.
+//!
+//! # Keys of the JWT layer
+//!
+//! The user's subject and "app + user" keys read the JWT layer's identity. They are not built in
+//! here yet (that identity lands with the JWT work); until then a closure does it, and a pair of
+//! extractors makes the composite: `(AppKeyId, |r: &RequestView<'_>| …subject…)`.
+//!
+//! # Stores
+//!
+//! A [`RateLimitStore`] has one operation, an atomic [`hit`](RateLimitStore::hit) that charges a
+//! cost against all of a request's quotas or none, so a Redis store (one script, one round trip)
+//! has the same semantics as the in-memory one. In-memory stores also answer
+//! [`try_hit`](RateLimitStore::try_hit) synchronously, and then a request costs no future, box or
+//! clone of the inner service. An asynchronous store's hit is bounded by
+//! [`store_timeout`](RateLimitLayer::store_timeout); on error or timeout the
+//! [`OnStoreError`] policy decides.
+//!
+//! # Headers
+//!
+//! With [`ietf_headers`](RateLimitLayer::ietf_headers), every response (admitted or 429) carries
+//! draft-ietf-httpapi-ratelimit-headers fields, one item per limit:
+//! `RateLimit-Policy: "default";q=1000;w=3600` and `RateLimit: "default";r=999;t=1200` (`r`
+//! remaining after this request, `t` seconds to the reset, rounded up).
+//!
+//! # Contents
+//!
+//! - [`RateLimitLayer`], [`KeyedRateLimit`], [`ResponseFuture`]: the middleware.
+//! - [`Limit`], [`ConfigError`]: configuration.
+//! - [`KeyExtractor`], [`Key`], [`RequestView`], [`AppKeyId`], [`AppId`], [`ClientIp`],
+//!   [`Route`], [`OnMissingKey`]: keys.
+//! - [`RateLimitStore`], [`Hit`], [`Window`], [`Decision`], [`LimitStatus`], [`StoreError`],
+//!   [`OnStoreError`]: the store interface; [`MemoryStore`] and `GcraStore` implement it.
+//! - [`ShadowRejection`]: what dry-run mode records.
+
+mod future;
+#[cfg(feature = "governor")]
+mod gcra;
+mod headers;
+mod key;
+mod layer;
+mod limit;
+mod memory;
+mod service;
+mod store;
+
+use std::time::Duration;
+
+pub use self::future::ResponseFuture;
+#[cfg(feature = "governor")]
+pub use self::gcra::GcraStore;
+pub use self::key::{
+    AppId, AppKeyId, ClientIp, Key, KeyExtractor, OnMissingKey, RequestView, Route,
+};
+pub use self::layer::RateLimitLayer;
+pub use self::limit::{ConfigError, Limit};
+pub use self::memory::{MemoryStore, MemoryStoreBuilder};
+pub use self::service::KeyedRateLimit;
+pub use self::store::{
+    Decision, Hit, HitFuture, LimitStatus, MAX_LIMITS, OnStoreError, RateLimitStore, StoreError,
+    StoreErrorKind, Window,
+};
+
+/// In [dry-run](RateLimitLayer::dry_run) mode, put into the extensions of a response whose
+/// request would have been refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShadowRejection {
+    retry_after: Duration,
+}
+
+impl ShadowRejection {
+    /// The `Retry-After` the refusal would have carried.
+    pub fn retry_after(&self) -> Duration {
+        self.retry_after
+    }
+}
