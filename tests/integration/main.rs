@@ -2,11 +2,14 @@
 //!
 //! One test binary, so the suite links once and runs in one process.
 
+mod servers;
 mod support;
 
 mod auth;
 
 #[cfg(feature = "api-key")]
 mod api_key;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "api-key")]
 mod readiness;
