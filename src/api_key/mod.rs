@@ -63,7 +63,8 @@
 //!   `x-api-key`) so request logs never print it. tollgate itself never logs a key.
 //! - The cache is per process. With several instances, a key revoked on one stays usable on the
 //!   others until their positive TTL ends, unless invalidations are broadcast
-//!   ([`ApiKeysBuilder::on_invalidate`] and [`ApiKeys::invalidate`] are the hooks).
+//!   ([`ApiKeysBuilder::on_invalidate`] and [`ApiKeys::invalidate`] are the hooks; the
+//!   `redis` feature's `redis::RedisInvalidation` wires them over Redis pub/sub).
 //! - With the `postgres` feature, `postgres::PostgresKeyStore` keeps records in PostgreSQL.
 
 mod authenticator;
@@ -78,6 +79,9 @@ mod store;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 
 use std::fmt;
 

@@ -13,3 +13,5 @@ mod api_key;
 mod postgres;
 #[cfg(feature = "api-key")]
 mod readiness;
+#[cfg(all(feature = "redis", feature = "postgres"))]
+mod redis_invalidation;
