@@ -9,7 +9,7 @@
 //!
 //! - **Publishing** goes through the [`ApiKeysBuilder::on_invalidate`](super::ApiKeysBuilder::on_invalidate)
 //!   hook ([`RedisInvalidation::hook`]): the hook only queues the digest; a background task
-//!   publishes it on a multiplexed [`ConnectionManager`](::redis::aio::ConnectionManager) that
+//!   publishes it on a multiplexed [`ConnectionManager`] that
 //!   reconnects by itself, with connect and response timeouts of one second and a few retries.
 //!   A revocation never waits for Redis, and never fails because Redis is down: the store is
 //!   the source of truth, and the other instances' positive TTL bounds how stale they can be.
