@@ -134,7 +134,8 @@ impl<K: KeyStore> ApiKeys<K> {
     pub async fn generate(&self, new: NewKey) -> Result<GeneratedKey, StoreError> {
         let (key, record) = self.prepare(new);
         self.inner.store.insert(record.clone()).await?;
-        self.evict(record.digest());
+        // A fresh random key: no other instance can have it cached, so nothing to broadcast.
+        self.inner.cache.invalidate(record.digest());
         Ok(GeneratedKey { key, record })
     }
 
@@ -179,7 +180,7 @@ impl<K: KeyStore> ApiKeys<K> {
         for old in &retired {
             self.evict(old.digest());
         }
-        self.evict(record.digest());
+        self.inner.cache.invalidate(record.digest());
         Ok(Rotation {
             generated: GeneratedKey { key, record },
             retired,
@@ -468,9 +469,12 @@ impl<K: KeyStore> ApiKeysBuilder<K> {
         self
     }
 
-    /// Calls `hook` with the digest of every key these `ApiKeys` evict from their cache after a
-    /// write of their own (generate, import, rotate, revoke), after the store has accepted the
-    /// write. This is how other instances learn of a change at once instead of after their
+    /// Calls `hook` with the digest of every key whose stored state these `ApiKeys` changed in
+    /// a way another instance's cache could be holding stale: keys retired by
+    /// [`rotate`](ApiKeys::rotate), revoked by [`revoke`](ApiKeys::revoke), or imported (a
+    /// known key may have been tried, and cached as unknown, before). It is called after the
+    /// store accepted the write. Freshly generated keys are not announced: nobody can have
+    /// looked them up yet. This is how other instances learn of a change at once instead of after their
     /// positive TTL: the hook broadcasts the digest, and every instance receiving it calls
     /// [`ApiKeys::invalidate`]. With the `redis` feature,
     /// `tollgate::api_key::redis::RedisInvalidation::hook` is such a hook.
