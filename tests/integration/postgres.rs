@@ -2,13 +2,10 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::routing::get;
 use axum::{Extension, Router};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
 use tollgate::Quota;
 use tollgate::api_key::postgres::{self as pg, PostgresKeyStore};
 use tollgate::api_key::{
@@ -18,7 +15,7 @@ use tollgate::clock::ManualClock;
 use tollgate::identity::{AppIdentity, KeySlot};
 use tollgate::rejection::RejectionKind;
 
-use crate::servers::{postgres_url, unique};
+use crate::servers::{Proxy, postgres_url, unique};
 use crate::support::{HttpClient, serve_axum};
 
 /// A pool on the test server with tollgate's schema applied.
@@ -331,41 +328,6 @@ async fn migrate_is_idempotent_and_safe_when_run_concurrently() {
     assert_eq!(versions, shipped);
 }
 
-/// A TCP proxy to PostgreSQL that can be cut, closing every connection through it and
-/// refusing new ones: an outage for one store without stopping the server other tests use.
-struct Proxy {
-    addr: SocketAddr,
-    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
-}
-
-impl Proxy {
-    async fn start(upstream: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let tasks = Arc::new(Mutex::new(Vec::new()));
-        let registry = Arc::clone(&tasks);
-        let accept = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let relay = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                registry.lock().unwrap().push(relay);
-            }
-        });
-        tasks.lock().unwrap().push(accept);
-        Self { addr, tasks }
-    }
-
-    /// Stops listening and drops every relayed connection.
-    fn cut(&self) {
-        for task in self.tasks.lock().unwrap().drain(..) {
-            task.abort();
-        }
-    }
-}
-
 #[tokio::test]
 async fn postgres_down_cached_keys_work_until_their_ttl_and_unknown_keys_get_503() {
     // Keys are created directly on the server; the service reads them through a proxy.
@@ -378,7 +340,7 @@ async fn postgres_down_cached_keys_work_until_their_ttl_and_unknown_keys_get_503
     let config: pg::tokio_postgres::Config = url.parse().unwrap();
     let port = config.get_ports()[0];
     let proxy = Proxy::start(SocketAddr::from(([127, 0, 0, 1], port))).await;
-    let proxied = url.replace(&format!(":{port}/"), &format!(":{}/", proxy.addr.port()));
+    let proxied = url.replace(&format!(":{port}/"), &format!(":{}/", proxy.addr().port()));
     assert_ne!(proxied, url);
 
     let clock = ManualClock::new(SystemTime::now());
@@ -399,7 +361,7 @@ async fn postgres_down_cached_keys_work_until_their_ttl_and_unknown_keys_get_503
     let key = key.key().expose().to_owned();
     assert_eq!(call(key.clone()).await.status, 200, "warm the cache");
 
-    proxy.cut();
+    proxy.cut().await;
 
     let started = std::time::Instant::now();
     assert_eq!(

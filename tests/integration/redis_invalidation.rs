@@ -8,7 +8,7 @@ use tollgate::api_key::redis::{RedisInvalidation, Subscription};
 use tollgate::api_key::{ApiKeyLayer, ApiKeys, KeyStore, NewKey};
 
 use crate::postgres::migrated_pool;
-use crate::servers::{redis_url, unique};
+use crate::servers::{Proxy, redis_url, unique};
 use crate::support::{HttpClient, serve_axum};
 
 struct Node {
@@ -19,9 +19,11 @@ struct Node {
 
 /// A node whose cache would otherwise serve a key for an hour.
 async fn node(channel: &str) -> Node {
-    let invalidation = RedisInvalidation::connect(&redis_url(), channel)
-        .await
-        .unwrap();
+    node_at(&redis_url(), channel).await
+}
+
+async fn node_at(redis: &str, channel: &str) -> Node {
+    let invalidation = RedisInvalidation::connect(redis, channel).await.unwrap();
     let keys = ApiKeys::builder(PostgresKeyStore::new(migrated_pool().await))
         .positive_ttl(Duration::from_secs(3600))
         .on_invalidate(invalidation.hook())
@@ -158,4 +160,66 @@ async fn publish_reaches_every_subscriber_and_connect_fails_fast_on_a_closed_por
         "{:?}",
         started.elapsed()
     );
+}
+
+/// How many connections Redis has subscribed to `channel`.
+async fn subscribers(channel: &str) -> i64 {
+    use tollgate::api_key::redis::redis_crate;
+    let client = redis_crate::Client::open(redis_url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let (_, count): (String, i64) = redis_crate::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(channel)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    count
+}
+
+#[tokio::test]
+async fn a_subscriber_that_lost_redis_reconnects_and_forgets_what_it_may_have_missed() {
+    let channel = unique("tollgate-test:invalidate");
+    let a = node(&channel).await;
+    let url = redis_url();
+    let port: u16 = url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .and_then(|port| port.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {url}"));
+    let proxy = Proxy::start(([127, 0, 0, 1], port).into()).await;
+    let b = node_at(&format!("redis://{}", proxy.addr()), &channel).await;
+
+    let key = a
+        .keys
+        .generate(NewKey::new(unique("redis-reconnect"), "Reconnect"))
+        .await
+        .unwrap();
+    let plaintext = key.key().expose().to_owned();
+    assert_eq!(b.status(&plaintext).await, 200);
+
+    // B loses Redis; the revocation's message is published while B cannot hear it.
+    proxy.cut().await;
+    // Wait until Redis has dropped B's subscription (only A's is left), so the message below
+    // cannot slip through a relay that is still closing.
+    let started = Instant::now();
+    while subscribers(&channel).await != 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "B's subscription stays"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(a.keys.revoke(key.record().id()).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        b.status(&plaintext).await,
+        200,
+        "B missed the message: its cache still serves"
+    );
+
+    // Redis comes back: B resubscribes and empties its cache, so the store decides again.
+    proxy.restore().await;
+    let took = b.until(&plaintext, 401, Duration::from_secs(5)).await;
+    eprintln!("B refused the key {took:?} after Redis came back");
 }
