@@ -387,3 +387,38 @@ async fn postgres_down_cached_keys_work_until_their_ttl_and_unknown_keys_get_503
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn pooled_connections_carry_a_statement_timeout() {
+    let pool = pg::pool(&postgres_url()).unwrap();
+    let client = pool.get().await.unwrap();
+    let timeout: String = client
+        .query_one("SHOW statement_timeout", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(timeout, "5s");
+    let status = pool.status();
+    assert_eq!(status.max_size, 16);
+    assert!(pool.timeouts().wait.is_some() && pool.timeouts().create.is_some());
+
+    // A statement past it is cancelled by the server, not left to run.
+    client
+        .batch_execute("SET statement_timeout = 50")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let error = client
+        .batch_execute("SELECT pg_sleep(5)")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.code(),
+        Some(&pg::tokio_postgres::error::SqlState::QUERY_CANCELED)
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    client
+        .batch_execute("RESET statement_timeout")
+        .await
+        .unwrap();
+}

@@ -43,7 +43,8 @@ const MIGRATION_LOCK: i64 = 0x746f_6c6c_6761_7465;
 /// Applied versions are recorded in the table `tollgate_schema_migrations`. Everything runs
 /// in one transaction holding an advisory lock, so instances starting together apply each
 /// migration once (the others wait, then find nothing to do), and a failed migration leaves
-/// the schema as it was.
+/// the schema as it was. Its statements may each take up to five minutes (`SET LOCAL
+/// statement_timeout`), whatever the pool's setting.
 ///
 /// # Errors
 ///
@@ -51,6 +52,11 @@ const MIGRATION_LOCK: i64 = 0x746f_6c6c_6761_7465;
 pub async fn migrate(pool: &deadpool_postgres::Pool) -> Result<Vec<i32>, StoreError> {
     let mut client = pool.get().await.map_err(pool_error)?;
     let tx = client.transaction().await.map_err(pg_error)?;
+    // A schema change (or waiting for another instance's) may take longer than the pool's
+    // statement timeout meant for lookups; it is still bounded.
+    tx.batch_execute("SET LOCAL statement_timeout = '5min'")
+        .await
+        .map_err(pg_error)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(pg_error)?;

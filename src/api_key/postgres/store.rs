@@ -10,9 +10,43 @@ use crate::Quota;
 use crate::api_key::{ApiKeyRecord, KeyDigest, KeyStore, StoreError};
 use crate::identity::KeySlot;
 
-/// Columns in the order [`record_from_row`] reads them.
-const COLUMNS: &str = "id, app_id, app_name, digest, hint, scopes, slot, created_at, expires_at, \
-                       active, quota_limit, quota_window_ns, metadata";
+/// The columns of a record, as a literal for `concat!`.
+macro_rules! columns {
+    () => {
+        "id, app_id, app_name, digest, hint, scopes, slot, created_at, expires_at, active, \
+         quota_limit, quota_window_ns, metadata"
+    };
+}
+
+const FIND_BY_DIGEST: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM tollgate_api_keys WHERE digest = $1"
+);
+const LIST: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM tollgate_api_keys WHERE app_id = $1 ORDER BY created_at DESC, id ASC"
+);
+const INSERT: &str = concat!(
+    "INSERT INTO tollgate_api_keys (",
+    columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+);
+/// Serialises rotations of one (app, slot), including its very first key, when there is no
+/// row yet for `SELECT … FOR UPDATE` to lock. Held until commit or rollback.
+const LOCK_SLOT: &str =
+    "SELECT pg_advisory_xact_lock(hashtextextended('tollgate_api_keys/' || $1 || '/' || $2, 0))";
+const RETIRE: &str = concat!(
+    "UPDATE tollgate_api_keys SET expires_at = $3 ",
+    "WHERE app_id = $1 AND slot = $2 AND active AND (expires_at IS NULL OR expires_at > $3) ",
+    "RETURNING ",
+    columns!()
+);
+const REVOKE: &str = concat!(
+    "UPDATE tollgate_api_keys SET active = false WHERE id = $1 RETURNING ",
+    columns!()
+);
 
 /// A [`KeyStore`] on PostgreSQL; see the [module docs](super).
 ///
@@ -102,9 +136,7 @@ impl KeyStore for PostgresKeyStore {
     async fn find_by_digest(&self, digest: &KeyDigest) -> Result<Option<ApiKeyRecord>, StoreError> {
         let client = self.client().await?;
         let statement = client
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM tollgate_api_keys WHERE digest = $1"
-            ))
+            .prepare_cached(FIND_BY_DIGEST)
             .await
             .map_err(pg_error)?;
         let digest: &[u8] = digest.as_bytes();
@@ -122,13 +154,7 @@ impl KeyStore for PostgresKeyStore {
 
     async fn list(&self, app_id: &str) -> Result<Vec<ApiKeyRecord>, StoreError> {
         let client = self.client().await?;
-        let statement = client
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM tollgate_api_keys WHERE app_id = $1 \
-                 ORDER BY created_at DESC, id ASC"
-            ))
-            .await
-            .map_err(pg_error)?;
+        let statement = client.prepare_cached(LIST).await.map_err(pg_error)?;
         client
             .query(&statement, &[&app_id])
             .await
@@ -146,24 +172,13 @@ impl KeyStore for PostgresKeyStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;
         let slot = new.slot().as_str();
-        // Serialise rotations of this (app, slot), including its very first key, when there is
-        // no row yet for `SELECT … FOR UPDATE` to lock. Held until commit or rollback.
-        tx.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended('tollgate_api_keys/' || $1 || '/' || $2, 0))",
-            &[&new.app_id(), &slot],
-        )
-        .await
-        .map_err(pg_error)?;
+        let lock = tx.prepare_cached(LOCK_SLOT).await.map_err(pg_error)?;
+        tx.execute(&lock, &[&new.app_id(), &slot])
+            .await
+            .map_err(pg_error)?;
+        let retire = tx.prepare_cached(RETIRE).await.map_err(pg_error)?;
         let retired = tx
-            .query(
-                &format!(
-                    "UPDATE tollgate_api_keys SET expires_at = $3 \
-                     WHERE app_id = $1 AND slot = $2 AND active \
-                       AND (expires_at IS NULL OR expires_at > $3) \
-                     RETURNING {COLUMNS}"
-                ),
-                &[&new.app_id(), &slot, &retire_at],
-            )
+            .query(&retire, &[&new.app_id(), &slot, &retire_at])
             .await
             .map_err(pg_error)?
             .iter()
@@ -177,12 +192,7 @@ impl KeyStore for PostgresKeyStore {
 
     async fn revoke(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
         let client = self.client().await?;
-        let statement = client
-            .prepare_cached(&format!(
-                "UPDATE tollgate_api_keys SET active = false WHERE id = $1 RETURNING {COLUMNS}"
-            ))
-            .await
-            .map_err(pg_error)?;
+        let statement = client.prepare_cached(REVOKE).await.map_err(pg_error)?;
         let row = client
             .query_opt(&statement, &[&key_id])
             .await
@@ -210,13 +220,7 @@ async fn insert(
             .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
             .collect(),
     );
-    let statement = client
-        .prepare_cached(&format!(
-            "INSERT INTO tollgate_api_keys ({COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-        ))
-        .await
-        .map_err(pg_error)?;
+    let statement = client.prepare_cached(INSERT).await.map_err(pg_error)?;
     client
         .execute(
             &statement,
