@@ -6,11 +6,15 @@
 //! and max over the samples on one task, then the throughput of 64 tasks doing the same at once
 //! on a multi-threaded runtime (16 pooled connections).
 //!
-//! It needs a PostgreSQL server in `TOLLGATE_POSTGRES_URL`; `scripts/test.sh --run` starts one
-//! (and Redis) for any command:
+//! With the `redis` feature it also measures how long a revocation on one `ApiKeys` takes to
+//! be refused by another one subscribed over Redis pub/sub (revoke → publish → message →
+//! eviction → the next check goes to the store and sees the revocation).
+//!
+//! It needs a PostgreSQL server in `TOLLGATE_POSTGRES_URL` (and Redis in `TOLLGATE_REDIS_URL`
+//! for the second part); `scripts/test.sh --run` starts both for any command:
 //!
 //! ```text
-//! bash scripts/test.sh --run cargo bench --bench backends --features postgres
+//! bash scripts/test.sh --run cargo bench --bench backends --features postgres,redis
 //! ```
 
 use std::time::Instant;
@@ -47,7 +51,69 @@ fn main() {
             ApiKeys::builder(PostgresKeyStore::new(pool)).build(),
         )
         .await;
+
+        #[cfg(feature = "redis")]
+        invalidation().await;
     });
+}
+
+/// Revocation on node A until node B refuses the key, over Redis pub/sub.
+#[cfg(feature = "redis")]
+async fn invalidation() {
+    use tollgate::api_key::redis::RedisInvalidation;
+    use tollgate::rejection::RejectionKind;
+
+    const ROUNDS: usize = 1_000;
+    let url = std::env::var("TOLLGATE_REDIS_URL").unwrap_or_else(|_| {
+        panic!("TOLLGATE_REDIS_URL is not set: run through scripts/test.sh --run")
+    });
+    let channel = format!("tollgate-bench:{}", std::process::id());
+    // One shared store (clones of an in-memory store share it), two caches.
+    let node = |store: InMemoryKeyStore| {
+        let url = url.clone();
+        let channel = channel.clone();
+        async move {
+            let invalidation = RedisInvalidation::connect(&url, channel).await.unwrap();
+            let keys = ApiKeys::builder(store)
+                .positive_ttl(std::time::Duration::from_secs(3600))
+                .on_invalidate(invalidation.hook())
+                .build();
+            let subscription = invalidation.subscribe(keys.clone()).await.unwrap();
+            (keys, subscription)
+        }
+    };
+    let store = InMemoryKeyStore::new();
+    let (a, _a) = node(store.clone()).await;
+    let (b, _b) = node(store).await;
+
+    let mut samples = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        let created = a
+            .generate(NewKey::new("bench-invalidation", "Bench"))
+            .await
+            .unwrap();
+        let key = created.key().expose();
+        b.verify(key).await.unwrap();
+        let started = Instant::now();
+        a.revoke(created.record().id()).await.unwrap();
+        while b.verify(key).await.is_ok() {
+            tokio::task::yield_now().await;
+        }
+        samples.push(started.elapsed());
+        assert_eq!(
+            b.verify(key).await.unwrap_err().kind(),
+            RejectionKind::RevokedCredential
+        );
+    }
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    println!(
+        "revoke on A, refused on B over Redis ({ROUNDS} rounds): p50 {:.1?}  p90 {:.1?}  p99 {:.1?}  max {:.1?}",
+        at(0.50),
+        at(0.90),
+        at(0.99),
+        samples[samples.len() - 1]
+    );
 }
 
 async fn bench<K: KeyStore>(name: &str, keys: ApiKeys<K>) {
