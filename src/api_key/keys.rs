@@ -46,8 +46,8 @@ struct Inner<K> {
     on_invalidate: Option<InvalidateHook>,
 }
 
-/// A function told of every digest [`ApiKeys`] evicts after a write of its own; see
-/// [`ApiKeysBuilder::on_invalidate`].
+/// A function told the digest of every key whose state [`ApiKeys`] changed in a way other
+/// instances may hold stale (retired, revoked, imported); see [`ApiKeysBuilder::on_invalidate`].
 pub type InvalidateHook = Arc<dyn Fn(&KeyDigest) + Send + Sync + 'static>;
 
 impl<K> Clone for ApiKeys<K> {
@@ -474,8 +474,10 @@ impl<K: KeyStore> ApiKeysBuilder<K> {
     /// [`rotate`](ApiKeys::rotate), revoked by [`revoke`](ApiKeys::revoke), or imported (a
     /// known key may have been tried, and cached as unknown, before). It is called after the
     /// store accepted the write. Freshly generated keys are not announced: nobody can have
-    /// looked them up yet. This is how other instances learn of a change at once instead of after their
-    /// positive TTL: the hook broadcasts the digest, and every instance receiving it calls
+    /// looked them up yet.
+    ///
+    /// This is how other instances learn of a change at once instead of after their positive
+    /// TTL: the hook broadcasts the digest, and every instance receiving it calls
     /// [`ApiKeys::invalidate`]. With the `redis` feature,
     /// `tollgate::api_key::redis::RedisInvalidation::hook` is such a hook.
     ///
