@@ -4,6 +4,7 @@
 # Installs redis-server and PostgreSQL with apt-get when they are missing, starts both on free
 # loopback ports in a temporary directory, runs the whole suite against them (the URLs are in
 # TOLLGATE_REDIS_URL and TOLLGATE_POSTGRES_URL), and stops them whatever happens.
+# Arguments go to `cargo test --all-features`; `--run COMMAND…` runs COMMAND instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,4 +58,10 @@ export TOLLGATE_REDIS_URL="redis://127.0.0.1:$redis_port"
 export TOLLGATE_POSTGRES_URL="postgres://$pg_user@127.0.0.1:$pg_port/postgres"
 echo "redis on $TOLLGATE_REDIS_URL, postgres on $TOLLGATE_POSTGRES_URL"
 
-cargo test --all-features "$@"
+# `--run COMMAND…` runs COMMAND with the servers instead of the suite (benches, a REPL).
+if [ "${1:-}" = "--run" ]; then
+  shift
+  "$@"
+else
+  cargo test --all-features "$@"
+fi

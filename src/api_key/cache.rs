@@ -132,6 +132,16 @@ impl KeyCache {
         self.entries.invalidate(digest);
     }
 
+    /// Forgets everything: every cached entry and every lookup in flight.
+    pub(crate) fn invalidate_all(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        self.entries.invalidate_all();
+    }
+
     pub(crate) fn entry_count(&self) -> u64 {
         self.entries.run_pending_tasks();
         self.entries.entry_count()

@@ -43,7 +43,12 @@ struct Inner<K> {
     clock: SharedClock,
     lookup_timeout: Duration,
     default_grace: Duration,
+    on_invalidate: Option<InvalidateHook>,
 }
+
+/// A function told the digest of every key whose state [`ApiKeys`] changed in a way other
+/// instances may hold stale (retired, revoked, imported); see [`ApiKeysBuilder::on_invalidate`].
+pub type InvalidateHook = Arc<dyn Fn(&KeyDigest) + Send + Sync + 'static>;
 
 impl<K> Clone for ApiKeys<K> {
     fn clone(&self) -> Self {
@@ -117,6 +122,7 @@ impl<K: KeyStore> ApiKeys<K> {
             negative_ttl: Duration::from_secs(10),
             lookup_timeout: Duration::from_secs(2),
             default_grace: Duration::from_secs(24 * 60 * 60),
+            on_invalidate: None,
         }
     }
 
@@ -128,6 +134,7 @@ impl<K: KeyStore> ApiKeys<K> {
     pub async fn generate(&self, new: NewKey) -> Result<GeneratedKey, StoreError> {
         let (key, record) = self.prepare(new);
         self.inner.store.insert(record.clone()).await?;
+        // A fresh random key: no other instance can have it cached, so nothing to broadcast.
         self.inner.cache.invalidate(record.digest());
         Ok(GeneratedKey { key, record })
     }
@@ -155,7 +162,7 @@ impl<K: KeyStore> ApiKeys<K> {
     ) -> Result<ApiKeyRecord, StoreError> {
         let record = new.into_record(new_key_id(), digest, hint.into(), self.now());
         self.inner.store.insert(record.clone()).await?;
-        self.inner.cache.invalidate(&digest);
+        self.evict(&digest);
         Ok(record)
     }
 
@@ -171,7 +178,7 @@ impl<K: KeyStore> ApiKeys<K> {
         let (key, record) = self.prepare(new);
         let retired = self.inner.store.rotate(record.clone(), retire_at).await?;
         for old in &retired {
-            self.inner.cache.invalidate(old.digest());
+            self.evict(old.digest());
         }
         self.inner.cache.invalidate(record.digest());
         Ok(Rotation {
@@ -197,7 +204,7 @@ impl<K: KeyStore> ApiKeys<K> {
     pub async fn revoke(&self, key_id: &str) -> Result<bool, StoreError> {
         let revoked = self.inner.store.revoke(key_id).await?;
         if let Some(record) = &revoked {
-            self.inner.cache.invalidate(record.digest());
+            self.evict(record.digest());
         }
         Ok(revoked.is_some())
     }
@@ -243,8 +250,18 @@ impl<K: KeyStore> ApiKeys<K> {
     }
 
     /// Evicts `digest` from this process's cache (for invalidation messages from other nodes).
+    /// Unlike revoking or rotating, this does not call the
+    /// [`on_invalidate`](ApiKeysBuilder::on_invalidate) hook, so a message received is never
+    /// echoed back.
     pub fn invalidate(&self, digest: &KeyDigest) {
         self.inner.cache.invalidate(digest);
+    }
+
+    /// Empties this process's cache, so every key is looked up again (for an invalidation
+    /// channel that lost messages, say after a reconnect). Does not call the
+    /// [`on_invalidate`](ApiKeysBuilder::on_invalidate) hook.
+    pub fn invalidate_all(&self) {
+        self.inner.cache.invalidate_all();
     }
 
     /// The number of entries in the cache (positive and negative).
@@ -322,6 +339,14 @@ impl<K: KeyStore> ApiKeys<K> {
         result
     }
 
+    /// Evicts `digest` after a write of ours, and tells the invalidation hook (other nodes).
+    fn evict(&self, digest: &KeyDigest) {
+        self.inner.cache.invalidate(digest);
+        if let Some(hook) = &self.inner.on_invalidate {
+            hook(digest);
+        }
+    }
+
     fn prepare(&self, new: NewKey) -> (ApiKey, ApiKeyRecord) {
         let key = self.inner.format.generate();
         let record = new.into_record(new_key_id(), key.digest(), key.masked(), self.now());
@@ -390,6 +415,7 @@ pub struct ApiKeysBuilder<K> {
     negative_ttl: Duration,
     lookup_timeout: Duration,
     default_grace: Duration,
+    on_invalidate: Option<InvalidateHook>,
 }
 
 impl<K: KeyStore> ApiKeysBuilder<K> {
@@ -443,6 +469,26 @@ impl<K: KeyStore> ApiKeysBuilder<K> {
         self
     }
 
+    /// Calls `hook` with the digest of every key whose stored state these `ApiKeys` changed in
+    /// a way another instance's cache could be holding stale: keys retired by
+    /// [`rotate`](ApiKeys::rotate), revoked by [`revoke`](ApiKeys::revoke), or imported (a
+    /// known key may have been tried, and cached as unknown, before). It is called after the
+    /// store accepted the write. Freshly generated keys are not announced: nobody can have
+    /// looked them up yet.
+    ///
+    /// This is how other instances learn of a change at once instead of after their positive
+    /// TTL: the hook broadcasts the digest, and every instance receiving it calls
+    /// [`ApiKeys::invalidate`]. With the `redis` feature,
+    /// `tollgate::api_key::redis::RedisInvalidation::hook` is such a hook.
+    ///
+    /// The hook runs synchronously on the caller's task: hand the digest to a channel or a
+    /// spawned task rather than doing I/O in it. Digests are not secret (they are what the
+    /// store keeps), but they identify keys: keep them out of logs.
+    pub fn on_invalidate(mut self, hook: InvalidateHook) -> Self {
+        self.on_invalidate = Some(hook);
+        self
+    }
+
     /// Finishes the configuration.
     pub fn build(self) -> ApiKeys<K> {
         ApiKeys {
@@ -453,6 +499,7 @@ impl<K: KeyStore> ApiKeysBuilder<K> {
                 clock: self.clock,
                 lookup_timeout: self.lookup_timeout,
                 default_grace: self.default_grace,
+                on_invalidate: self.on_invalidate,
             }),
         }
     }
@@ -466,6 +513,10 @@ impl<K> fmt::Debug for ApiKeysBuilder<K> {
             .field("positive_ttl", &self.positive_ttl)
             .field("negative_ttl", &self.negative_ttl)
             .field("lookup_timeout", &self.lookup_timeout)
+            .field(
+                "on_invalidate",
+                &self.on_invalidate.as_ref().map(|_| "<hook>"),
+            )
             .finish_non_exhaustive()
     }
 }

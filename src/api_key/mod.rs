@@ -63,7 +63,9 @@
 //!   `x-api-key`) so request logs never print it. tollgate itself never logs a key.
 //! - The cache is per process. With several instances, a key revoked on one stays usable on the
 //!   others until their positive TTL ends, unless invalidations are broadcast
-//!   ([`ApiKeys::invalidate`] is the hook).
+//!   ([`ApiKeysBuilder::on_invalidate`] and [`ApiKeys::invalidate`] are the hooks; the
+//!   `redis` feature's `redis::RedisInvalidation` wires them over Redis pub/sub).
+//! - With the `postgres` feature, `postgres::PostgresKeyStore` keeps records in PostgreSQL.
 
 mod authenticator;
 mod cache;
@@ -74,11 +76,18 @@ mod memory;
 mod record;
 mod store;
 
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
+
 use std::fmt;
 
 pub use self::authenticator::{ApiKeyAuthenticator, DEFAULT_HEADER};
 pub use self::format::{ApiKey, KeyDigest, KeyFormat};
-pub use self::keys::{ApiKeys, ApiKeysBuilder, GeneratedKey, Rotation};
+pub use self::keys::{ApiKeys, ApiKeysBuilder, GeneratedKey, InvalidateHook, Rotation};
 pub use self::layer::{ApiKeyLayer, RequireApiKey};
 pub use self::memory::InMemoryKeyStore;
 pub use self::record::{ApiKeyRecord, NewKey};

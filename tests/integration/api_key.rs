@@ -539,3 +539,65 @@ async fn tonic_server_sees_the_identity_and_clients_see_statuses() {
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unavailable);
 }
+
+#[tokio::test]
+async fn the_invalidate_hook_hears_retired_revoked_and_imported_keys_only() {
+    let heard = Arc::new(std::sync::Mutex::new(Vec::<KeyDigest>::new()));
+    let record = Arc::clone(&heard);
+    let keys = ApiKeys::builder(InMemoryKeyStore::new())
+        .on_invalidate(Arc::new(move |digest: &KeyDigest| {
+            record.lock().unwrap().push(*digest);
+        }))
+        .build();
+    let take = || std::mem::take(&mut *heard.lock().unwrap());
+
+    let first = keys
+        .generate(NewKey::new("app-hook", "Hook"))
+        .await
+        .unwrap();
+    assert_eq!(take(), vec![], "a fresh key is nobody's stale entry");
+
+    let rotation = keys
+        .rotate(NewKey::new("app-hook", "Hook"), Duration::ZERO)
+        .await
+        .unwrap();
+    let new = *rotation.generated().record().digest();
+    assert_eq!(
+        take(),
+        vec![*first.record().digest()],
+        "the retired key only"
+    );
+
+    let imported = tollgate::api_key::KeyFormat::default().generate();
+    keys.import(&imported, NewKey::new("app-hook", "Hook"))
+        .await
+        .unwrap();
+    assert_eq!(take(), vec![imported.digest()]);
+
+    assert!(
+        keys.revoke(rotation.generated().record().id())
+            .await
+            .unwrap()
+    );
+    assert_eq!(take(), vec![new]);
+    assert!(!keys.revoke("key_missing").await.unwrap());
+    assert_eq!(take(), vec![]);
+
+    // Evictions received from elsewhere are not echoed.
+    keys.invalidate(&new);
+    keys.invalidate_all();
+    assert_eq!(take(), vec![]);
+}
+
+#[tokio::test]
+async fn invalidate_all_empties_the_cache() {
+    let f = fixture().await;
+    let key = f.key(NewKey::new("app-all", "All")).await;
+    assert_eq!(f.call(&key).await.status, 200);
+    let before = f.store.lookups();
+    assert_eq!(f.call(&key).await.status, 200);
+    assert_eq!(f.store.lookups(), before, "cached");
+    f.keys.invalidate_all();
+    assert_eq!(f.call(&key).await.status, 200);
+    assert_eq!(f.store.lookups(), before + 1, "looked up again");
+}

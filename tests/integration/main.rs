@@ -2,6 +2,7 @@
 //!
 //! One test binary, so the suite links once and runs in one process.
 
+mod servers;
 mod support;
 
 mod auth;
@@ -11,8 +12,12 @@ mod api_key;
 // Any backend: `--features jwt` (aws-lc-rs) or `--features rust-crypto`.
 #[cfg(feature = "jwt-base")]
 mod jwt;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "api-key")]
 mod readiness;
+#[cfg(all(feature = "redis", feature = "postgres"))]
+mod redis_invalidation;
 
 #[cfg(feature = "rate-limit")]
 mod rate_limit;
