@@ -46,6 +46,8 @@ impl Entry {
 pub(crate) type Flight = Shared<BoxFuture<'static, Result<Entry, StoreError>>>;
 
 pub(crate) struct KeyCache {
+    /// Tells this cache's entries apart from other caches' in the per-thread front tables.
+    id: u64,
     entries: moka::sync::Cache<KeyDigest, Entry>,
     in_flight: Mutex<HashMap<KeyDigest, Flight>>,
     /// Bumped by every invalidation; a lookup that started before one does not fill the cache,
@@ -63,7 +65,9 @@ impl KeyCache {
             .max_capacity(capacity)
             .time_to_live(positive_ttl.max(negative_ttl))
             .build();
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             entries,
             in_flight: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
@@ -75,9 +79,22 @@ impl KeyCache {
     /// A fresh entry for `digest`, if the cache has one. Freshness is judged by `now` (the
     /// layer's clock), so tests with a manual clock see TTLs exactly; moka's own expiry only
     /// bounds memory.
+    ///
+    /// Hits are served from a small per-thread front table when they can be: moka records
+    /// every read in a channel shared by all threads, which made two threads on a cache hit
+    /// each slower than one. The front table only holds what moka gave this thread, and is
+    /// valid only while the invalidation generation is unchanged.
     #[inline]
     pub(crate) fn get(&self, digest: &KeyDigest, now: SystemTime) -> Option<Entry> {
-        let entry = self.entries.get(digest)?;
+        let generation = self.generation();
+        let entry = match front::get(self.id, generation, digest) {
+            Some(entry) => entry,
+            None => {
+                let entry = self.entries.get(digest)?;
+                front::put(self.id, generation, *digest, entry.clone());
+                entry
+            }
+        };
         let ttl = match entry.state {
             State::Known { .. } => self.positive_ttl,
             State::Unknown => self.negative_ttl,
@@ -126,20 +143,27 @@ impl KeyCache {
     }
 
     /// Forgets `digest`: its cached entry and any lookup in flight for it.
+    ///
+    /// The generation moves twice. The bump before the removal stops a lookup that started
+    /// earlier from filling moka (see `fill`); the bump after it invalidates every thread's
+    /// front table, including an entry a thread read from moka just before the removal.
     pub(crate) fn invalidate(&self, digest: &KeyDigest) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.finish_flight(digest);
         self.entries.invalidate(digest);
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Forgets everything: every cached entry and every lookup in flight.
+    /// Forgets every entry and every lookup in flight (same two-step generation as
+    /// [`invalidate`](Self::invalidate)).
     pub(crate) fn invalidate_all(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.in_flight
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
         self.entries.invalidate_all();
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     pub(crate) fn entry_count(&self) -> u64 {
@@ -152,5 +176,113 @@ impl KeyCache {
         F: Future<Output = Result<Entry, StoreError>> + Send + 'static,
     {
         future.boxed().shared()
+    }
+}
+
+/// The per-thread front table: direct-mapped, 64 slots, filled from moka on a thread's first
+/// hit of a key. Bounded (64 entries a thread) and never authoritative: a slot counts only for
+/// the cache and generation it was filled under, and freshness is still judged per request.
+mod front {
+    use std::cell::RefCell;
+
+    use super::{Entry, KeyDigest};
+
+    const SLOTS: usize = 64;
+
+    struct Slot {
+        cache: u64,
+        generation: u64,
+        digest: KeyDigest,
+        entry: Entry,
+    }
+
+    thread_local! {
+        static TABLE: RefCell<Vec<Option<Slot>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    fn index(digest: &KeyDigest) -> usize {
+        // Digests are SHA-256 outputs: any byte is uniformly spread.
+        usize::from(digest.as_bytes()[0]) % SLOTS
+    }
+
+    pub(super) fn get(cache: u64, generation: u64, digest: &KeyDigest) -> Option<Entry> {
+        TABLE.with(|table| {
+            let table = table.borrow();
+            let slot = table.get(index(digest))?.as_ref()?;
+            (slot.cache == cache && slot.generation == generation && slot.digest == *digest)
+                .then(|| slot.entry.clone())
+        })
+    }
+
+    pub(super) fn put(cache: u64, generation: u64, digest: KeyDigest, entry: Entry) {
+        TABLE.with(|table| {
+            let mut table = table.borrow_mut();
+            if table.is_empty() {
+                table.resize_with(SLOTS, || None);
+            }
+            table[index(&digest)] = Some(Slot {
+                cache,
+                generation,
+                digest,
+                entry,
+            });
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, mpsc};
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+
+    #[test]
+    fn invalidation_reaches_other_threads_front_tables() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let cache = Arc::new(KeyCache::new(
+            100,
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+        ));
+        let other = Arc::new(KeyCache::new(
+            100,
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+        ));
+        let digest = KeyDigest::of(b"some key");
+        cache.fill(digest, Entry::from_lookup(None, now), cache.generation());
+
+        let (ask, asked) = mpsc::channel::<()>();
+        let (answer, answers) = mpsc::channel::<(bool, bool)>();
+        let worker = {
+            let (cache, other) = (Arc::clone(&cache), Arc::clone(&other));
+            std::thread::spawn(move || {
+                while asked.recv().is_ok() {
+                    let seen = cache.get(&digest, now).is_some();
+                    // The same digest in another cache never hits this cache's slot.
+                    let seen_elsewhere = other.get(&digest, now).is_some();
+                    answer.send((seen, seen_elsewhere)).unwrap();
+                }
+            })
+        };
+        let mut check = || {
+            ask.send(()).unwrap();
+            answers.recv().unwrap()
+        };
+        assert_eq!(
+            check(),
+            (true, false),
+            "first read fills the worker's front table"
+        );
+        assert_eq!(check(), (true, false), "second read is served from it");
+        cache.invalidate(&digest);
+        assert_eq!(check(), (false, false), "invalidated on another thread");
+        cache.fill(digest, Entry::from_lookup(None, now), cache.generation());
+        assert_eq!(check(), (true, false));
+        cache.invalidate_all();
+        assert_eq!(check(), (false, false));
+        drop(ask);
+        worker.join().unwrap();
     }
 }
