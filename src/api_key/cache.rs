@@ -266,7 +266,7 @@ mod tests {
                 }
             })
         };
-        let mut check = || {
+        let check = || {
             ask.send(()).unwrap();
             answers.recv().unwrap()
         };
