@@ -33,7 +33,7 @@ use criterion::{BenchmarkId, Criterion, criterion_group};
 use http::{HeaderName, HeaderValue, Request, Response};
 use tollgate::Quota;
 use tollgate::identity::AppIdentity;
-use tollgate::rate_limit::{GcraStore, Key, KeyExtractor, RateLimitLayer, RequestView};
+use tollgate::rate_limit::{GcraStore, Key, KeyExtractor, RateLimitLayer, RequestHead};
 use tower::{Layer, Service};
 
 const DISTINCT: usize = 10_000;
@@ -44,7 +44,7 @@ static API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 struct HeaderKey;
 
 impl KeyExtractor for HeaderKey {
-    fn extract<'r>(&self, request: &RequestView<'r>) -> Option<Key<'r>> {
+    fn extract<'r>(&self, request: &RequestHead<'r>) -> Option<Key<'r>> {
         request
             .headers()
             .get(&API_KEY)

@@ -4,51 +4,11 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use http::{Extensions, HeaderMap, Method, Request, Uri};
+use http::Extensions;
 
 use super::ConfigError;
 use crate::identity::AppIdentity;
-
-/// The parts of a request a [`KeyExtractor`] (or a cost function) may look at.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestView<'a> {
-    method: &'a Method,
-    uri: &'a Uri,
-    headers: &'a HeaderMap,
-    extensions: &'a Extensions,
-}
-
-impl<'a> RequestView<'a> {
-    /// Borrows the head of `request`.
-    pub fn of<B>(request: &'a Request<B>) -> Self {
-        Self {
-            method: request.method(),
-            uri: request.uri(),
-            headers: request.headers(),
-            extensions: request.extensions(),
-        }
-    }
-
-    /// The request method.
-    pub fn method(&self) -> &'a Method {
-        self.method
-    }
-
-    /// The request URI.
-    pub fn uri(&self) -> &'a Uri {
-        self.uri
-    }
-
-    /// The request headers.
-    pub fn headers(&self) -> &'a HeaderMap {
-        self.headers
-    }
-
-    /// The request extensions (identities, connection info).
-    pub fn extensions(&self) -> &'a Extensions {
-        self.extensions
-    }
-}
+use crate::rejection::RequestHead;
 
 const INLINE: usize = 17;
 const IP_TAG: u8 = 0xFF;
@@ -136,13 +96,13 @@ impl fmt::Debug for Key<'_> {
 /// then is the layer's [`OnMissingKey`]).
 ///
 /// Implemented by the extractors of this module and by closures
-/// `Fn(&RequestView<'_>) -> Option<Key<'static>>`:
+/// `Fn(&RequestHead<'_>) -> Option<Key<'static>>`:
 ///
 /// ```
-/// use tollgate::rate_limit::{Key, KeyExtractor, RequestView};
+/// use tollgate::rate_limit::{Key, KeyExtractor, RequestHead};
 ///
 /// // One bucket per tenant header (an owned key: the closure allocates).
-/// let by_tenant = |request: &RequestView<'_>| {
+/// let by_tenant = |request: &RequestHead<'_>| {
 ///     let tenant = request.headers().get("x-tenant")?.to_str().ok()?;
 ///     Some(Key::from(tenant.to_owned()))
 /// };
@@ -155,20 +115,20 @@ impl fmt::Debug for Key<'_> {
 /// of the JWT layer are built the same way (see the [module docs](super)).
 pub trait KeyExtractor: Send + Sync + 'static {
     /// The key of `request`, borrowed from it where possible.
-    fn extract<'r>(&self, request: &RequestView<'r>) -> Option<Key<'r>>;
+    fn extract<'r>(&self, request: &RequestHead<'r>) -> Option<Key<'r>>;
 }
 
 impl<F> KeyExtractor for F
 where
-    F: Fn(&RequestView<'_>) -> Option<Key<'static>> + Send + Sync + 'static,
+    F: Fn(&RequestHead<'_>) -> Option<Key<'static>> + Send + Sync + 'static,
 {
-    fn extract<'r>(&self, request: &RequestView<'r>) -> Option<Key<'r>> {
+    fn extract<'r>(&self, request: &RequestHead<'r>) -> Option<Key<'r>> {
         self(request)
     }
 }
 
 impl<A: KeyExtractor, B: KeyExtractor> KeyExtractor for (A, B) {
-    fn extract<'r>(&self, request: &RequestView<'r>) -> Option<Key<'r>> {
+    fn extract<'r>(&self, request: &RequestHead<'r>) -> Option<Key<'r>> {
         let a = self.0.extract(request)?;
         let b = self.1.extract(request)?;
         let (a, b) = (a.as_bytes(), b.as_bytes());
@@ -189,7 +149,7 @@ impl<A: KeyExtractor, B: KeyExtractor> KeyExtractor for (A, B) {
 pub struct AppKeyId;
 
 impl KeyExtractor for AppKeyId {
-    fn extract<'r>(&self, request: &RequestView<'r>) -> Option<Key<'r>> {
+    fn extract<'r>(&self, request: &RequestHead<'r>) -> Option<Key<'r>> {
         let app = request.extensions().get::<AppIdentity>()?;
         Some(Key::from(app.key_id()))
     }
@@ -201,7 +161,7 @@ impl KeyExtractor for AppKeyId {
 pub struct AppId;
 
 impl KeyExtractor for AppId {
-    fn extract<'r>(&self, request: &RequestView<'r>) -> Option<Key<'r>> {
+    fn extract<'r>(&self, request: &RequestHead<'r>) -> Option<Key<'r>> {
         let app = request.extensions().get::<AppIdentity>()?;
         Some(Key::from(app.app_id()))
     }
@@ -216,7 +176,7 @@ impl KeyExtractor for AppId {
 pub struct Route;
 
 impl KeyExtractor for Route {
-    fn extract<'r>(&self, request: &RequestView<'r>) -> Option<Key<'r>> {
+    fn extract<'r>(&self, request: &RequestHead<'r>) -> Option<Key<'r>> {
         Some(Key::from(request.uri().path()))
     }
 }
@@ -250,7 +210,7 @@ type PeerFn = Arc<dyn Fn(&Extensions) -> Option<IpAddr> + Send + Sync>;
 ///
 /// ```
 /// use std::net::{IpAddr, SocketAddr};
-/// use tollgate::rate_limit::{ClientIp, KeyExtractor, Key, RequestView};
+/// use tollgate::rate_limit::{ClientIp, KeyExtractor, Key, RequestHead};
 ///
 /// let ip = ClientIp::peer().trust_proxies(["10.0.0.0/8"])?;
 /// let mut request = http::Request::builder()
@@ -258,7 +218,7 @@ type PeerFn = Arc<dyn Fn(&Extensions) -> Option<IpAddr> + Send + Sync>;
 ///     .body(())?;
 /// request.extensions_mut().insert("10.1.2.3:443".parse::<SocketAddr>()?);
 /// let client: IpAddr = "203.0.113.7".parse()?;
-/// assert_eq!(ip.resolve(&RequestView::of(&request)), Some(client));
+/// assert_eq!(ip.resolve(&RequestHead::of(&request)), Some(client));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
@@ -313,7 +273,7 @@ impl ClientIp {
     }
 
     /// The client address of `request`, `None` without a peer address.
-    pub fn resolve(&self, request: &RequestView<'_>) -> Option<IpAddr> {
+    pub fn resolve(&self, request: &RequestHead<'_>) -> Option<IpAddr> {
         let extensions = request.extensions();
         let peer = match &self.peer {
             Some(peer) => peer(extensions),
@@ -353,7 +313,7 @@ impl ClientIp {
 }
 
 impl KeyExtractor for ClientIp {
-    fn extract<'r>(&self, request: &RequestView<'r>) -> Option<Key<'r>> {
+    fn extract<'r>(&self, request: &RequestHead<'r>) -> Option<Key<'r>> {
         self.resolve(request).map(Key::ip)
     }
 }
@@ -429,6 +389,8 @@ pub enum OnMissingKey {
 
 #[cfg(test)]
 mod tests {
+    use http::Request;
+
     use super::*;
 
     fn request(peer: &str, xff: &[&str]) -> Request<()> {
@@ -542,7 +504,7 @@ mod tests {
         for (name, extractor, peer, xff, expected) in cases {
             let request = request(peer, xff);
             assert_eq!(
-                extractor.resolve(&RequestView::of(&request)),
+                extractor.resolve(&RequestHead::of(&request)),
                 *expected,
                 "{name}"
             );
@@ -563,11 +525,11 @@ mod tests {
         assert_eq!(Key::ip("::ffff:1.2.3.4".parse().unwrap()), v4);
         assert_ne!(Key::from("\u{ff}"), v4);
         let request = Request::builder().uri("/ab").body(()).unwrap();
-        let view = RequestView::of(&request);
-        let pair = (Route, |_: &RequestView<'_>| Some(Key::from("c"))).extract(&view);
+        let view = RequestHead::of(&request);
+        let pair = (Route, |_: &RequestHead<'_>| Some(Key::from("c"))).extract(&view);
         let other = (
-            |_: &RequestView<'_>| Some(Key::from("/a")),
-            |_: &RequestView<'_>| Some(Key::from("bc")),
+            |_: &RequestHead<'_>| Some(Key::from("/a")),
+            |_: &RequestHead<'_>| Some(Key::from("bc")),
         )
             .extract(&view);
         assert_ne!(pair, other);

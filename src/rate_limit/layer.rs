@@ -6,7 +6,7 @@ use http::{HeaderName, HeaderValue, Request};
 use tower_layer::Layer;
 
 use super::headers::{self, HeaderMode};
-use super::key::{AppKeyId, ClientIp, Key, KeyExtractor, OnMissingKey, RequestView};
+use super::key::{AppKeyId, ClientIp, Key, KeyExtractor, OnMissingKey};
 use super::service::KeyedRateLimit;
 use super::store::{
     Decision, Hit, HitFuture, MAX_LIMITS, OnStoreError, RateLimitStore, StoreError,
@@ -15,12 +15,13 @@ use super::{ConfigError, Limit, MemoryStore, ShadowRejection};
 use crate::Quota;
 use crate::clock::SharedClock;
 use crate::identity::AppIdentity;
+use crate::rejection::RequestHead;
 use crate::rejection::{DefaultResponder, Flavor, Rejection, RejectionKind};
 
 /// The default bound on an asynchronous store's answer.
 const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_millis(200);
 
-type CostFn = Arc<dyn Fn(&RequestView<'_>) -> u32 + Send + Sync>;
+type CostFn = Arc<dyn Fn(&RequestHead<'_>) -> u32 + Send + Sync>;
 
 /// Limits requests per key in clock-aligned fixed windows. See the [module docs](super).
 ///
@@ -294,7 +295,7 @@ impl<K, St, R> RateLimitLayer<K, St, R> {
     /// counting; a cost above a limit is always refused.
     pub fn cost<F>(mut self, cost: F) -> Self
     where
-        F: Fn(&RequestView<'_>) -> u32 + Send + Sync + 'static,
+        F: Fn(&RequestHead<'_>) -> u32 + Send + Sync + 'static,
     {
         self.config.cost = Some(Arc::new(cost));
         self
@@ -398,7 +399,7 @@ impl<K, St, R> Config<K, St, R> {
             .with_detail("The request carries nothing to rate-limit it by.")
     }
 
-    fn quotas(&self, view: &RequestView<'_>) -> Quotas {
+    fn quotas(&self, view: &RequestHead<'_>) -> Quotas {
         let mut quotas = [self.limits[0].quota(); MAX_LIMITS];
         for (slot, limit) in quotas.iter_mut().zip(self.limits.iter()) {
             *slot = limit.quota();
@@ -475,7 +476,7 @@ where
 {
     /// Decides `request` synchronously when the store can.
     pub(crate) fn decide<B>(&self, request: &Request<B>) -> Step {
-        let view = RequestView::of(request);
+        let view = RequestHead::of(request);
         let key = match self.key.extract(&view) {
             Some(key) => key,
             None => match self.on_missing {

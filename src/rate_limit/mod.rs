@@ -100,7 +100,7 @@
 //!
 //! The user's subject and "app + user" keys read the JWT layer's identity. They are not built in
 //! here yet (that identity lands with the JWT work); until then a closure does it, and a pair of
-//! extractors makes the composite: `(AppKeyId, |r: &RequestView<'_>| …subject…)`.
+//! extractors makes the composite: `(AppKeyId, |r: &RequestHead<'_>| …subject…)`.
 //!
 //! # Stores
 //!
@@ -123,7 +123,7 @@
 //!
 //! - [`RateLimitLayer`], [`KeyedRateLimit`], [`ResponseFuture`]: the middleware.
 //! - [`Limit`], [`ConfigError`]: configuration.
-//! - [`KeyExtractor`], [`Key`], [`RequestView`], [`AppKeyId`], [`AppId`], [`ClientIp`],
+//! - [`KeyExtractor`], [`Key`], [`RequestHead`], [`AppKeyId`], [`AppId`], [`ClientIp`],
 //!   [`Route`], [`OnMissingKey`]: keys.
 //! - [`RateLimitStore`], [`Hit`], [`Window`], [`Decision`], [`LimitStatus`], [`StoreError`],
 //!   [`OnStoreError`]: the store interface; [`MemoryStore`] and `GcraStore` implement it.
@@ -145,9 +145,7 @@ use std::time::Duration;
 pub use self::future::ResponseFuture;
 #[cfg(feature = "governor")]
 pub use self::gcra::GcraStore;
-pub use self::key::{
-    AppId, AppKeyId, ClientIp, Key, KeyExtractor, OnMissingKey, RequestView, Route,
-};
+pub use self::key::{AppId, AppKeyId, ClientIp, Key, KeyExtractor, OnMissingKey, Route};
 pub use self::layer::RateLimitLayer;
 pub use self::limit::{ConfigError, Limit};
 pub use self::memory::{MemoryStore, MemoryStoreBuilder};
@@ -156,6 +154,9 @@ pub use self::store::{
     Decision, Hit, HitFuture, LimitStatus, MAX_LIMITS, OnStoreError, RateLimitStore, StoreError,
     StoreErrorKind, Window,
 };
+/// The request view key extractors and cost functions receive (the crate's one request-head view).
+#[doc(no_inline)]
+pub use crate::rejection::RequestHead;
 
 /// In [dry-run](RateLimitLayer::dry_run) mode, put into the extensions of a response whose
 /// request would have been refused.

@@ -2,16 +2,18 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
-use http::{HeaderMap, HeaderValue, Method, Response, Uri};
+use http::{Extensions, HeaderMap, HeaderValue, Method, Response, Uri};
 
 use super::{Rejection, render};
 
-/// The parts of a refused request a [`RejectionResponder`] may look at.
+/// A borrowed view of a request's head: what a [`RejectionResponder`], a rate-limit key
+/// extractor or a cost function may look at.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestHead<'a> {
     method: &'a Method,
     uri: &'a Uri,
     headers: &'a HeaderMap,
+    extensions: &'a Extensions,
 }
 
 impl<'a> RequestHead<'a> {
@@ -21,6 +23,7 @@ impl<'a> RequestHead<'a> {
             method: request.method(),
             uri: request.uri(),
             headers: request.headers(),
+            extensions: request.extensions(),
         }
     }
 
@@ -37,6 +40,11 @@ impl<'a> RequestHead<'a> {
     /// The request headers.
     pub fn headers(&self) -> &'a HeaderMap {
         self.headers
+    }
+
+    /// The request extensions (identities, connection info).
+    pub fn extensions(&self) -> &'a Extensions {
+        self.extensions
     }
 
     /// Whether the request is a gRPC call: its `content-type` starts with `application/grpc`.

@@ -21,7 +21,7 @@ use tollgate::clock::{ManualClock, SharedClock};
 use tollgate::identity::AppIdentity;
 use tollgate::rate_limit::{
     ClientIp, ConfigError, Decision, Hit, HitFuture, Key, Limit, MemoryStore, OnMissingKey,
-    OnStoreError, RateLimitLayer, RateLimitStore, RequestView, ShadowRejection, StoreError,
+    OnStoreError, RateLimitLayer, RateLimitStore, RequestHead, ShadowRejection, StoreError,
 };
 use tollgate::rejection::RejectionKind;
 use tower::{Layer, Service, ServiceExt};
@@ -294,7 +294,7 @@ async fn request_cost_is_charged() {
     let (_clock, shared) = clock();
     let service = RateLimitLayer::new(per_hour(10))
         .clock(shared)
-        .cost(|request: &RequestView<'_>| {
+        .cost(|request: &RequestHead<'_>| {
             if request.uri().path() == "/export" {
                 4
             } else {
@@ -666,7 +666,7 @@ async fn forwarded_for_cannot_be_spoofed_on_a_real_server() {
 
 #[tokio::test]
 async fn grpc_clients_see_resource_exhausted() {
-    let by_tenant = |request: &RequestView<'_>| {
+    let by_tenant = |request: &RequestHead<'_>| {
         let tenant = request.headers().get("x-tenant")?.to_str().ok()?;
         Some(Key::from(tenant.to_owned()))
     };
