@@ -68,8 +68,7 @@ impl ApiKeyRecord {
         T: Into<String>,
     {
         self.scopes = scopes.into_iter().map(Into::into).collect();
-        self.scopes.sort_unstable();
-        self.scopes.dedup();
+        crate::identity::normalize_scopes(&mut self.scopes);
         self
     }
 

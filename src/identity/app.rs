@@ -103,10 +103,7 @@ impl AppIdentity {
 
     /// Whether the key grants `scope` (exact, case-sensitive match).
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.0
-            .scopes
-            .binary_search_by(|s| s.as_str().cmp(scope))
-            .is_ok()
+        super::contains_scope(&self.0.scopes, scope)
     }
 
     /// The key's slot.
@@ -195,8 +192,7 @@ impl AppIdentityBuilder {
 
     /// Finishes the identity.
     pub fn build(mut self) -> AppIdentity {
-        self.0.scopes.sort_unstable();
-        self.0.scopes.dedup();
+        super::normalize_scopes(&mut self.0.scopes);
         AppIdentity(Arc::new(self.0))
     }
 }

@@ -11,3 +11,15 @@ mod user;
 
 pub use self::app::{AppIdentity, AppIdentityBuilder, KeySlot};
 pub use self::user::UserIdentity;
+
+/// Sorts and deduplicates scopes, the form every identity keeps them in so that
+/// [`has_scope`](contains_scope) is a binary search.
+pub(crate) fn normalize_scopes(scopes: &mut Vec<String>) {
+    scopes.sort_unstable();
+    scopes.dedup();
+}
+
+/// Whether normalized `scopes` hold `scope` (exact, case-sensitive).
+pub(crate) fn contains_scope(scopes: &[String], scope: &str) -> bool {
+    scopes.binary_search_by(|s| s.as_str().cmp(scope)).is_ok()
+}

@@ -31,8 +31,7 @@ impl UserIdentity {
         T: Into<String>,
     {
         let mut scopes: Vec<String> = scopes.into_iter().map(Into::into).collect();
-        scopes.sort_unstable();
-        scopes.dedup();
+        super::normalize_scopes(&mut scopes);
         Self(Arc::new(Inner {
             subject,
             issuer,
@@ -57,10 +56,7 @@ impl UserIdentity {
 
     /// Whether the token grants `scope` (exact, case-sensitive match).
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.0
-            .scopes
-            .binary_search_by(|s| s.as_str().cmp(scope))
-            .is_ok()
+        super::contains_scope(&self.0.scopes, scope)
     }
 }
 
