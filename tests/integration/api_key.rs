@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::routing::get;
 use axum::{Extension, Router};
+use futures_util::future::join_all;
 use tokio::sync::Semaphore;
 use tollgate::api_key::{
     ApiKeyLayer, ApiKeyRecord, ApiKeys, InMemoryKeyStore, KeyDigest, KeyStore, NewKey, StoreError,
@@ -301,9 +302,10 @@ async fn concurrent_misses_for_one_key_cause_one_lookup() {
     let key = f.key(NewKey::new("app-1", "A")).await;
     f.store.gate.held.store(true, Ordering::SeqCst);
 
-    // Every verify is polled once (and joins the flight) before the held lookup is released.
+    // join_all polls every verify once (each joins the flight) before the held lookup is
+    // released.
     let verifies = (0..32).map(|_| f.keys.verify(&key));
-    let all = futures_join_all(verifies);
+    let all = join_all(verifies);
     let release = async {
         while f.store.lookups() == 0 {
             tokio::task::yield_now().await;
@@ -317,7 +319,7 @@ async fn concurrent_misses_for_one_key_cause_one_lookup() {
     // The same over real sockets: 16 concurrent requests for another uncached key.
     let other = f.key(NewKey::new("app-2", "B")).await;
     let requests = (0..16).map(|_| f.call(&other));
-    let all = futures_join_all(requests);
+    let all = join_all(requests);
     let release = async {
         while f.store.lookups() == 1 {
             tokio::task::yield_now().await;
@@ -329,36 +331,6 @@ async fn concurrent_misses_for_one_key_cause_one_lookup() {
     let (answers, ()) = tokio::join!(all, release);
     assert!(answers.iter().all(|a| a.status == 200));
     assert_eq!(f.store.lookups(), 2);
-}
-
-async fn futures_join_all<F: Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let handles: Vec<_> = futures.map(Box::pin).collect();
-    let mut outputs = Vec::with_capacity(handles.len());
-    // Poll all of them together so every one starts before any is awaited to completion.
-    let mut pending: Vec<_> = handles.into_iter().map(Some).collect();
-    let mut results: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut done = true;
-        for (slot, result) in pending.iter_mut().zip(results.iter_mut()) {
-            if let Some(future) = slot {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(output) => {
-                        *result = Some(output);
-                        *slot = None;
-                    }
-                    std::task::Poll::Pending => done = false,
-                }
-            }
-        }
-        if done {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    outputs.extend(results.into_iter().map(Option::unwrap));
-    outputs
 }
 
 #[tokio::test]
