@@ -1,0 +1,172 @@
+//! Seed 000's orders service, guarded by tollgate: API keys for applications, JWT bearer
+//! tokens for users, both for placing an order, and a per-key rate limit.
+//!
+//! ```text
+//! cargo run --example axum_orders --features full
+//! ```
+//!
+//! With no settings it listens on 127.0.0.1:3000 with in-memory stores, and prints a demo
+//! API key (once) with `curl` commands to paste.
+//!
+//! | route | guard |
+//! |---|---|
+//! | `GET /orders` | API key |
+//! | `POST /orders` | API key **and** bearer token; the handler logs the app id and user id |
+//! | `GET /notifications` | API key |
+//! | `GET /users/me` | bearer token; answers the caller's `sub` and scopes |
+//! | `GET /health` | none |
+//!
+//! API-key routes share a per-key limit (1000 per hour) and answer with `RateLimit-Policy` /
+//! `RateLimit` headers, and `Retry-After` on 429.
+//!
+//! # Settings (environment variables, all optional)
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `TOLLGATE_ADDR` | `127.0.0.1:3000` | listen address |
+//! | `TOLLGATE_ISSUER` | `http://<addr>` | the `iss` tokens must carry |
+//! | `TOLLGATE_AUDIENCE` | `orders-api` | the `aud` tokens must carry |
+//! | `TOLLGATE_LEEWAY_SECS` | `60` | clock-skew leeway for `exp`/`nbf` |
+//! | `TOLLGATE_JWT_HMAC_SECRET` | — | verify HS256 tokens with this secret |
+//! | `TOLLGATE_JWT_RSA_PEM` + `TOLLGATE_JWT_RSA_ALG` | — + `RS256` | verify with an RSA public key file |
+//! | `TOLLGATE_JWT_EC_PEM` + `TOLLGATE_JWT_EC_ALG` | — + `ES256` | verify with an EC public key file |
+//! | `TOLLGATE_JWT_ED25519_PEM` | — | verify EdDSA tokens with an Ed25519 public key file |
+//! | `TOLLGATE_JWKS_URL` | — | verify with the keys of an `http://` JWKS endpoint (feature `jwks-hyper`; not with the static keys) |
+//! | `TOLLGATE_DEMO_KEY` | generated | a `tg_` key to use as the demo app's key, so restarts keep it |
+//! | `TOLLGATE_API_KEYS` | — | keys to preload, see below |
+//! | `TOLLGATE_RATE_LIMIT` | `1000/hour` | per-key limit: `N/second`, `N/minute`, `N/hour`, `N/day` |
+//! | `TOLLGATE_POSTGRES_URL` | — | keep key records in PostgreSQL (feature `postgres`; migrates on start) |
+//! | `TOLLGATE_REDIS_URL` | — | broadcast revocations to other instances over Redis (feature `redis`) |
+//! | `RUST_LOG` | `info,tollgate=debug` | log filter |
+//!
+//! `TOLLGATE_API_KEYS` holds entries separated by `;`, each a comma-separated list of
+//! `name=value` fields: `app` (required), `name`, `key` (the plaintext) **or** `digest` (its
+//! SHA-256 in hex, so the key itself never sits in your configuration), `scopes`
+//! (space-separated), `slot` (`primary`/`secondary`), `active` (`true`/`false`), `expires`
+//! (unix seconds or `2027-01-01T00:00:00Z`), `quota` (`100/hour`, overrides the default limit):
+//!
+//! ```text
+//! TOLLGATE_API_KEYS='app=billing,name=Billing,digest=3f9a…,scopes=orders:read;app=old,key=tg_…,active=false'
+//! ```
+//!
+//! Logs never show a secret: credential headers are marked sensitive before the trace layer
+//! records them, and tollgate logs key hints (`tg_…a1B2`), never keys or tokens.
+
+mod config;
+mod keys;
+mod routes;
+
+use tokio::net::TcpListener;
+use tollgate::api_key::{ApiKeys, InMemoryKeyStore, KeyStore};
+use tollgate::rate_limit::RateLimitLayer;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::Config;
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tollgate=debug".into()),
+        )
+        .init();
+    if let Err(message) = start().await {
+        eprintln!("axum_orders: {message}");
+        std::process::exit(1);
+    }
+}
+
+async fn start() -> Result<(), String> {
+    let config = Config::from_env("127.0.0.1:3000")?;
+    #[cfg(feature = "postgres")]
+    if let Some(url) = &config.postgres_url {
+        use tollgate::api_key::postgres::{PostgresKeyStore, migrate};
+        let store =
+            PostgresKeyStore::connect(url).map_err(|e| format!("TOLLGATE_POSTGRES_URL: {e}"))?;
+        migrate(store.pool())
+            .await
+            .map_err(|e| format!("migrating PostgreSQL: {e}"))?;
+        return serve(config, store).await;
+    }
+    if config.postgres_url.is_some() {
+        return Err("TOLLGATE_POSTGRES_URL needs the `postgres` feature".to_owned());
+    }
+    serve(config, InMemoryKeyStore::new()).await
+}
+
+async fn serve<K: KeyStore>(config: Config, store: K) -> Result<(), String> {
+    let builder = ApiKeys::builder(store);
+    #[cfg(feature = "redis")]
+    let (builder, invalidation) = match &config.redis_url {
+        Some(url) => {
+            use tollgate::api_key::redis::RedisInvalidation;
+            let redis = RedisInvalidation::connect(url, RedisInvalidation::DEFAULT_CHANNEL)
+                .await
+                .map_err(|e| format!("TOLLGATE_REDIS_URL: {e}"))?;
+            (builder.on_invalidate(redis.hook()), Some(redis))
+        }
+        None => (builder, None),
+    };
+    #[cfg(not(feature = "redis"))]
+    if config.redis_url.is_some() {
+        return Err("TOLLGATE_REDIS_URL needs the `redis` feature".to_owned());
+    }
+    let keys = builder.build();
+    // Dropping the subscription would unsubscribe: keep it for the life of the server.
+    #[cfg(feature = "redis")]
+    let _subscription = match invalidation {
+        Some(redis) => Some(
+            redis
+                .subscribe(keys.clone())
+                .await
+                .map_err(|e| format!("subscribing on TOLLGATE_REDIS_URL: {e}"))?,
+        ),
+        None => None,
+    };
+
+    let demo_key = keys::preload(&keys, &config).await?;
+    let jwt = keys::jwt_layer(&config).await?;
+    let per_key = RateLimitLayer::new(config.rate_limit).ietf_headers(true);
+    let app = routes::router(keys, jwt, per_key);
+
+    let listener = TcpListener::bind(config.addr)
+        .await
+        .map_err(|e| format!("binding {}: {e}", config.addr))?;
+    print_banner(&config, demo_key.expose());
+    axum::serve(listener, app)
+        .await
+        .map_err(|e| format!("serving: {e}"))
+}
+
+/// The start-up message: the demo key, shown once, and commands that use it.
+fn print_banner(config: &Config, demo_key: &str) {
+    let base = format!("http://{}", config.addr);
+    println!("orders service ready on {base}");
+    println!();
+    println!("The demo app's API key (shown once; set TOLLGATE_DEMO_KEY to keep one):");
+    println!();
+    println!("  export KEY={demo_key}");
+    println!();
+    println!("  curl -i {base}/orders -H \"X-API-Key: $KEY\"          # 200 and RateLimit headers");
+    println!("  curl -i {base}/notifications -H \"X-API-Key: $KEY\"   # 200");
+    println!("  curl -i {base}/orders                               # 401 missing_credential");
+    println!("  curl -i {base}/orders -H 'X-API-Key: tg_typo'       # 401 malformed_credential");
+    println!();
+    if config.verify.any_static() || config.verify.jwks_url.is_some() {
+        println!(
+            "Bearer tokens from your issuer ({}, audience {}):",
+            config.issuer, config.audience
+        );
+        println!();
+        println!("  curl -i {base}/users/me -H \"Authorization: Bearer $TOKEN\"");
+        println!(
+            "  curl -i {base}/orders -X POST -H \"X-API-Key: $KEY\" -H \"Authorization: Bearer $TOKEN\" \\\n       -H 'content-type: application/json' -d '{{\"item\":\"tea\"}}'"
+        );
+    } else {
+        println!(
+            "Bearer tokens: set TOLLGATE_JWT_HMAC_SECRET (or a public key, or TOLLGATE_JWKS_URL)"
+        );
+        println!("to accept your issuer's tokens on /users/me and POST /orders.");
+    }
+    println!();
+}

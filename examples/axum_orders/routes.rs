@@ -1,0 +1,139 @@
+//! The routes of seed 000 and the guards in front of each.
+//!
+//! Guards are attached per route with `route_layer`, so an unknown path is a plain 404 and a
+//! wrong method a 405, never a 401. Within one route the last `route_layer` runs first, which
+//! gives the order the README recommends: auth → scopes → per-key limit → handler.
+
+use std::sync::{Arc, Mutex};
+
+use axum::http::{HeaderName, Method, StatusCode, header};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tollgate::api_key::{ApiKeyLayer, ApiKeys, KeyStore};
+use tollgate::identity::{AppIdentity, UserIdentity};
+use tollgate::jwt::JwtLayer;
+use tollgate::rate_limit::RateLimitLayer;
+use tower_http::cors::{Any, CorsLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+
+/// What the handlers share: the orders placed since start-up.
+#[derive(Clone, Default)]
+struct Orders(Arc<Mutex<Vec<Value>>>);
+
+/// The whole service.
+pub(crate) fn router<K: KeyStore>(
+    keys: ApiKeys<K>,
+    jwt: JwtLayer,
+    per_key: RateLimitLayer,
+) -> Router {
+    let app = ApiKeyLayer::new(keys);
+    let orders = Orders::default();
+    Router::new()
+        // Seed 000: an application reads orders with its API key.
+        .route(
+            "/orders",
+            get(list_orders)
+                .route_layer(per_key.clone())
+                .route_layer(app.clone()),
+        )
+        // Seed 000's combined example: the key names the app, the token the user.
+        .route(
+            "/orders",
+            post(create_order)
+                .route_layer(per_key.clone())
+                .route_layer(jwt.clone())
+                .route_layer(app.clone()),
+        )
+        .route(
+            "/notifications",
+            get(notifications).route_layer(per_key).route_layer(app),
+        )
+        .route("/users/me", get(me).route_layer(jwt))
+        .route("/health", get(|| async { "ok" }))
+        .with_state(orders)
+        .layer(
+            TraceLayer::new_for_http()
+                // Headers included to show that credentials appear as `Sensitive`.
+                .make_span_with(
+                    DefaultMakeSpan::new()
+                        .level(tracing::Level::INFO)
+                        .include_headers(true),
+                )
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        // Outside the trace layer, so the spans it records show credentials as `Sensitive`.
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            HeaderName::from_static("x-api-key"),
+        ]))
+        // CORS outermost, before any auth: a browser's preflight carries no credentials and
+        // must be answered, not refused with a 401.
+        .layer(
+            CorsLayer::new()
+                .allow_origin(Any)
+                .allow_methods([Method::GET, Method::POST])
+                .allow_headers([
+                    header::AUTHORIZATION,
+                    header::CONTENT_TYPE,
+                    HeaderName::from_static("x-api-key"),
+                ]),
+        )
+}
+
+async fn list_orders(
+    Extension(app): Extension<AppIdentity>,
+    axum::extract::State(orders): axum::extract::State<Orders>,
+) -> Json<Value> {
+    let placed = orders.0.lock().expect("orders lock").clone();
+    Json(json!({
+        "app": { "id": app.app_id(), "name": app.app_name(), "scopes": app.scopes() },
+        "orders": placed,
+    }))
+}
+
+#[derive(Deserialize)]
+struct NewOrder {
+    item: String,
+    #[serde(default = "one")]
+    quantity: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+async fn create_order(
+    Extension(app): Extension<AppIdentity>,
+    Extension(user): Extension<UserIdentity>,
+    axum::extract::State(orders): axum::extract::State<Orders>,
+    Json(new): Json<NewOrder>,
+) -> (StatusCode, Json<Value>) {
+    let user_id = user.subject().unwrap_or("");
+    // Seed 000: "Order created by user {UserId} via application {AppId}". Ids only, no secret.
+    tracing::info!(user_id, app_id = app.app_id(), item = %new.item, "order created");
+    let mut placed = orders.0.lock().expect("orders lock");
+    let order = json!({
+        "id": placed.len() + 1,
+        "item": new.item,
+        "quantity": new.quantity,
+        "user": user_id,
+        "app": app.app_id(),
+    });
+    placed.push(order.clone());
+    (StatusCode::CREATED, Json(order))
+}
+
+async fn notifications(Extension(app): Extension<AppIdentity>) -> Json<Value> {
+    Json(json!({ "app": app.app_id(), "notifications": [] }))
+}
+
+async fn me(Extension(user): Extension<UserIdentity>) -> Json<Value> {
+    Json(json!({
+        "sub": user.subject(),
+        "issuer": user.issuer(),
+        "scopes": user.scopes(),
+    }))
+}
