@@ -1,0 +1,313 @@
+//! `examples/axum_orders`: the README's curl walk-through, with a real HTTP client.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Method;
+use http_body_util::Full;
+use serde_json::json;
+use tollgate::api_key::KeyFormat;
+
+use super::{Example, hs256_token, now, run_to_end};
+use crate::support::{Answer, HttpClient};
+
+const SECRET: &str = "an example secret of at least 32 bytes!";
+const ISSUER: &str = "https://auth.test";
+
+fn start(extra: &[(&str, &str)], demo_key: &str) -> Example {
+    let mut env = vec![
+        ("TOLLGATE_DEMO_KEY", demo_key),
+        ("TOLLGATE_JWT_HMAC_SECRET", SECRET),
+        ("TOLLGATE_ISSUER", ISSUER),
+    ];
+    env.extend_from_slice(extra);
+    Example::start("axum_orders", &env)
+}
+
+fn token(sub: &str, scope: &str, audience: &str) -> String {
+    hs256_token(
+        SECRET,
+        &json!({ "sub": sub, "scope": scope, "iss": ISSUER, "aud": audience, "exp": now() + 900 }),
+    )
+}
+
+async fn post_order(client: &HttpClient, headers: &[(&str, &str)]) -> Answer {
+    let mut request = client
+        .request(Method::POST, "/orders")
+        .header("content-type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    client
+        .send(
+            request
+                .body(Full::new(Bytes::from(r#"{"item":"tea","quantity":2}"#)))
+                .unwrap(),
+        )
+        .await
+}
+
+fn assert_problem(answer: &Answer, status: u16, code: &str) {
+    assert_eq!(answer.status, status, "{}", answer.text());
+    assert_eq!(
+        answer.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert_eq!(answer.json()["code"], code);
+}
+
+#[tokio::test]
+async fn axum_orders_walkthrough() {
+    let key = KeyFormat::default().generate();
+    let billing = KeyFormat::default().generate();
+    let retired = KeyFormat::default().generate();
+    let expired = KeyFormat::default().generate();
+    let preload = format!(
+        "app=billing,name=Billing,digest={},scopes=orders:read;\
+         app=old,key={},active=false;app=gone,key={},expires=2020-01-01T00:00:00Z",
+        billing.digest().to_hex(),
+        retired.expose(),
+        expired.expose(),
+    );
+    let mut example = start(&[("TOLLGATE_API_KEYS", &preload)], key.expose());
+    let client = HttpClient::new(example.addr());
+    let with_key = [("x-api-key", key.expose().as_bytes())];
+
+    // The banner: the key once, in a line to paste, then curl lines that use it.
+    let banner = example.output();
+    assert!(
+        banner.contains(&format!("export KEY={}", key.expose())),
+        "{banner}"
+    );
+    assert!(banner.contains("-H \"X-API-Key: $KEY\""), "{banner}");
+
+    // API key: 200 and the per-key limit's headers.
+    let answer = client.get("/orders", &with_key).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json()["app"]["id"], "demo-app");
+    assert_eq!(
+        answer.header("ratelimit-policy"),
+        Some("\"default\";q=1000;w=3600")
+    );
+    assert!(
+        answer
+            .header("ratelimit")
+            .unwrap()
+            .starts_with("\"default\";r=999;t="),
+        "{:?}",
+        answer.headers
+    );
+    assert_eq!(client.get("/notifications", &with_key).await.status, 200);
+
+    // No key, a mistyped key: 401 with the challenge the README shows.
+    let answer = client.get("/orders", &[]).await;
+    assert_problem(&answer, 401, "missing_credential");
+    assert_eq!(
+        answer.header("www-authenticate"),
+        Some("ApiKey header=\"x-api-key\"")
+    );
+    assert_eq!(answer.header("cache-control"), Some("no-store"));
+    let answer = client.get("/orders", &[("x-api-key", b"tg_typo")]).await;
+    assert_problem(&answer, 401, "malformed_credential");
+    assert_eq!(
+        answer.header("www-authenticate"),
+        Some("ApiKey header=\"x-api-key\", error=\"malformed_credential\"")
+    );
+
+    // Preloaded keys: by digest (works), inactive and expired (refused).
+    let answer = client
+        .get("/orders", &[("x-api-key", billing.expose().as_bytes())])
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json()["app"]["id"], "billing");
+    let answer = client
+        .get("/orders", &[("x-api-key", retired.expose().as_bytes())])
+        .await;
+    assert_eq!(answer.status, 401, "{}", answer.text());
+    let answer = client
+        .get("/orders", &[("x-api-key", expired.expose().as_bytes())])
+        .await;
+    assert_problem(&answer, 401, "expired_credential");
+
+    // Unknown paths stay 404 (route_layer), and a browser's preflight passes (CORS before auth).
+    assert_eq!(client.get("/nope", &[]).await.status, 404);
+    let preflight = client
+        .request(Method::OPTIONS, "/orders")
+        .header("origin", "https://shop.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "x-api-key,authorization")
+        .body(Full::default())
+        .unwrap();
+    let answer = client.send(preflight).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.header("access-control-allow-origin"), Some("*"));
+
+    // Bearer token: /users/me answers the caller's sub and scopes.
+    let alice = token("alice", "orders:write profile", "orders-api");
+    let bearer = format!("Bearer {alice}");
+    let answer = client
+        .get("/users/me", &[("authorization", bearer.as_bytes())])
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json()["sub"], "alice");
+    assert_eq!(answer.json()["scopes"], json!(["orders:write", "profile"]));
+    let answer = client.get("/users/me", &[]).await;
+    assert_problem(&answer, 401, "missing_credential");
+    assert_eq!(answer.header("www-authenticate"), Some("Bearer"));
+    let other_api = format!("Bearer {}", token("alice", "profile", "billing-api"));
+    let answer = client
+        .get("/users/me", &[("authorization", other_api.as_bytes())])
+        .await;
+    assert_eq!(answer.status, 401, "{}", answer.text());
+    assert!(
+        answer
+            .header("www-authenticate")
+            .unwrap()
+            .starts_with("Bearer error=\"invalid_token\""),
+        "{:?}",
+        answer.headers
+    );
+
+    // POST /orders needs both: key only, token only, then both.
+    let answer = post_order(&client, &[("x-api-key", key.expose())]).await;
+    assert_problem(&answer, 401, "missing_credential");
+    assert_eq!(answer.header("www-authenticate"), Some("Bearer"));
+    let answer = post_order(&client, &[("authorization", &bearer)]).await;
+    assert_problem(&answer, 401, "missing_credential");
+    assert_eq!(
+        answer.header("www-authenticate"),
+        Some("ApiKey header=\"x-api-key\"")
+    );
+    let answer = post_order(
+        &client,
+        &[("x-api-key", key.expose()), ("authorization", &bearer)],
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{}", answer.text());
+    assert_eq!(answer.json()["user"], "alice");
+    assert_eq!(answer.json()["app"], "demo-app");
+    let answer = client.get("/orders", &with_key).await;
+    assert_eq!(answer.json()["orders"][0]["item"], "tea");
+
+    // The handler logged both ids; no log line holds a key, a token or the secret.
+    example.wait_for("order created", Duration::from_secs(5));
+    let output = example.output();
+    let created = output
+        .lines()
+        .find(|l| l.contains("order created"))
+        .unwrap();
+    assert!(
+        created.contains("alice") && created.contains("demo-app"),
+        "{created}"
+    );
+    assert_eq!(
+        output.matches(key.expose()).count(),
+        1,
+        "the key beyond the banner:\n{output}"
+    );
+    for secret in [
+        billing.expose(),
+        retired.expose(),
+        expired.expose(),
+        &alice,
+        SECRET,
+    ] {
+        assert!(
+            !output.contains(secret),
+            "a secret in the output:\n{output}"
+        );
+    }
+    assert!(output.contains("\"x-api-key\": Sensitive"), "{output}");
+}
+
+#[tokio::test]
+async fn axum_orders_rate_limit_from_env() {
+    let key = KeyFormat::default().generate();
+    let tier = KeyFormat::default().generate();
+    let preload = format!("app=tiny,key={},quota=1/hour", tier.expose());
+    let example = start(
+        &[
+            ("TOLLGATE_RATE_LIMIT", "3/hour"),
+            ("TOLLGATE_API_KEYS", &preload),
+        ],
+        key.expose(),
+    );
+    let client = HttpClient::new(example.addr());
+    let with_key = [("x-api-key", key.expose().as_bytes())];
+    for remaining in [2, 1, 0] {
+        let answer = client.get("/orders", &with_key).await;
+        assert_eq!(answer.status, 200);
+        let expected = format!("\"default\";r={remaining};t=");
+        assert!(answer.header("ratelimit").unwrap().starts_with(&expected));
+    }
+    // The limit is per key across routes: /notifications is refused too.
+    let answer = client.get("/notifications", &with_key).await;
+    assert_problem(&answer, 429, "rate_limited");
+    let retry: u64 = answer.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&retry), "Retry-After {retry}");
+    assert_eq!(
+        answer.header("ratelimit-policy"),
+        Some("\"default\";q=3;w=3600")
+    );
+    assert!(
+        answer
+            .header("ratelimit")
+            .unwrap()
+            .starts_with("\"default\";r=0;t=")
+    );
+
+    // A key's own quota (plan tier) overrides the default.
+    let with_tier = [("x-api-key", tier.expose().as_bytes())];
+    assert_eq!(client.get("/orders", &with_tier).await.status, 200);
+    assert_eq!(client.get("/orders", &with_tier).await.status, 429);
+}
+
+#[test]
+fn axum_orders_refuses_bad_settings() {
+    for (var, value) in [
+        ("TOLLGATE_RATE_LIMIT", "0/hour"),
+        ("TOLLGATE_API_KEYS", "app=x,key=tg_not_a_key"),
+        ("TOLLGATE_DEMO_KEY", "hunter2"),
+    ] {
+        let (ok, output) = run_to_end("axum_orders", &[(var, value)]);
+        assert!(!ok, "{var}={value} was accepted:\n{output}");
+        assert!(output.contains(var), "{var}={value}:\n{output}");
+        assert!(!output.contains("hunter2"), "{output}");
+    }
+}
+
+/// Two instances on one PostgreSQL database: a key stored through one works on the other.
+#[cfg(all(feature = "postgres", feature = "redis"))]
+#[tokio::test]
+async fn axum_orders_instances_share_postgres() {
+    let url = crate::servers::postgres_url();
+    let redis = crate::servers::redis_url();
+    let shared = KeyFormat::default().generate();
+    let preload = format!(
+        "app={},key={}",
+        crate::servers::unique("app"),
+        shared.expose()
+    );
+    let first = Example::start(
+        "axum_orders",
+        &[
+            ("TOLLGATE_POSTGRES_URL", &url),
+            ("TOLLGATE_REDIS_URL", &redis),
+            ("TOLLGATE_API_KEYS", &preload),
+        ],
+    );
+    let second = Example::start(
+        "axum_orders",
+        &[
+            ("TOLLGATE_POSTGRES_URL", &url),
+            ("TOLLGATE_REDIS_URL", &redis),
+        ],
+    );
+    let with_key = [("x-api-key", shared.expose().as_bytes())];
+    for example in [&first, &second] {
+        let answer = HttpClient::new(example.addr())
+            .get("/orders", &with_key)
+            .await;
+        assert_eq!(answer.status, 200, "{}", answer.text());
+    }
+}

@@ -1,0 +1,107 @@
+//! `examples/tonic_orders` and `examples/tonic_client`: the same guards over gRPC, the
+//! rejections seen by a real tonic client as statuses.
+
+use serde_json::json;
+use tollgate::api_key::KeyFormat;
+use tonic::Code;
+
+use super::{Example, hs256_token, now, run_to_end};
+
+#[path = "../../../examples/common/orders_grpc.rs"]
+mod orders_grpc;
+
+use orders_grpc::{CreateOrderRequest, OrdersClient};
+
+const SECRET: &str = "an example secret of at least 32 bytes!";
+const ISSUER: &str = "https://auth.test";
+
+fn tea() -> CreateOrderRequest {
+    CreateOrderRequest {
+        item: "tea".to_owned(),
+        quantity: 2,
+    }
+}
+
+#[tokio::test]
+async fn tonic_orders_statuses() {
+    let key = KeyFormat::default().generate();
+    let example = Example::start(
+        "tonic_orders",
+        &[
+            ("TOLLGATE_DEMO_KEY", key.expose()),
+            ("TOLLGATE_JWT_HMAC_SECRET", SECRET),
+            ("TOLLGATE_ISSUER", ISSUER),
+            ("TOLLGATE_RATE_LIMIT", "4/hour"),
+        ],
+    );
+    let url = format!("http://{}", example.addr());
+    let mut client = OrdersClient::connect(url.clone()).await.unwrap();
+    let token = hs256_token(
+        SECRET,
+        &json!({ "sub": "alice", "iss": ISSUER, "aud": "orders-api", "exp": now() + 900 }),
+    );
+    let bearer = format!("Bearer {token}");
+    let app = [("x-api-key", key.expose())];
+    let app_and_user = [
+        ("x-api-key", key.expose()),
+        ("authorization", bearer.as_str()),
+    ];
+
+    // Refused before any count: no key, a malformed key.
+    let status = client.list_orders(&[]).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    let status = client
+        .list_orders(&[("x-api-key", "tg_typo")])
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+
+    // 1: the key alone lists orders.
+    let reply = client.list_orders(&app).await.unwrap();
+    assert_eq!(reply.app_id, "demo-app");
+    // CreateOrder without a token is refused by its own guard, before the limit counts it.
+    let status = client.create_order(tea(), &app).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    // 2: key and token; the handler sees both ids.
+    let order = client.create_order(tea(), &app_and_user).await.unwrap();
+    assert_eq!(
+        (order.user_id.as_str(), order.app_id.as_str()),
+        ("alice", "demo-app")
+    );
+    // 3: the order is listed.
+    assert_eq!(client.list_orders(&app).await.unwrap().orders, vec![order]);
+
+    // The client example prints each answer or status: 4 is the last within the limit.
+    let (ok, printed) = run_to_end(
+        "tonic_client",
+        &[("TOLLGATE_GRPC_URL", &url), ("KEY", key.expose())],
+    );
+    assert!(ok, "{printed}");
+    assert!(
+        printed.contains("ListOrders: ok, app demo-app, 1 orders"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("CreateOrder: refused, Unauthenticated (16)"),
+        "{printed}"
+    );
+
+    // 5: over the per-key limit of 4 an hour, on either method.
+    let status = client.list_orders(&app).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    let status = client.create_order(tea(), &app_and_user).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    let (_, printed) = run_to_end(
+        "tonic_client",
+        &[
+            ("TOLLGATE_GRPC_URL", &url),
+            ("KEY", key.expose()),
+            ("TOKEN", &token),
+        ],
+    );
+    assert!(
+        printed.contains("ListOrders: refused, ResourceExhausted (8)"),
+        "{printed}"
+    );
+    assert!(!example.output().contains(&token), "{}", example.output());
+}
