@@ -31,7 +31,7 @@ async fn tonic_orders_statuses() {
             ("TOLLGATE_DEMO_KEY", key.expose()),
             ("TOLLGATE_JWT_HMAC_SECRET", SECRET),
             ("TOLLGATE_ISSUER", ISSUER),
-            ("TOLLGATE_RATE_LIMIT", "4/hour"),
+            ("TOLLGATE_RATE_LIMIT", "3/hour"),
         ],
     );
     let url = format!("http://{}", example.addr());
@@ -56,10 +56,23 @@ async fn tonic_orders_statuses() {
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
 
-    // 1: the key alone lists orders.
-    let reply = client.list_orders(&app).await.unwrap();
-    assert_eq!(reply.app_id, "demo-app");
-    // CreateOrder without a token is refused by its own guard, before the limit counts it.
+    // The client example with the key alone, as in the README. Its ListOrders is the first
+    // call counted; its refused CreateOrder is not (the token guard runs before the limit).
+    let (ok, printed) = run_to_end(
+        "tonic_client",
+        &[("TOLLGATE_GRPC_URL", &url), ("KEY", key.expose())],
+    );
+    assert!(ok, "{printed}");
+    assert!(
+        printed.contains("ListOrders: ok, app demo-app, 0 orders\n"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("CreateOrder: refused, Unauthenticated (16): No credential was sent.\n"),
+        "{printed}"
+    );
+
+    // CreateOrder without a token is refused by its own guard.
     let status = client.create_order(tea(), &app).await.unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
     // 2: key and token; the handler sees both ids.
@@ -69,24 +82,11 @@ async fn tonic_orders_statuses() {
         ("alice", "demo-app")
     );
     // 3: the order is listed.
-    assert_eq!(client.list_orders(&app).await.unwrap().orders, vec![order]);
+    let reply = client.list_orders(&app).await.unwrap();
+    assert_eq!(reply.app_id, "demo-app");
+    assert_eq!(reply.orders, vec![order]);
 
-    // The client example prints each answer or status: 4 is the last within the limit.
-    let (ok, printed) = run_to_end(
-        "tonic_client",
-        &[("TOLLGATE_GRPC_URL", &url), ("KEY", key.expose())],
-    );
-    assert!(ok, "{printed}");
-    assert!(
-        printed.contains("ListOrders: ok, app demo-app, 1 orders"),
-        "{printed}"
-    );
-    assert!(
-        printed.contains("CreateOrder: refused, Unauthenticated (16)"),
-        "{printed}"
-    );
-
-    // 5: over the per-key limit of 4 an hour, on either method.
+    // Over the per-key limit of 3 an hour, on either method.
     let status = client.list_orders(&app).await.unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     let status = client.create_order(tea(), &app_and_user).await.unwrap_err();
