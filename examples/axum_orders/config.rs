@@ -24,6 +24,8 @@ pub(crate) struct Config {
     pub(crate) preload: Vec<PreloadKey>,
     /// The per-key limit on the API-key routes (seed 000: 1000 per hour).
     pub(crate) rate_limit: Quota,
+    /// A per-client-IP limit in front of auth on every route, when set.
+    pub(crate) ip_rate_limit: Option<Quota>,
     pub(crate) postgres_url: Option<String>,
     pub(crate) redis_url: Option<String>,
 }
@@ -115,6 +117,12 @@ impl Config {
             Some(s) => parse_quota(&s).map_err(|e| format!("TOLLGATE_RATE_LIMIT={s:?}: {e}"))?,
             None => Quota::per_hour(1000).expect("non-zero"),
         };
+        let ip_rate_limit = match var("TOLLGATE_IP_RATE_LIMIT") {
+            Some(s) => {
+                Some(parse_quota(&s).map_err(|e| format!("TOLLGATE_IP_RATE_LIMIT={s:?}: {e}"))?)
+            }
+            None => None,
+        };
         let preload = match var("TOLLGATE_API_KEYS") {
             Some(s) => parse_keys(&s).map_err(|e| format!("TOLLGATE_API_KEYS: {e}"))?,
             None => Vec::new(),
@@ -128,6 +136,7 @@ impl Config {
             demo_key: var("TOLLGATE_DEMO_KEY"),
             preload,
             rate_limit,
+            ip_rate_limit,
             postgres_url: var("TOLLGATE_POSTGRES_URL"),
             redis_url: var("TOLLGATE_REDIS_URL"),
         })

@@ -35,6 +35,7 @@
 //! | `TOLLGATE_DEMO_KEY` | generated | a `tg_` key to use as the demo app's key, so restarts keep it |
 //! | `TOLLGATE_API_KEYS` | — | keys to preload, see below |
 //! | `TOLLGATE_RATE_LIMIT` | `1000/hour` | per-key limit: `N/second`, `N/minute`, `N/hour`, `N/day` |
+//! | `TOLLGATE_IP_RATE_LIMIT` | off | a per-client-IP limit in front of auth, same format |
 //! | `TOLLGATE_POSTGRES_URL` | — | keep key records in PostgreSQL (feature `postgres`; migrates on start) |
 //! | `TOLLGATE_REDIS_URL` | — | broadcast revocations to other instances over Redis (feature `redis`) |
 //! | `RUST_LOG` | `info,tollgate=debug` | log filter |
@@ -127,15 +128,18 @@ async fn serve<K: KeyStore>(config: Config, store: K) -> Result<(), String> {
     let demo_key = keys::preload(&keys, &config).await?;
     let jwt = keys::jwt_layer(&config).await?;
     let per_key = RateLimitLayer::new(config.rate_limit).ietf_headers(true);
-    let app = routes::router(keys, jwt, per_key);
+    let app = routes::router(keys, jwt, per_key, config.ip_rate_limit);
 
     let listener = TcpListener::bind(config.addr)
         .await
         .map_err(|e| format!("binding {}: {e}", config.addr))?;
     print_banner(&config, demo_key.expose());
-    axum::serve(listener, app)
-        .await
-        .map_err(|e| format!("serving: {e}"))
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .await
+    .map_err(|e| format!("serving: {e}"))
 }
 
 /// The start-up message: the demo key, shown once, and commands that use it.

@@ -2,19 +2,23 @@
 //!
 //! Guards are attached per route with `route_layer`, so an unknown path is a plain 404 and a
 //! wrong method a 405, never a 401. Within one route the last `route_layer` runs first, which
-//! gives the order the README recommends: auth → scopes → per-key limit → handler.
+//! gives the order the README recommends: CORS → IP limit → auth → scopes → per-key limit →
+//! handler.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderName, Method, StatusCode, header};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tollgate::Quota;
 use tollgate::api_key::{ApiKeyLayer, ApiKeys, KeyStore};
 use tollgate::identity::{AppIdentity, UserIdentity};
 use tollgate::jwt::JwtLayer;
-use tollgate::rate_limit::RateLimitLayer;
+use tollgate::rate_limit::{ClientIp, Limit, RateLimitLayer};
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
@@ -23,15 +27,17 @@ use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 #[derive(Clone, Default)]
 struct Orders(Arc<Mutex<Vec<Value>>>);
 
-/// The whole service.
+/// The whole service. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`
+/// so the per-IP limit sees the peer address.
 pub(crate) fn router<K: KeyStore>(
     keys: ApiKeys<K>,
     jwt: JwtLayer,
     per_key: RateLimitLayer,
+    per_ip: Option<Quota>,
 ) -> Router {
     let app = ApiKeyLayer::new(keys);
     let orders = Orders::default();
-    Router::new()
+    let routes = Router::new()
         // Seed 000: an application reads orders with its API key.
         .route(
             "/orders",
@@ -51,7 +57,17 @@ pub(crate) fn router<K: KeyStore>(
             "/notifications",
             get(notifications).route_layer(per_key).route_layer(app),
         )
-        .route("/users/me", get(me).route_layer(jwt))
+        .route("/users/me", get(me).route_layer(jwt));
+    // Outside every route's guards, so a flood is refused before any key or token work.
+    let routes = match per_ip {
+        Some(quota) => routes.route_layer(
+            RateLimitLayer::with_limit(Limit::new("ip", quota).expect("a valid name")).key(
+                ClientIp::peer_from(|ext| ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())),
+            ),
+        ),
+        None => routes,
+    };
+    routes
         .route("/health", get(|| async { "ok" }))
         .with_state(orders)
         .layer(

@@ -145,12 +145,36 @@ fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().join("../examples");
     let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.exists(),
-        "example binary {} is missing: run the tests with `cargo test --all-features` (which \
-         builds the examples) or build it with `cargo build --all-features --example {name}`",
-        path.display()
+    let directions = format!(
+        "run the tests with `cargo test --all-features` (without `--test`, which builds the \
+         examples too) or build it with `cargo build --all-features --example {name}`"
     );
+    let built = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| panic!("example binary {} is missing: {directions}", path.display()));
+    // `cargo test --test integration` builds no example, and a target directory shared by
+    // several checkouts may hold another one's build: check the sources cargo recorded.
+    let recorded = std::fs::read_to_string(dir.join(format!("{name}.d"))).unwrap_or_default();
+    let ours = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    for source in recorded.split_whitespace().skip(1).map(PathBuf::from) {
+        let example_source = source.components().any(|c| c.as_os_str() == "examples");
+        if !example_source || !source.is_absolute() {
+            continue;
+        }
+        assert!(
+            source.starts_with(&ours),
+            "example binary {} was built from another checkout ({}): {directions}",
+            path.display(),
+            source.display()
+        );
+        let modified = std::fs::metadata(&source).and_then(|m| m.modified());
+        assert!(
+            modified.is_ok_and(|m| m <= built),
+            "example binary {} is older than {}: {directions}",
+            path.display(),
+            source.display()
+        );
+    }
     path
 }
 

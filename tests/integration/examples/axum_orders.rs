@@ -331,3 +331,22 @@ async fn axum_orders_instances_share_postgres() {
         assert_eq!(answer.status, 200, "{}", answer.text());
     }
 }
+
+/// `TOLLGATE_IP_RATE_LIMIT`: counted per client before auth, so requests without a key count
+/// too, and unknown paths stay 404.
+#[tokio::test]
+async fn axum_orders_ip_limit_before_auth() {
+    let key = KeyFormat::default().generate();
+    let example = start(&[("TOLLGATE_IP_RATE_LIMIT", "3/minute")], key.expose());
+    let client = HttpClient::new(example.addr());
+    let with_key = [("x-api-key", key.expose().as_bytes())];
+    assert_eq!(client.get("/orders", &[]).await.status, 401);
+    assert_eq!(client.get("/users/me", &[]).await.status, 401);
+    assert_eq!(client.get("/orders", &with_key).await.status, 200);
+    let answer = client.get("/orders", &with_key).await;
+    assert_problem(&answer, 429, "rate_limited");
+    let retry: u64 = answer.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    assert_eq!(client.get("/nope", &[]).await.status, 404);
+    assert_eq!(client.get("/health", &[]).await.status, 200);
+}
