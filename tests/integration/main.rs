@@ -20,6 +20,8 @@ mod readiness;
 mod redis_invalidation;
 #[cfg(all(feature = "redis", feature = "rate-limit"))]
 mod redis_rate_limit;
+#[cfg(all(feature = "redis", feature = "jwt-base"))]
+mod redis_revocation;
 
 #[cfg(feature = "rate-limit")]
 mod rate_limit;
