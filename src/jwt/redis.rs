@@ -20,7 +20,7 @@
 //! - **Expiry**: local entries and Redis keys both end at the token's `exp`, after which the
 //!   token is refused as expired anyway. Pass `exp` plus the layer's leeway to be exact.
 //!
-//! The subscription runs as long as any clone of the [`RedisRevocation`] is alive (the one
+//! Needs Redis 6.2 or later (`SET … EXAT`). The subscription runs as long as any clone of the [`RedisRevocation`] is alive (the one
 //! given to [`JwtBuilder::revocation`](super::JwtBuilder::revocation) included).
 //!
 //! # Example

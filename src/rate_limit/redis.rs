@@ -23,7 +23,9 @@
 //!   applies and a request never hangs. The [`ConnectionManager`] reconnects by itself once
 //!   Redis is back.
 //!
-//! Counts are Lua numbers (doubles): limits above 2^53 are treated as 2^53.
+//! Counts are Lua numbers (doubles): limits above 2^53 are treated as 2^53. Needs Redis 5 or
+//! later (a script that reads `TIME` and then writes relies on effects replication, the
+//! default since 5.0).
 //!
 //! # Example
 //!
