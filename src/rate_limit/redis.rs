@@ -229,8 +229,12 @@ impl RedisStoreBuilder {
             // layer's policy answers, while the manager keeps reconnecting in the background.
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        let connection = client.get_connection_manager_with_config(config).await?;
-        Ok(self.build(connection))
+        let mut connection = client.get_connection_manager_with_config(config).await?;
+        let store = self.build(connection.clone());
+        // Loaded now, the first decisions are one `EVALSHA` each too (a server that restarts
+        // forgets it: the first decision after that loads it again).
+        store.inner.script.load_async(&mut connection).await?;
+        Ok(store)
     }
 
     /// Builds the store on a connection you configured (keep its response timeout bounded).

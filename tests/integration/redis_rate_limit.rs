@@ -4,10 +4,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::routing::get;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
 use tollgate::Quota;
 use tollgate::rate_limit::redis::RedisStore;
 use tollgate::rate_limit::{
@@ -326,4 +330,102 @@ fn public_types_are_send_and_sync() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<RedisStore>();
     send_sync::<Arc<RedisStore>>();
+}
+
+/// A TCP relay to Redis that can stall: while stalled it holds every byte in both directions,
+/// connections stay open, and Redis seems to hang rather than to be gone.
+struct Stall {
+    addr: SocketAddr,
+    stalled: Arc<AtomicBool>,
+}
+
+impl Stall {
+    async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stalled = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stalled);
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let Ok(outbound) = TcpStream::connect(upstream).await else {
+                    continue;
+                };
+                let (in_read, in_write) = inbound.into_split();
+                let (out_read, out_write) = outbound.into_split();
+                tokio::spawn(relay(in_read, out_write, Arc::clone(&flag)));
+                tokio::spawn(relay(out_read, in_write, Arc::clone(&flag)));
+            }
+        });
+        Self { addr, stalled }
+    }
+
+    fn stall(&self, stalled: bool) {
+        self.stalled.store(stalled, Ordering::SeqCst);
+    }
+}
+
+async fn relay(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, stalled: Arc<AtomicBool>) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        while stalled.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        // Bytes read just before a stall are held too.
+        while stalled.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_redis_times_out_into_the_policy_and_never_holds_a_request() {
+    let stall = Stall::start(redis_addr()).await;
+    let url = format!("redis://{}", stall.addr);
+    let prefix = unique("tollgate-test:rl");
+    let timeout = Duration::from_millis(250);
+    let with = |policy, store| {
+        layer(long(100), store)
+            .on_store_error(policy)
+            .store_timeout(Some(timeout))
+    };
+    let closed = node(with(
+        OnStoreError::FailClosed,
+        store_at(&url, &prefix).await,
+    ))
+    .await;
+    let open = node(with(OnStoreError::FailOpen, store_at(&url, &prefix).await)).await;
+    assert_eq!(get_as(&closed, "hang").await.status, 200);
+
+    stall.stall(true);
+    for (client, status) in [(&closed, 503), (&open, 200)] {
+        let started = Instant::now();
+        let answer = get_as(client, "hang").await;
+        let took = started.elapsed();
+        assert_eq!(answer.status, status, "{}", answer.text());
+        assert!(answer.header("ratelimit").is_none());
+        assert!(took >= timeout, "answered before the timeout: {took:?}");
+        assert!(took < timeout * 4, "took {took:?}");
+    }
+
+    stall.stall(false);
+    let started = Instant::now();
+    loop {
+        let answer = get_as(&closed, "hang").await;
+        if answer.status == 200 && answer.header("ratelimit").is_some() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{}",
+            answer.status
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
