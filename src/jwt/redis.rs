@@ -190,7 +190,12 @@ impl RedisRevocationBuilder {
     }
 
     /// Bounds connecting and every command (default 1 s).
+    ///
+    /// # Panics
+    ///
+    /// If `timeout` is zero.
     pub fn timeout(mut self, timeout: Duration) -> Self {
+        assert!(!timeout.is_zero(), "a zero timeout fails every command");
         self.timeout = timeout;
         self
     }
