@@ -10,11 +10,15 @@
 //! be refused by another one subscribed over Redis pub/sub (revoke → publish → message →
 //! eviction → the next check goes to the store and sees the revocation).
 //!
+//! With `redis` and `rate-limit` it also measures a rate-limit decision (`RateLimitStore::hit`
+//! on one hot key, two limits) on `RedisStore` beside `MemoryStore`: p50/p99 on one task, then
+//! the throughput of 64 tasks sharing the store (one multiplexed Redis connection).
+//!
 //! It needs a PostgreSQL server in `TOLLGATE_POSTGRES_URL` (and Redis in `TOLLGATE_REDIS_URL`
-//! for the second part); `scripts/test.sh --run` starts both for any command:
+//! for the Redis parts); `scripts/test.sh --run` starts both for any command:
 //!
 //! ```text
-//! bash scripts/test.sh --run cargo bench --bench backends --features postgres,redis
+//! bash scripts/test.sh --run cargo bench --bench backends --features full
 //! ```
 
 use std::time::Instant;
@@ -54,7 +58,103 @@ fn main() {
 
         #[cfg(feature = "redis")]
         invalidation().await;
+
+        #[cfg(all(feature = "redis", feature = "rate-limit"))]
+        rate_limit::run().await;
     });
+}
+
+/// Rate-limit decisions: `RedisStore` beside `MemoryStore`.
+#[cfg(all(feature = "redis", feature = "rate-limit"))]
+mod rate_limit {
+    use std::sync::Arc;
+    use std::time::{Instant, SystemTime};
+
+    use tollgate::Quota;
+    use tollgate::rate_limit::redis::RedisStore;
+    use tollgate::rate_limit::{Hit, MemoryStore, RateLimitStore};
+
+    use super::{SAMPLES, TASKS};
+
+    const PER_TASK: usize = 500;
+
+    pub(super) async fn run() {
+        let url = std::env::var("TOLLGATE_REDIS_URL").unwrap_or_else(|_| {
+            panic!("TOLLGATE_REDIS_URL is not set: run through scripts/test.sh --run")
+        });
+        println!(
+            "rate-limit decision, one hot key, 2 limits ({SAMPLES} samples, one task; then {TASKS} tasks)"
+        );
+        decisions("in-memory", Arc::new(MemoryStore::new())).await;
+        let prefix = format!("tollgate-bench:rl:{}", std::process::id());
+        let redis = RedisStore::builder()
+            .prefix(prefix)
+            .connect(&url)
+            .await
+            .unwrap();
+        decisions("redis    ", Arc::new(redis)).await;
+    }
+
+    /// Limits no run reaches: every decision admits and writes.
+    fn unreachable_quotas() -> [Quota; 2] {
+        [
+            Quota::per_second(1 << 40).unwrap(),
+            Quota::per_hour(1 << 50).unwrap(),
+        ]
+    }
+
+    /// One decision, as the layer makes it: synchronously when the store can.
+    async fn decide<St: RateLimitStore>(store: &St, quotas: &[Quota]) {
+        let hit = Hit::new(b"bench-key", quotas, 1, SystemTime::now());
+        let decision = match store.try_hit(&hit) {
+            Some(decision) => decision,
+            None => store.hit(&hit).await,
+        };
+        assert!(decision.unwrap().is_allowed());
+    }
+
+    async fn decisions<St: RateLimitStore>(name: &str, store: Arc<St>) {
+        let quotas = unreachable_quotas();
+        for _ in 0..500 {
+            decide(&*store, &quotas).await;
+        }
+        let mut samples = Vec::with_capacity(SAMPLES);
+        for _ in 0..SAMPLES {
+            let started = Instant::now();
+            decide(&*store, &quotas).await;
+            samples.push(started.elapsed());
+        }
+        samples.sort();
+        let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+        println!(
+            "{name}  p50 {:>9.1?}  p99 {:>9.1?}  max {:>9.1?}",
+            at(0.50),
+            at(0.99),
+            samples[samples.len() - 1]
+        );
+
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    let quotas = unreachable_quotas();
+                    for _ in 0..PER_TASK {
+                        decide(&*store, &quotas).await;
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let elapsed = started.elapsed();
+        let total = TASKS * PER_TASK;
+        println!(
+            "{name}  {TASKS} tasks: {total} decisions in {elapsed:.2?} = {:.0}/s",
+            total as f64 / elapsed.as_secs_f64()
+        );
+    }
 }
 
 /// Revocation on node A until node B refuses the key, over Redis pub/sub.

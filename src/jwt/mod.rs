@@ -10,7 +10,7 @@
 //! | [`JwtKey`], [`KeySet`], [`Algorithm`] | verification keys (HMAC, RSA, EC, Ed25519 from PEM, DER or JWK), each pinned to one algorithm |
 //! | [`JwksSource`], [`JwksFetcher`], [`jwks`] | keys from a JWKS endpoint, refreshed in the background |
 //! | [`VerifiedToken`], [`Claims`], [`StandardClaims`] | what a valid token hands downstream (with a [`UserIdentity`](crate::identity::UserIdentity)) |
-//! | [`Revocation`], [`RevocationList`] | refusing tokens by `jti` |
+//! | [`Revocation`], [`RevocationList`] | refusing tokens by `jti` (shared by every instance over Redis: `redis::RedisRevocation`, feature `redis`) |
 //! | [`ConfigError`], [`RequiredClaim`] | configuration |
 //!
 //! # What is checked, and in what order
@@ -133,6 +133,9 @@ mod extract;
 pub mod jwks;
 mod keys;
 mod layer;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 mod revocation;
 mod validation;
 

@@ -75,6 +75,24 @@ impl RevocationList {
         self.inner.len.store(entries.len(), Ordering::Release);
     }
 
+    /// Revokes every `(jti, expires_at)` of `entries` under one lock and one sweep (a bulk
+    /// load, such as a shared denylist's contents at startup).
+    pub fn revoke_many<J: AsRef<str>>(&self, entries: impl IntoIterator<Item = (J, SystemTime)>) {
+        let now = self.inner.clock.now();
+        let mut held = self
+            .inner
+            .entries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        held.retain(|_, until| *until > now);
+        for (jti, expires_at) in entries {
+            if expires_at > now {
+                held.insert(Box::from(jti.as_ref()), expires_at);
+            }
+        }
+        self.inner.len.store(held.len(), Ordering::Release);
+    }
+
     /// How many entries are held (expired ones are removed on the next [`revoke`](Self::revoke)).
     pub fn len(&self) -> usize {
         self.inner.len.load(Ordering::Acquire)
@@ -139,5 +157,11 @@ mod tests {
         assert!(!list.is_revoked("a"));
         list.revoke("c", UNIX_EPOCH + Duration::from_secs(2_000));
         assert_eq!(list.len(), 1, "the expired entry was swept");
+        list.revoke_many([
+            ("d", UNIX_EPOCH + Duration::from_secs(2_000)),
+            ("old", UNIX_EPOCH + Duration::from_secs(1_000)),
+        ]);
+        assert!(list.is_revoked("c") && list.is_revoked("d") && !list.is_revoked("old"));
+        assert_eq!(list.len(), 2);
     }
 }

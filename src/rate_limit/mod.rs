@@ -20,7 +20,7 @@
 //! | no key in the request | [`OnMissingKey::Reject`] (401) | `Pass`, `FallbackToIp` — never a 500 |
 //! | quota | one per layer | overridden per key by [`AppIdentity::quota`](crate::identity::AppIdentity::quota) (plan tiers); up to [`MAX_LIMITS`] named limits decided all or nothing ([`RateLimitLayer::with_limits`]) |
 //! | cost | 1 per request | [`RateLimitLayer::cost`] |
-//! | store | [`MemoryStore`] (dashmap, exact, self-sweeping, capped) | `GcraStore` on `governor` (feature `governor`), or your own [`RateLimitStore`] (Redis) |
+//! | store | [`MemoryStore`] (dashmap, exact, self-sweeping, capped) | `GcraStore` on `governor` (feature `governor`), `redis::RedisStore` shared by every instance (feature `redis`), or your own [`RateLimitStore`] |
 //! | store failure | [`OnStoreError::FailClosed`] (503), 200 ms timeout | `FailOpen`, [`RateLimitLayer::store_timeout`] |
 //! | headers | `Retry-After` on 429 | IETF `RateLimit-Policy` / `RateLimit` ([`ietf_headers`](RateLimitLayer::ietf_headers)), `X-RateLimit-*` ([`legacy_headers`](RateLimitLayer::legacy_headers)) |
 //! | shadow mode | off | [`dry_run`](RateLimitLayer::dry_run): count and report, refuse nothing |
@@ -126,7 +126,8 @@
 //! - [`KeyExtractor`], [`Key`], [`RequestHead`], [`AppKeyId`], [`AppId`], [`ClientIp`],
 //!   [`Route`], [`OnMissingKey`]: keys.
 //! - [`RateLimitStore`], [`Hit`], [`Window`], [`Decision`], [`LimitStatus`], [`StoreError`],
-//!   [`OnStoreError`]: the store interface; [`MemoryStore`] and `GcraStore` implement it.
+//!   [`OnStoreError`]: the store interface; [`MemoryStore`], `GcraStore` and
+//!   `redis::RedisStore` implement it.
 //! - [`ShadowRejection`]: what dry-run mode records.
 
 mod future;
@@ -137,6 +138,9 @@ mod key;
 mod layer;
 mod limit;
 mod memory;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 mod service;
 mod store;
 

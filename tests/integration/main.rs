@@ -18,6 +18,10 @@ mod postgres;
 mod readiness;
 #[cfg(all(feature = "redis", feature = "postgres"))]
 mod redis_invalidation;
+#[cfg(all(feature = "redis", feature = "rate-limit"))]
+mod redis_rate_limit;
+#[cfg(all(feature = "redis", feature = "jwt-base"))]
+mod redis_revocation;
 
 #[cfg(feature = "rate-limit")]
 mod rate_limit;

@@ -1,0 +1,187 @@
+//! `RedisRevocation`: a `jti` revoked on one node is refused by the others, over the real
+//! Redis server `scripts/test.sh` starts, each node checking its own local copy.
+
+use std::net::SocketAddr;
+use std::sync::Once;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::routing::get;
+use jsonwebtoken::crypto::CryptoProvider;
+use jsonwebtoken::{EncodingKey, Header};
+use serde_json::json;
+use tollgate::jwt::redis::RedisRevocation;
+use tollgate::jwt::{Algorithm, JwtKey, JwtLayer, Revocation};
+
+use crate::servers::{Proxy, redis_url, unique};
+use crate::support::{HttpClient, serve_axum};
+
+const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// An HS256 token with id `jti`, valid for ten minutes from now.
+fn token(jti: &str) -> String {
+    static ONCE: Once = Once::new();
+    // Signing (test side only) needs one process-wide provider when both backends are on.
+    ONCE.call_once(|| {
+        let _ = CryptoProvider::install_default(&jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER);
+    });
+    let claims = json!({"sub": "alice", "iat": now(), "exp": now() + 600, "jti": jti});
+    jsonwebtoken::encode(
+        &Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(SECRET),
+    )
+    .unwrap()
+}
+
+fn exp_of_token() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(now() + 600)
+}
+
+struct Node {
+    revocation: RedisRevocation,
+    client: HttpClient,
+}
+
+async fn node(url: &str, prefix: &str) -> Node {
+    let revocation = RedisRevocation::builder()
+        .prefix(prefix)
+        .connect(url)
+        .await
+        .unwrap();
+    let layer = JwtLayer::builder(JwtKey::hmac(SECRET, Algorithm::HS256).unwrap())
+        .revocation(revocation.clone())
+        .build()
+        .unwrap();
+    let router = Router::new()
+        .route("/", get(|| async { "ok" }))
+        .route_layer(layer);
+    Node {
+        revocation,
+        client: HttpClient::new(serve_axum(router).await),
+    }
+}
+
+impl Node {
+    async fn status(&self, token: &str) -> u16 {
+        let bearer = format!("Bearer {token}");
+        self.client
+            .get("/", &[("authorization", bearer.as_bytes())])
+            .await
+            .status
+            .as_u16()
+    }
+
+    /// How long until this node refuses `token`, polling for up to `limit`.
+    async fn until_refused(&self, token: &str, limit: Duration) -> Duration {
+        let started = Instant::now();
+        loop {
+            if self.status(token).await == 401 {
+                return started.elapsed();
+            }
+            assert!(started.elapsed() < limit, "still admitted after {limit:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_jti_revoked_on_node_a_is_refused_on_node_b_within_a_second() {
+    let prefix = unique("tollgate-test:jti");
+    let (a, b) = (
+        node(&redis_url(), &prefix).await,
+        node(&redis_url(), &prefix).await,
+    );
+    let revoked = token("t-revoked");
+    let kept = token("t-kept");
+    assert_eq!(b.status(&revoked).await, 200);
+    assert_eq!(b.status(&revoked).await, 200, "B's verified-token cache");
+
+    a.revocation
+        .revoke("t-revoked", exp_of_token())
+        .await
+        .unwrap();
+    assert_eq!(a.status(&revoked).await, 401, "A refuses at once");
+    let took = b.until_refused(&revoked, Duration::from_secs(1)).await;
+    eprintln!("revocation reached node B in {took:?}");
+    assert_eq!(b.status(&kept).await, 200);
+    assert_eq!(a.status(&kept).await, 200);
+
+    // The entry in Redis expires with the token.
+    let mut connection = redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(format!("{prefix}:t-revoked"))
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert!((590..=601).contains(&ttl), "ttl {ttl}");
+}
+
+#[tokio::test]
+async fn a_node_started_later_loads_earlier_revocations() {
+    let prefix = unique("tollgate-test:jti");
+    let a = node(&redis_url(), &prefix).await;
+    for i in 0..2_500 {
+        // More than one SCAN step's worth.
+        a.revocation
+            .revoke(&format!("bulk-{i}"), exp_of_token())
+            .await
+            .unwrap();
+    }
+    let c = node(&redis_url(), &prefix).await;
+    assert_eq!(c.revocation.local().len(), 2_500);
+    assert!(c.revocation.is_revoked("bulk-1234"));
+    assert_eq!(c.status(&token("bulk-7")).await, 401);
+    assert_eq!(c.status(&token("fresh")).await, 200);
+
+    // An already expired token is revoked locally only: nothing to share.
+    a.revocation
+        .revoke("gone", UNIX_EPOCH + Duration::from_secs(1))
+        .await
+        .unwrap();
+    let d = node(&redis_url(), &prefix).await;
+    assert_eq!(d.revocation.local().len(), 2_500);
+}
+
+fn redis_addr() -> SocketAddr {
+    let url = redis_url();
+    let hostport = url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap();
+    hostport.parse().unwrap()
+}
+
+#[tokio::test]
+async fn after_losing_redis_a_node_catches_up_on_what_it_missed() {
+    let prefix = unique("tollgate-test:jti");
+    let proxy = Proxy::start(redis_addr()).await;
+    let a = node(&redis_url(), &prefix).await;
+    let b = node(&format!("redis://{}", proxy.addr()), &prefix).await;
+    let missed = token("t-missed");
+    assert_eq!(b.status(&missed).await, 200);
+
+    proxy.cut().await;
+    a.revocation
+        .revoke("t-missed", exp_of_token())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(b.status(&missed).await, 200, "the message was lost");
+
+    proxy.restore().await;
+    let took = b.until_refused(&missed, Duration::from_secs(5)).await;
+    eprintln!("node B caught up {took:?} after Redis returned");
+}
