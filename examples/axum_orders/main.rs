@@ -37,7 +37,7 @@
 //! | `TOLLGATE_RATE_LIMIT` | `1000/hour` | per-key limit: `N/second`, `N/minute`, `N/hour`, `N/day` |
 //! | `TOLLGATE_IP_RATE_LIMIT` | off | a per-client-IP limit in front of auth, same format |
 //! | `TOLLGATE_POSTGRES_URL` | — | keep key records in PostgreSQL (feature `postgres`; migrates on start) |
-//! | `TOLLGATE_REDIS_URL` | — | broadcast revocations to other instances over Redis (feature `redis`) |
+//! | `TOLLGATE_REDIS_URL` | — | broadcast revocations to other instances and share the per-key limit over Redis (feature `redis`) |
 //! | `RUST_LOG` | `info,tollgate=debug` | log filter |
 //!
 //! `TOLLGATE_API_KEYS` holds entries separated by `;`, each a comma-separated list of
@@ -58,7 +58,7 @@ mod keys;
 mod routes;
 
 use tokio::net::TcpListener;
-use tollgate::api_key::{ApiKeys, InMemoryKeyStore, KeyStore};
+use tollgate::api_key::{ApiKey, ApiKeys, InMemoryKeyStore, KeyStore};
 use tollgate::rate_limit::RateLimitLayer;
 use tracing_subscriber::EnvFilter;
 
@@ -128,12 +128,25 @@ async fn serve<K: KeyStore>(config: Config, store: K) -> Result<(), String> {
     let demo_key = keys::preload(&keys, &config).await?;
     let jwt = keys::jwt_layer(&config).await?;
     let per_key = RateLimitLayer::new(config.rate_limit).ietf_headers(true);
+    // With Redis, every instance counts against one limit per key.
+    #[cfg(feature = "redis")]
+    if let Some(url) = &config.redis_url {
+        let store = tollgate::rate_limit::redis::RedisStore::connect(url)
+            .await
+            .map_err(|e| format!("TOLLGATE_REDIS_URL (rate limits): {e}"))?;
+        let per_key = per_key.store(store).map_err(|e| e.to_string())?;
+        let app = routes::router(keys, jwt, per_key, config.ip_rate_limit);
+        return listen(&config, app, &demo_key).await;
+    }
     let app = routes::router(keys, jwt, per_key, config.ip_rate_limit);
+    listen(&config, app, &demo_key).await
+}
 
+async fn listen(config: &Config, app: axum::Router, demo_key: &ApiKey) -> Result<(), String> {
     let listener = TcpListener::bind(config.addr)
         .await
         .map_err(|e| format!("binding {}: {e}", config.addr))?;
-    print_banner(&config, demo_key.expose());
+    print_banner(config, demo_key.expose());
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),

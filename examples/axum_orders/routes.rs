@@ -18,7 +18,7 @@ use tollgate::Quota;
 use tollgate::api_key::{ApiKeyLayer, ApiKeys, KeyStore};
 use tollgate::identity::{AppIdentity, UserIdentity};
 use tollgate::jwt::JwtLayer;
-use tollgate::rate_limit::{ClientIp, Limit, RateLimitLayer};
+use tollgate::rate_limit::{AppKeyId, ClientIp, Limit, RateLimitLayer, RateLimitStore};
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
@@ -29,12 +29,16 @@ struct Orders(Arc<Mutex<Vec<Value>>>);
 
 /// The whole service. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`
 /// so the per-IP limit sees the peer address.
-pub(crate) fn router<K: KeyStore>(
+pub(crate) fn router<K, St>(
     keys: ApiKeys<K>,
     jwt: JwtLayer,
-    per_key: RateLimitLayer,
+    per_key: RateLimitLayer<AppKeyId, St>,
     per_ip: Option<Quota>,
-) -> Router {
+) -> Router
+where
+    K: KeyStore,
+    St: RateLimitStore + Clone,
+{
     let app = ApiKeyLayer::new(keys);
     let orders = Orders::default();
     let routes = Router::new()

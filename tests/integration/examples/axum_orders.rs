@@ -296,10 +296,11 @@ fn axum_orders_refuses_bad_settings() {
     }
 }
 
-/// Two instances on one PostgreSQL database: a key stored through one works on the other.
+/// Two instances on one PostgreSQL database and one Redis: a key stored through one works on
+/// the other, and both count against the same per-key limit.
 #[cfg(all(feature = "postgres", feature = "redis"))]
 #[tokio::test]
-async fn axum_orders_instances_share_postgres() {
+async fn axum_orders_instances_share_postgres_and_redis() {
     let url = crate::servers::postgres_url();
     let redis = crate::servers::redis_url();
     let shared = KeyFormat::default().generate();
@@ -308,28 +309,29 @@ async fn axum_orders_instances_share_postgres() {
         crate::servers::unique("app"),
         shared.expose()
     );
-    let first = Example::start(
-        "axum_orders",
-        &[
-            ("TOLLGATE_POSTGRES_URL", &url),
-            ("TOLLGATE_REDIS_URL", &redis),
-            ("TOLLGATE_API_KEYS", &preload),
-        ],
-    );
-    let second = Example::start(
-        "axum_orders",
-        &[
-            ("TOLLGATE_POSTGRES_URL", &url),
-            ("TOLLGATE_REDIS_URL", &redis),
-        ],
+    let common = [
+        ("TOLLGATE_POSTGRES_URL", url.as_str()),
+        ("TOLLGATE_REDIS_URL", redis.as_str()),
+        ("TOLLGATE_RATE_LIMIT", "3/hour"),
+    ];
+    let mut first_env = common.to_vec();
+    first_env.push(("TOLLGATE_API_KEYS", &preload));
+    let first = Example::start("axum_orders", &first_env);
+    let second = Example::start("axum_orders", &common);
+    let (first, second) = (
+        HttpClient::new(first.addr()),
+        HttpClient::new(second.addr()),
     );
     let with_key = [("x-api-key", shared.expose().as_bytes())];
-    for example in [&first, &second] {
-        let answer = HttpClient::new(example.addr())
-            .get("/orders", &with_key)
-            .await;
+    for (client, remaining) in [(&first, 2), (&second, 1), (&first, 0)] {
+        let answer = client.get("/orders", &with_key).await;
         assert_eq!(answer.status, 200, "{}", answer.text());
+        let expected = format!("\"default\";r={remaining};t=");
+        assert!(answer.header("ratelimit").unwrap().starts_with(&expected));
     }
+    let answer = second.get("/orders", &with_key).await;
+    assert_problem(&answer, 429, "rate_limited");
+    assert!(answer.header("retry-after").is_some());
 }
 
 /// `TOLLGATE_IP_RATE_LIMIT`: counted per client before auth, so requests without a key count
@@ -337,7 +339,7 @@ async fn axum_orders_instances_share_postgres() {
 #[tokio::test]
 async fn axum_orders_ip_limit_before_auth() {
     let key = KeyFormat::default().generate();
-    let example = start(&[("TOLLGATE_IP_RATE_LIMIT", "3/minute")], key.expose());
+    let example = start(&[("TOLLGATE_IP_RATE_LIMIT", "3/hour")], key.expose());
     let client = HttpClient::new(example.addr());
     let with_key = [("x-api-key", key.expose().as_bytes())];
     assert_eq!(client.get("/orders", &[]).await.status, 401);
@@ -346,7 +348,7 @@ async fn axum_orders_ip_limit_before_auth() {
     let answer = client.get("/orders", &with_key).await;
     assert_problem(&answer, 429, "rate_limited");
     let retry: u64 = answer.header("retry-after").unwrap().parse().unwrap();
-    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    assert!((1..=3600).contains(&retry), "Retry-After {retry}");
     assert_eq!(client.get("/nope", &[]).await.status, 404);
     assert_eq!(client.get("/health", &[]).await.status, 200);
 }
