@@ -4,13 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::jwk::{
-    AlgorithmParameters, CommonParameters, EllipticCurve, EllipticCurveKeyParameters,
-    EllipticCurveKeyType, Jwk, OctetKeyPairParameters, OctetKeyPairType, PublicKeyUse,
-    RSAKeyParameters, RSAKeyType,
-};
+use jsonwebtoken::jwk::{AlgorithmParameters, CommonParameters, Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, EncodingKey};
 
 use crate::jwt::{ConfigError, JwtKey};
@@ -202,9 +196,10 @@ fn sign(
     algorithm: Algorithm,
     message: &[u8],
 ) -> Result<String, jsonwebtoken::errors::Error> {
+    use base64::Engine as _;
     let signer = (provider().signer_factory)(&algorithm, key)?;
     let signature = signer.try_sign(message)?;
-    Ok(URL_SAFE_NO_PAD.encode(signature))
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signature))
 }
 
 /// Without a backend feature, the provider the application installed signs.
@@ -219,49 +214,6 @@ fn sign(
 
 /// The public JWK of an asymmetric private key.
 fn public_jwk(kid: &str, key: &EncodingKey, algorithm: Algorithm) -> Result<Jwk, ConfigError> {
-    #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
-    let params = {
-        let utils = &provider().key_utils;
-        let b64 = |bytes: Vec<u8>| URL_SAFE_NO_PAD.encode(bytes);
-        match algorithm {
-            Algorithm::ES256 | Algorithm::ES384 => {
-                let (curve, x, y) =
-                    (utils.ec_pub_components_from_private_key)(key.as_bytes(), algorithm)
-                        .map_err(|_| invalid("EC private key"))?;
-                AlgorithmParameters::EllipticCurve(EllipticCurveKeyParameters {
-                    key_type: EllipticCurveKeyType::EC,
-                    curve,
-                    x: b64(x),
-                    y: b64(y),
-                })
-            }
-            Algorithm::EdDSA => {
-                let x = (utils.ed_pub_components_from_private_key)(
-                    key.as_bytes(),
-                    &EllipticCurve::Ed25519,
-                )
-                .map_err(|_| invalid("Ed25519 private key"))?;
-                AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
-                    key_type: OctetKeyPairType::OctetKeyPair,
-                    curve: EllipticCurve::Ed25519,
-                    x: b64(x),
-                })
-            }
-            _ => {
-                let (n, e) = (utils.rsa_pub_components_from_private_key)(key.as_bytes())
-                    .map_err(|_| invalid("RSA private key"))?;
-                AlgorithmParameters::RSA(RSAKeyParameters {
-                    key_type: RSAKeyType::RSA,
-                    n: b64(n),
-                    e: b64(e),
-                })
-            }
-        }
-    };
-    #[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
-    let params = Jwk::from_encoding_key(key, algorithm)
-        .map_err(|_| invalid("private key"))?
-        .algorithm;
     Ok(Jwk {
         common: CommonParameters {
             public_key_use: Some(PublicKeyUse::Signature),
@@ -269,8 +221,68 @@ fn public_jwk(kid: &str, key: &EncodingKey, algorithm: Algorithm) -> Result<Jwk,
             key_id: Some(kid.to_owned()),
             ..CommonParameters::default()
         },
-        algorithm: params,
+        algorithm: public_params(key, algorithm)?,
     })
+}
+
+/// The public components of an asymmetric private key, by the backend chosen by features.
+#[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
+fn public_params(
+    key: &EncodingKey,
+    algorithm: Algorithm,
+) -> Result<AlgorithmParameters, ConfigError> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use jsonwebtoken::jwk::{
+        EllipticCurve, EllipticCurveKeyParameters, EllipticCurveKeyType, OctetKeyPairParameters,
+        OctetKeyPairType, RSAKeyParameters, RSAKeyType,
+    };
+
+    let utils = &provider().key_utils;
+    let b64 = |bytes: Vec<u8>| URL_SAFE_NO_PAD.encode(bytes);
+    Ok(match algorithm {
+        Algorithm::ES256 | Algorithm::ES384 => {
+            let (curve, x, y) =
+                (utils.ec_pub_components_from_private_key)(key.as_bytes(), algorithm)
+                    .map_err(|_| invalid("EC private key"))?;
+            AlgorithmParameters::EllipticCurve(EllipticCurveKeyParameters {
+                key_type: EllipticCurveKeyType::EC,
+                curve,
+                x: b64(x),
+                y: b64(y),
+            })
+        }
+        Algorithm::EdDSA => {
+            let x =
+                (utils.ed_pub_components_from_private_key)(key.as_bytes(), &EllipticCurve::Ed25519)
+                    .map_err(|_| invalid("Ed25519 private key"))?;
+            AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
+                key_type: OctetKeyPairType::OctetKeyPair,
+                curve: EllipticCurve::Ed25519,
+                x: b64(x),
+            })
+        }
+        _ => {
+            let (n, e) = (utils.rsa_pub_components_from_private_key)(key.as_bytes())
+                .map_err(|_| invalid("RSA private key"))?;
+            AlgorithmParameters::RSA(RSAKeyParameters {
+                key_type: RSAKeyType::RSA,
+                n: b64(n),
+                e: b64(e),
+            })
+        }
+    })
+}
+
+/// Without a backend feature, the provider the application installed derives them.
+#[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
+fn public_params(
+    key: &EncodingKey,
+    algorithm: Algorithm,
+) -> Result<AlgorithmParameters, ConfigError> {
+    Ok(Jwk::from_encoding_key(key, algorithm)
+        .map_err(|_| invalid("private key"))?
+        .algorithm)
 }
 
 #[cfg(test)]
