@@ -9,6 +9,7 @@
 //! | [`TokenIssuer`], [`SigningKey`], [`Grant`], [`AccessToken`] | mints RFC 9068 access tokens (HMAC, RSA, EC, Ed25519), rotates its key |
 //! | [`Jwks`] | the public keys for `/.well-known/jwks.json`, retired keys included while their tokens live |
 //! | [`TokenService`], [`RefreshTokenStore`], [`InMemoryRefreshStore`] | login, refresh with rotation and reuse detection, logout |
+//! | `PostgresRefreshStore` (feature `postgres`) | refresh tokens in PostgreSQL, rotation enforced by the database |
 //! | [`TokenExchange`], [`ExchangePolicy`] | an app authenticated by API key gets a short-lived token for one user (RFC 8693) |
 //! | [`TokenResponse`], [`OAuthError`] | the token endpoint's answers (RFC 6749 §5.1, §5.2) |
 //!
@@ -74,6 +75,8 @@
 mod exchange;
 mod grant;
 mod jwks;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod refresh;
 mod response;
 mod service;
@@ -83,6 +86,8 @@ mod token_issuer;
 pub use self::exchange::{AnyUser, ExchangePolicy, TokenExchange};
 pub use self::grant::{AccessToken, Grant, IssueError};
 pub use self::jwks::Jwks;
+#[cfg(feature = "postgres")]
+pub use self::postgres::PostgresRefreshStore;
 pub use self::refresh::{
     FamilyId, InMemoryRefreshStore, RefreshRecord, RefreshState, RefreshToken, RefreshTokenStore,
     RotateOutcome, StoreError, TokenDigest,

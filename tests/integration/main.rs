@@ -12,6 +12,8 @@ mod api_key;
 // Any backend: `--features jwt` (aws-lc-rs) or `--features rust-crypto`.
 #[cfg(all(feature = "issuer", feature = "api-key", feature = "jwks-hyper"))]
 mod issuer;
+#[cfg(all(feature = "issuer", feature = "postgres"))]
+mod issuer_postgres;
 #[cfg(feature = "jwt-base")]
 mod jwt;
 #[cfg(feature = "postgres")]
