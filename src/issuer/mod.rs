@@ -20,6 +20,9 @@
 //! accepts exactly what the issuer mints. Verifiers in other processes fetch [`Jwks`] with a
 //! [`JwksSource`](crate::jwt::JwksSource).
 //!
+//! Signing uses the crypto backend the features choose (`aws-lc-rs` or `rust-crypto`, as for
+//! the JWT layer); with `jwt-base` alone, install a `jsonwebtoken` provider before making keys.
+//!
 //! # Refresh tokens
 //!
 //! - **Format**: `rt_` + 43 base64url characters (256 bits from the OS CSPRNG). Only the

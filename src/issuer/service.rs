@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use super::grant::{AccessToken, Grant};
 use super::refresh::{
     FamilyId, RefreshRecord, RefreshState, RefreshToken, RefreshTokenStore, RotateOutcome,
-    random_bytes,
+    StoreError, random_bytes,
 };
 use super::response::{ErrorCode, OAuthError, TokenResponse};
 use super::token_issuer::{TokenIssuer, random_id};
@@ -104,6 +104,12 @@ impl<S: RefreshTokenStore> TokenService<S> {
         let successor = match outcome {
             RotateOutcome::Rotated(s) | RotateOutcome::ReusedWithinGrace(s) => s,
             RotateOutcome::Reused(family) => {
+                #[cfg(feature = "tracing")]
+                tracing::warn!(
+                    target: "tollgate::issuer",
+                    family = %old.family,
+                    "refresh token reused: family revoked"
+                );
                 self.denylist(&family, now);
                 return Err(OAuthError::invalid_grant(
                     "The refresh token was already used; its session is revoked.",
@@ -338,7 +344,10 @@ fn unknown() -> OAuthError {
     OAuthError::invalid_grant("The refresh token is not valid.")
 }
 
-fn unavailable<E>(_: E) -> OAuthError {
+fn unavailable(error: StoreError) -> OAuthError {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(target: "tollgate::issuer", %error, "refresh-token store failed");
+    drop(error); // only logged: clients never see a store's error
     OAuthError::new(
         ErrorCode::TemporarilyUnavailable,
         "The token service is temporarily unavailable.",

@@ -103,9 +103,9 @@ impl InMemoryRefreshStore {
         if old.expires_at <= now {
             return RotateOutcome::Expired;
         }
+        let family = old.family.clone();
         match old.state {
             RefreshState::Active => {
-                let family = old.family.clone();
                 let mut successor = successor;
                 successor.family = family;
                 successor.state = RefreshState::Active;
@@ -141,23 +141,12 @@ impl InMemoryRefreshStore {
                         }
                         RotateOutcome::ReusedWithinGrace(next)
                     }
-                    _ => {
-                        let family = old_family(&state, presented);
-                        RotateOutcome::Reused(state.revoke(&family))
-                    }
+                    _ => RotateOutcome::Reused(state.revoke(&family)),
                 }
             }
             RefreshState::Revoked => RotateOutcome::Revoked,
         }
     }
-}
-
-fn old_family(state: &State, digest: &TokenDigest) -> FamilyId {
-    state
-        .records
-        .get(digest)
-        .map(|r| r.family.clone())
-        .unwrap_or_else(|| FamilyId::new(""))
 }
 
 impl RefreshTokenStore for InMemoryRefreshStore {
