@@ -20,6 +20,9 @@ pub mod api_key;
 #[cfg(feature = "jwt-base")]
 pub mod jwt;
 
+#[cfg(feature = "issuer")]
+pub mod issuer;
+
 #[cfg(feature = "rate-limit")]
 pub mod rate_limit;
 

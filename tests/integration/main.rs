@@ -10,6 +10,10 @@ mod auth;
 #[cfg(feature = "api-key")]
 mod api_key;
 // Any backend: `--features jwt` (aws-lc-rs) or `--features rust-crypto`.
+#[cfg(all(feature = "issuer", feature = "api-key", feature = "jwks-hyper"))]
+mod issuer;
+#[cfg(all(feature = "issuer", feature = "postgres"))]
+mod issuer_postgres;
 #[cfg(feature = "jwt-base")]
 mod jwt;
 #[cfg(feature = "postgres")]

@@ -27,11 +27,20 @@ impl Migration {
 }
 
 /// Every migration tollgate ships, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "api_keys",
-    sql: include_str!("../../../migrations/0001_api_keys.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "api_keys",
+        sql: include_str!("../../../migrations/0001_api_keys.sql"),
+    },
+    // Shipped with every feature set, so a database's schema does not depend on which
+    // features the instance that migrated it had.
+    Migration {
+        version: 2,
+        name: "refresh_tokens",
+        sql: include_str!("../../../migrations/0002_refresh_tokens.sql"),
+    },
+];
 
 /// The key of the advisory lock that serialises concurrent [`migrate`] runs ("tollgate" in
 /// ASCII).
