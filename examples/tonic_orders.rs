@@ -33,6 +33,7 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tollgate::api_key::{ApiKeyLayer, ApiKeys, InMemoryKeyStore};
 use tollgate::identity::{AppIdentity, UserIdentity};
+use tollgate::jwt::{KeySet, RevocationList};
 use tollgate::rate_limit::RateLimitLayer;
 use tonic::body::Body;
 use tonic::server::{Grpc, NamedService, UnaryService};
@@ -64,7 +65,9 @@ async fn run() -> Result<(), String> {
     let config = Config::from_env("127.0.0.1:50051")?;
     let keys = ApiKeys::builder(InMemoryKeyStore::new()).build();
     let demo_key = keys::preload(&keys, &config).await?;
-    let jwt = keys::jwt_layer(&config).await?;
+    // This server mints nothing: it verifies the configured key or JWKS URL (for example
+    // axum_orders' `/.well-known/jwks.json`).
+    let jwt = keys::jwt_layer(&config, KeySet::new(), RevocationList::new()).await?;
 
     // One layer value, cloned into each method: clones share the counters, so the limit is per
     // key across methods.

@@ -19,6 +19,11 @@ pub(crate) struct Config {
     pub(crate) audience: String,
     pub(crate) leeway: Duration,
     pub(crate) verify: VerifyKeys,
+    pub(crate) signing: Signing,
+    /// The demo user store behind `POST /auth/login`.
+    pub(crate) users: Vec<DemoUser>,
+    /// Whether `users` are the built-in demo users (whose passwords the banner may print).
+    pub(crate) demo_users: bool,
     /// A `tg_` key to preload as the demo app's key instead of generating one.
     pub(crate) demo_key: Option<String>,
     pub(crate) preload: Vec<PreloadKey>,
@@ -30,7 +35,8 @@ pub(crate) struct Config {
     pub(crate) redis_url: Option<String>,
 }
 
-/// Where the keys that verify bearer tokens come from. Several static keys may be set at once.
+/// Where the keys that verify bearer tokens from other issuers come from: one static key or
+/// a JWKS URL.
 #[derive(Debug, Default)]
 pub(crate) struct VerifyKeys {
     /// `TOLLGATE_JWT_HMAC_SECRET`, used with HS256. Never printed.
@@ -45,15 +51,38 @@ pub(crate) struct VerifyKeys {
     pub(crate) ed25519_pem: Option<PathBuf>,
     /// `TOLLGATE_JWKS_URL`: an `http://` JWKS endpoint (instead of the static keys).
     pub(crate) jwks_url: Option<String>,
+    /// `TOLLGATE_JWT_KID`: the `kid` of the static key, for tokens that name one.
+    pub(crate) kid: Option<String>,
 }
 
 impl VerifyKeys {
-    pub(crate) fn any_static(&self) -> bool {
-        self.hmac_secret.is_some()
-            || self.rsa_pem.is_some()
-            || self.ec_pem.is_some()
-            || self.ed25519_pem.is_some()
+    /// How many static keys are configured (at most one is allowed).
+    pub(crate) fn static_keys(&self) -> usize {
+        usize::from(self.hmac_secret.is_some())
+            + usize::from(self.rsa_pem.is_some())
+            + usize::from(self.ec_pem.is_some())
+            + usize::from(self.ed25519_pem.is_some())
     }
+}
+
+/// The key `/auth/login` signs access tokens with.
+#[derive(Debug)]
+pub(crate) struct Signing {
+    /// `TOLLGATE_SIGNING_KEY_PEM`: a private key file; without it an Ed25519 key is generated
+    /// at start-up (its tokens die with the process).
+    pub(crate) pem: Option<PathBuf>,
+    /// `TOLLGATE_SIGNING_ALG`: `EdDSA` (default), `RS256`…, `ES256`/`ES384`.
+    pub(crate) alg: String,
+    /// `TOLLGATE_SIGNING_KID`: the `kid` of the key (default `demo-1`).
+    pub(crate) kid: String,
+}
+
+/// A user of the demo store: name, password, scopes.
+#[derive(Debug)]
+pub(crate) struct DemoUser {
+    pub(crate) name: String,
+    pub(crate) password: Secret,
+    pub(crate) scopes: Vec<String>,
 }
 
 /// A secret string whose `Debug` never shows it.
@@ -109,10 +138,22 @@ impl Config {
             ec_alg: var("TOLLGATE_JWT_EC_ALG").unwrap_or_else(|| "ES256".to_owned()),
             ed25519_pem: var("TOLLGATE_JWT_ED25519_PEM").map(PathBuf::from),
             jwks_url: var("TOLLGATE_JWKS_URL"),
+            kid: var("TOLLGATE_JWT_KID"),
         };
-        if verify.jwks_url.is_some() && verify.any_static() {
+        if verify.static_keys() > 1 {
+            return Err("TOLLGATE_JWT_HMAC_SECRET, TOLLGATE_JWT_RSA_PEM, TOLLGATE_JWT_EC_PEM and TOLLGATE_JWT_ED25519_PEM: set one at most".to_owned());
+        }
+        if verify.jwks_url.is_some() && verify.static_keys() > 0 {
             return Err("TOLLGATE_JWKS_URL cannot be combined with static JWT keys".to_owned());
         }
+        let signing = Signing {
+            pem: var("TOLLGATE_SIGNING_KEY_PEM").map(PathBuf::from),
+            alg: var("TOLLGATE_SIGNING_ALG").unwrap_or_else(|| "EdDSA".to_owned()),
+            kid: var("TOLLGATE_SIGNING_KID").unwrap_or_else(|| "demo-1".to_owned()),
+        };
+        let users_var = var("TOLLGATE_USERS");
+        let demo_users = users_var.is_none();
+        let users = parse_users(users_var.as_deref().unwrap_or(DEMO_USERS))?;
         let rate_limit = match var("TOLLGATE_RATE_LIMIT") {
             Some(s) => parse_quota(&s).map_err(|e| format!("TOLLGATE_RATE_LIMIT={s:?}: {e}"))?,
             None => Quota::per_hour(1000).expect("non-zero"),
@@ -133,6 +174,9 @@ impl Config {
             audience: var("TOLLGATE_AUDIENCE").unwrap_or_else(|| "orders-api".to_owned()),
             leeway,
             verify,
+            signing,
+            users,
+            demo_users,
             demo_key: var("TOLLGATE_DEMO_KEY"),
             preload,
             rate_limit,
@@ -141,6 +185,43 @@ impl Config {
             redis_url: var("TOLLGATE_REDIS_URL"),
         })
     }
+}
+
+/// The demo store without `TOLLGATE_USERS`: alice may read and place orders, bob only see
+/// his profile, carol manage API keys.
+const DEMO_USERS: &str = "alice:alice-demo-password:orders:read orders:write profile;\
+                          bob:bob-demo-password:profile;\
+                          carol:carol-demo-password:keys:admin profile";
+
+/// `name:password:scope scope…` entries separated by `;`.
+fn parse_users(s: &str) -> Result<Vec<DemoUser>, String> {
+    s.split(';')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .enumerate()
+        .map(|(i, entry)| {
+            let mut parts = entry.splitn(3, ':');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some(name), Some(password), scopes)
+                    if !name.is_empty() && !password.is_empty() =>
+                {
+                    Ok(DemoUser {
+                        name: name.to_owned(),
+                        password: Secret(password.to_owned()),
+                        scopes: scopes
+                            .unwrap_or("")
+                            .split_whitespace()
+                            .map(str::to_owned)
+                            .collect(),
+                    })
+                }
+                _ => Err(format!(
+                    "TOLLGATE_USERS entry {}: use name:password:scope scope…",
+                    i + 1
+                )),
+            }
+        })
+        .collect()
 }
 
 /// `1000/hour`, `10/second`, `50/minute`, `10000/day`.

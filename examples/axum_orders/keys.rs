@@ -1,14 +1,19 @@
 //! API keys (the store, preloaded keys, the demo key) and the JWT verification layer.
 
 use tollgate::api_key::{ApiKey, ApiKeys, KeyDigest, KeyStore, NewKey};
-use tollgate::jwt::{Algorithm, JwtKey, JwtLayer, KeySet, KeySource};
+use tollgate::jwt::{Algorithm, JwtKey, JwtLayer, KeySet, KeySource, RevocationList};
 
 use crate::config::{Config, Credential, VerifyKeys};
 
 /// The demo application: the key printed at start-up belongs to it.
 pub(crate) const DEMO_APP: &str = "demo-app";
-/// What the demo key may do.
-pub(crate) const DEMO_SCOPES: [&str; 3] = ["orders:read", "orders:write", "notifications:read"];
+/// What the demo key may do, including exchanging itself for a user's token.
+pub(crate) const DEMO_SCOPES: [&str; 4] = [
+    "orders:read",
+    "orders:write",
+    "notifications:read",
+    "token:exchange",
+];
 
 /// Stores the keys of `TOLLGATE_API_KEYS`, then the demo key (given or generated), and
 /// returns the demo key: the one plaintext this process may print.
@@ -82,21 +87,45 @@ pub(crate) async fn preload<K: KeyStore>(
     }
 }
 
-/// The bearer-token layer: the configured keys, issuer, audience and leeway.
-pub(crate) async fn jwt_layer(config: &Config) -> Result<JwtLayer, String> {
-    let source = key_source(&config.verify).await?;
+/// The bearer-token layer: the configured issuer, audience and leeway; the keys of
+/// `TOLLGATE_JWKS_URL`, or `own` (this service's issuer keys, if it mints) plus the one
+/// configured static key; tokens on `denylist` refused.
+pub(crate) async fn jwt_layer(
+    config: &Config,
+    own: KeySet,
+    denylist: RevocationList,
+) -> Result<JwtLayer, String> {
+    let source = key_source(&config.verify, own).await?;
     JwtLayer::builder(source)
         .issuer(&config.issuer)
         .audience(&config.audience)
         .leeway(config.leeway)
+        .revocation(denylist)
         .build()
         .map_err(|e| format!("JWT settings: {e}"))
 }
 
-async fn key_source(verify: &VerifyKeys) -> Result<KeySource, String> {
+async fn key_source(verify: &VerifyKeys, mut set: KeySet) -> Result<KeySource, String> {
     if let Some(url) = &verify.jwks_url {
         return jwks(url).await;
     }
+    if let Some(key) = static_key(verify)? {
+        set.insert(match &verify.kid {
+            Some(kid) => key.with_kid(kid),
+            None => key,
+        });
+    }
+    if set.is_empty() {
+        // Nothing to verify with: refuse every token with a secret nobody holds rather than
+        // accept any. (A fresh API key is 256 bits from the OS generator.)
+        let secret = tollgate::api_key::KeyFormat::default().generate();
+        set.insert(JwtKey::hmac(secret.expose(), Algorithm::HS256).map_err(|e| e.to_string())?);
+    }
+    Ok(set.into())
+}
+
+/// The one static verification key configured, if any.
+fn static_key(verify: &VerifyKeys) -> Result<Option<JwtKey>, String> {
     let read = |path: &std::path::Path| {
         std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))
     };
@@ -104,38 +133,21 @@ async fn key_source(verify: &VerifyKeys) -> Result<KeySource, String> {
         name.parse()
             .map_err(|_| format!("{var}={name:?} is not a JWS algorithm"))
     };
-    let mut set = KeySet::new();
-    if let Some(secret) = &verify.hmac_secret {
-        set.insert(
-            JwtKey::hmac(secret.0.as_bytes(), Algorithm::HS256)
-                .map_err(|e| format!("TOLLGATE_JWT_HMAC_SECRET: {e}"))?,
-        );
-    }
-    if let Some(path) = &verify.rsa_pem {
+    let key = if let Some(secret) = &verify.hmac_secret {
+        JwtKey::hmac(secret.0.as_bytes(), Algorithm::HS256)
+            .map_err(|e| format!("TOLLGATE_JWT_HMAC_SECRET: {e}"))?
+    } else if let Some(path) = &verify.rsa_pem {
         let alg = alg(&verify.rsa_alg, "TOLLGATE_JWT_RSA_ALG")?;
-        set.insert(
-            JwtKey::rsa_pem(read(path)?, alg).map_err(|e| format!("TOLLGATE_JWT_RSA_PEM: {e}"))?,
-        );
-    }
-    if let Some(path) = &verify.ec_pem {
+        JwtKey::rsa_pem(read(path)?, alg).map_err(|e| format!("TOLLGATE_JWT_RSA_PEM: {e}"))?
+    } else if let Some(path) = &verify.ec_pem {
         let alg = alg(&verify.ec_alg, "TOLLGATE_JWT_EC_ALG")?;
-        set.insert(
-            JwtKey::ec_pem(read(path)?, alg).map_err(|e| format!("TOLLGATE_JWT_EC_PEM: {e}"))?,
-        );
-    }
-    if let Some(path) = &verify.ed25519_pem {
-        set.insert(
-            JwtKey::ed_pem(read(path)?).map_err(|e| format!("TOLLGATE_JWT_ED25519_PEM: {e}"))?,
-        );
-    }
-    if set.is_empty() {
-        // No verification key configured: tokens can't be checked, so refuse them all with an
-        // unguessable secret nobody holds rather than accept any.
-        // (A fresh API key is 256 bits from the OS generator.)
-        let secret = tollgate::api_key::KeyFormat::default().generate();
-        set.insert(JwtKey::hmac(secret.expose(), Algorithm::HS256).map_err(|e| e.to_string())?);
-    }
-    Ok(set.into())
+        JwtKey::ec_pem(read(path)?, alg).map_err(|e| format!("TOLLGATE_JWT_EC_PEM: {e}"))?
+    } else if let Some(path) = &verify.ed25519_pem {
+        JwtKey::ed_pem(read(path)?).map_err(|e| format!("TOLLGATE_JWT_ED25519_PEM: {e}"))?
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(key))
 }
 
 #[cfg(feature = "jwks-hyper")]

@@ -17,11 +17,14 @@ use serde_json::{Value, json};
 use tollgate::Quota;
 use tollgate::api_key::{ApiKeyLayer, ApiKeys, KeyStore};
 use tollgate::identity::{AppIdentity, UserIdentity};
+use tollgate::issuer::RefreshTokenStore;
 use tollgate::jwt::JwtLayer;
 use tollgate::rate_limit::{AppKeyId, ClientIp, Limit, RateLimitLayer, RateLimitStore};
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+
+use crate::tokens::{self, Tokens};
 
 /// What the handlers share: the orders placed since start-up.
 #[derive(Clone, Default)]
@@ -29,18 +32,32 @@ struct Orders(Arc<Mutex<Vec<Value>>>);
 
 /// The whole service. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`
 /// so the per-IP limit sees the peer address.
-pub(crate) fn router<K, St>(
+pub(crate) fn router<K, St, R>(
     keys: ApiKeys<K>,
     jwt: JwtLayer,
     per_key: RateLimitLayer<AppKeyId, St>,
+    tokens: Tokens<R>,
     per_ip: Option<Quota>,
 ) -> Router
 where
     K: KeyStore,
     St: RateLimitStore + Clone,
+    R: RefreshTokenStore,
 {
     let app = ApiKeyLayer::new(keys);
-    let orders = Orders::default();
+    let token_routes = Router::new()
+        // Seed 001: the user store's login, and refresh with rotation (form data).
+        .route("/auth/login", post(tokens::login::<R>))
+        .route("/auth/token", post(tokens::token::<R>))
+        // Seed 001: an application, known by its key, gets a token for one of its users.
+        .route(
+            "/auth/token-exchange",
+            post(tokens::token_exchange::<R>)
+                .route_layer(per_key.clone())
+                .route_layer(app.clone()),
+        )
+        .route("/.well-known/jwks.json", get(tokens::jwks::<R>))
+        .with_state(Arc::new(tokens));
     let routes = Router::new()
         // Seed 000: an application reads orders with its API key.
         .route(
@@ -61,7 +78,9 @@ where
             "/notifications",
             get(notifications).route_layer(per_key).route_layer(app),
         )
-        .route("/users/me", get(me).route_layer(jwt));
+        .route("/users/me", get(me).route_layer(jwt))
+        .with_state(Orders::default())
+        .merge(token_routes);
     // Outside every route's guards, so a flood is refused before any key or token work.
     let routes = match per_ip {
         Some(quota) => routes.route_layer(
@@ -73,7 +92,6 @@ where
     };
     routes
         .route("/health", get(|| async { "ok" }))
-        .with_state(orders)
         .layer(
             TraceLayer::new_for_http()
                 // Headers included to show that credentials appear as `Sensitive`.

@@ -74,6 +74,7 @@ async fn axum_orders_walkthrough() {
     let with_key = [("x-api-key", key.expose().as_bytes())];
 
     // The banner: the key once, in a line to paste, then curl lines that use it.
+    example.wait_for("/.well-known/jwks.json", Duration::from_secs(5)); // its last line
     let banner = example.output();
     assert!(
         banner.contains(&format!("export KEY={}", key.expose())),
@@ -87,7 +88,7 @@ async fn axum_orders_walkthrough() {
     assert_eq!(answer.header("content-type"), Some("application/json"));
     assert_eq!(
         answer.text(),
-        r#"{"app":{"id":"demo-app","name":"Demo app","scopes":["notifications:read","orders:read","orders:write"]},"orders":[]}"#
+        r#"{"app":{"id":"demo-app","name":"Demo app","scopes":["notifications:read","orders:read","orders:write","token:exchange"]},"orders":[]}"#
     );
     assert_eq!(
         answer.header("ratelimit-policy"),
@@ -351,4 +352,230 @@ async fn axum_orders_ip_limit_before_auth() {
     assert!((1..=3600).contains(&retry), "Retry-After {retry}");
     assert_eq!(client.get("/nope", &[]).await.status, 404);
     assert_eq!(client.get("/health", &[]).await.status, 200);
+}
+
+async fn post_json(
+    client: &HttpClient,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Answer {
+    let mut request = client
+        .request(Method::POST, path)
+        .header("content-type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    client
+        .send(
+            request
+                .body(Full::new(Bytes::from(body.to_owned())))
+                .unwrap(),
+        )
+        .await
+}
+
+async fn post_form(client: &HttpClient, path: &str, body: &str) -> Answer {
+    let request = client
+        .request(Method::POST, path)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap();
+    client.send(request).await
+}
+
+fn assert_oauth_error(answer: &Answer, status: u16, error: &str) {
+    assert_eq!(answer.status, status, "{}", answer.text());
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    assert_eq!(answer.header("cache-control"), Some("no-store"));
+    assert_eq!(answer.json()["error"], error, "{}", answer.text());
+}
+
+/// The token side: login, refresh with rotation and reuse detection, token exchange, and
+/// the JWKS document another service verifies with.
+#[tokio::test]
+async fn axum_orders_token_flows() {
+    let key = KeyFormat::default().generate();
+    let reader = KeyFormat::default().generate();
+    let preload = format!("app=reader,key={},scopes=orders:read", reader.expose());
+    let mut example = Example::start(
+        "axum_orders",
+        &[
+            ("TOLLGATE_DEMO_KEY", key.expose()),
+            ("TOLLGATE_API_KEYS", &preload),
+        ],
+    );
+    let issuer = format!("http://{}", example.addr());
+    let client = HttpClient::new(example.addr());
+    example.wait_for("/.well-known/jwks.json", Duration::from_secs(5)); // the banner's end
+    let banner = example.output();
+    assert!(
+        banner.contains(r#"-d '{"username":"alice","password":"alice-demo-password"}'"#),
+        "{banner}"
+    );
+
+    // Login: an access and a refresh token, never cached.
+    let login = r#"{"username":"alice","password":"alice-demo-password"}"#;
+    let answer = post_json(&client, "/auth/login", &[], login).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.header("cache-control"), Some("no-store"));
+    assert_eq!(answer.header("pragma"), Some("no-cache"));
+    let tokens = answer.json();
+    assert_eq!(tokens["token_type"], "Bearer");
+    let expires_in = tokens["expires_in"].as_u64().unwrap();
+    assert!((890..=900).contains(&expires_in), "{expires_in}");
+    assert_eq!(tokens["scope"], "orders:read orders:write profile");
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let first_refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    assert!(first_refresh.starts_with("rt_"), "{first_refresh}");
+    let bearer = format!("Bearer {access}");
+    let answer = client
+        .get("/users/me", &[("authorization", bearer.as_bytes())])
+        .await;
+    assert_eq!(
+        answer.text(),
+        format!(
+            r#"{{"issuer":"{issuer}","scopes":["orders:read","orders:write","profile"],"sub":"alice"}}"#
+        )
+    );
+    let answer = post_json(
+        &client,
+        "/auth/login",
+        &[],
+        r#"{"username":"alice","password":"guess"}"#,
+    )
+    .await;
+    assert_oauth_error(&answer, 400, "invalid_grant");
+
+    // Refresh (form data): a new pair; the used refresh token is spent.
+    let answer = post_form(
+        &client,
+        "/auth/token",
+        &format!("grant_type=refresh_token&refresh_token={first_refresh}"),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.header("cache-control"), Some("no-store"));
+    let refreshed = answer.json();
+    let second_refresh = refreshed["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(second_refresh, first_refresh);
+    let second_bearer = format!("Bearer {}", refreshed["access_token"].as_str().unwrap());
+    let answer = client
+        .get("/users/me", &[("authorization", second_bearer.as_bytes())])
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let answer = post_form(&client, "/auth/token", "grant_type=password&username=alice").await;
+    assert_oauth_error(&answer, 400, "unsupported_grant_type");
+    let answer = post_form(&client, "/auth/token", "grant_type=refresh_token").await;
+    assert_oauth_error(&answer, 400, "invalid_request");
+
+    // Reuse of the spent token: the whole session dies, its access tokens with it.
+    let answer = post_form(
+        &client,
+        "/auth/token",
+        &format!("grant_type=refresh_token&refresh_token={first_refresh}"),
+    )
+    .await;
+    assert_oauth_error(&answer, 400, "invalid_grant");
+    let answer = post_form(
+        &client,
+        "/auth/token",
+        &format!("grant_type=refresh_token&refresh_token={second_refresh}"),
+    )
+    .await;
+    assert_oauth_error(&answer, 400, "invalid_grant");
+    let answer = client
+        .get("/users/me", &[("authorization", second_bearer.as_bytes())])
+        .await;
+    assert_problem(&answer, 401, "revoked_credential");
+
+    // Token exchange: the app's key buys a 180 s token for one user, within the key's scopes.
+    let exchange = r#"{"userId":"bob"}"#;
+    let answer = post_json(
+        &client,
+        "/auth/token-exchange",
+        &[("x-api-key", key.expose())],
+        exchange,
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let exchanged = answer.json();
+    let expires_in = exchanged["expires_in"].as_u64().unwrap();
+    assert!((170..=180).contains(&expires_in), "{expires_in}");
+    assert_eq!(
+        exchanged["issued_token_type"],
+        "urn:ietf:params:oauth:token-type:access_token"
+    );
+    assert!(exchanged.get("refresh_token").is_none());
+    let bob = format!("Bearer {}", exchanged["access_token"].as_str().unwrap());
+    let answer = client
+        .get("/users/me", &[("authorization", bob.as_bytes())])
+        .await;
+    assert_eq!(answer.json()["sub"], "bob");
+    assert_eq!(
+        answer.json()["scopes"],
+        json!(["notifications:read", "orders:read", "orders:write"])
+    );
+    // ... and that token places an order for bob through the demo app.
+    let answer = post_order(
+        &client,
+        &[("x-api-key", key.expose()), ("authorization", &bob)],
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{}", answer.text());
+    assert_eq!(answer.json()["user"], "bob");
+    let answer = post_json(&client, "/auth/token-exchange", &[], exchange).await;
+    assert_problem(&answer, 401, "missing_credential");
+    let answer = post_json(
+        &client,
+        "/auth/token-exchange",
+        &[("x-api-key", reader.expose())],
+        exchange,
+    )
+    .await;
+    assert_oauth_error(&answer, 400, "unauthorized_client");
+
+    // The JWKS document holds the public key; a second service verifies with it alone.
+    let answer = client.get("/.well-known/jwks.json", &[]).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    let jwks = answer.json();
+    assert_eq!(jwks["keys"][0]["kid"], "demo-1");
+    assert_eq!(jwks["keys"][0]["kty"], "OKP");
+    assert!(
+        jwks["keys"][0].get("d").is_none(),
+        "a private part in {jwks}"
+    );
+    let jwks_url = format!("{issuer}/.well-known/jwks.json");
+    let verifier = Example::start(
+        "axum_orders",
+        &[
+            ("TOLLGATE_JWKS_URL", &jwks_url),
+            ("TOLLGATE_ISSUER", &issuer),
+        ],
+    );
+    let verifier = HttpClient::new(verifier.addr());
+    let answer = post_json(
+        &client,
+        "/auth/login",
+        &[],
+        r#"{"username":"bob","password":"bob-demo-password"}"#,
+    )
+    .await;
+    let bob_login = format!("Bearer {}", answer.json()["access_token"].as_str().unwrap());
+    let answer = verifier
+        .get("/users/me", &[("authorization", bob_login.as_bytes())])
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json()["sub"], "bob");
+
+    // No token reached the log, nor a password beyond the banner's demo line.
+    let output = example.output();
+    for secret in [access.as_str(), &first_refresh, &second_refresh] {
+        assert!(
+            !output.contains(secret),
+            "{secret} in the output:\n{output}"
+        );
+    }
+    assert_eq!(output.matches("alice-demo-password").count(), 1, "{output}");
 }
