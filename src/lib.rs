@@ -6,11 +6,14 @@
 #[macro_use]
 mod macros;
 
+pub mod app_user;
 pub mod auth;
 pub mod body;
 pub mod clock;
 pub mod identity;
+pub mod principal;
 pub mod rejection;
+pub mod scope;
 
 mod quota;
 
