@@ -17,6 +17,9 @@ pub mod scope;
 
 mod quota;
 
+#[cfg(feature = "axum")]
+mod extract;
+
 #[cfg(feature = "api-key")]
 pub mod api_key;
 
