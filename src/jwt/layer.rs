@@ -201,7 +201,9 @@ where
     /// Reads the user's scopes from the claim `name` instead of `scope` (space-delimited,
     /// RFC 8693 §4.2 / RFC 9068) or `scp` (an array). The claim may be a space-delimited
     /// string or an array of strings; e.g. `scope_claim("permissions")` for Auth0's RBAC
-    /// permissions. A token without it has no scopes; one where it has another type is refused.
+    /// permissions. A token without it has no scopes; one where it has another type is refused
+    /// (as is one whose claims do not fit the claims type: [`StandardClaims`] reads
+    /// `permissions` and `roles` as arrays).
     pub fn scope_claim(mut self, name: impl AsRef<str>) -> Self {
         self.scope_claim = Some(name.as_ref().into());
         self

@@ -18,6 +18,8 @@ mod postgres;
 mod readiness;
 #[cfg(all(feature = "redis", feature = "postgres"))]
 mod redis_invalidation;
+#[cfg(all(feature = "api-key", feature = "jwt"))]
+mod scopes;
 
 #[cfg(feature = "rate-limit")]
 mod rate_limit;
