@@ -94,7 +94,6 @@ impl<IA: Identity, IB: Identity> Identity for Joint<IA, IB> {
 
 /// Applies `policy` to the two settled answers: `Ok(None)` when neither credential was sent.
 /// A rejected credential rejects, whatever the policy: a bad key or token is never ignored.
-#[allow(clippy::result_large_err)] // one pointer: `Rejection` is a `Box`
 fn decide<IA, IB>(
     policy: Policy,
     effective: EffectiveScopes,

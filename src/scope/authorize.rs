@@ -14,7 +14,6 @@ use crate::rejection::{Rejection, RejectionKind, RequestHead};
 /// enough; [`RequireLayer`](super::RequireLayer) adds its `WWW-Authenticate` challenge.
 pub trait Authorize {
     /// `Ok(())` lets the request through; a rejection answers it.
-    #[allow(clippy::result_large_err)] // one pointer: `Rejection` is a `Box`
     fn authorize(&self, request: &RequestHead<'_>) -> Result<(), Rejection>;
 }
 
