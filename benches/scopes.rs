@@ -96,6 +96,7 @@ where
 
 fn inputs() -> (Inputs, ApiKeys<InMemoryKeyStore>, JwtLayer) {
     let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .unwrap();
     let keys = ApiKeys::builder(InMemoryKeyStore::new()).build();

@@ -168,9 +168,15 @@ impl<'a> PrincipalRef<'a> {
         if app.is_none() && user.is_none() {
             return None;
         }
-        let effective = effective
-            .or_else(|| extensions.get::<EffectiveScopes>().copied())
-            .unwrap_or_default();
+        // The mode matters only with both identities: skip the lookup otherwise.
+        let effective = match (effective, app.is_some() && user.is_some()) {
+            (Some(effective), _) => effective,
+            (None, true) => extensions
+                .get::<EffectiveScopes>()
+                .copied()
+                .unwrap_or_default(),
+            (None, false) => EffectiveScopes::default(),
+        };
         Some(Self {
             app,
             user,
