@@ -16,7 +16,7 @@ use tollgate::identity::{AppIdentity, UserIdentity};
 use tollgate::jwt::{Algorithm, JwtKey, JwtLayer};
 use tollgate::principal::{EffectiveScopes, Principal};
 use tollgate::scope::{RequireLayer, RequireScopesLayer, RequiredScopes};
-use tower::ServiceBuilder;
+use tower::{Layer, ServiceBuilder};
 
 use crate::support::{Answer, HttpClient, ProbeServer, call_whoami, serve_axum, serve_tonic};
 
@@ -624,4 +624,57 @@ async fn tonic_clients_see_permission_denied_and_handlers_see_both_ids() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unauthenticated);
+}
+
+/// The combined layer's slow path (an uncached key awaits the store while the token is
+/// decided at once) must carry the readied inner service with the request: tower-test's mock
+/// panics if the fresh clone left behind is called. `RequireScopes` delegates readiness.
+#[tokio::test]
+async fn combined_slow_path_calls_the_readied_service_and_scopes_delegate_readiness() {
+    use tower_test::mock;
+
+    let keys = keys().await;
+    let api_key = ApiKeyLayer::new(keys.keys.clone());
+    let jwt = jwt_builder().build().unwrap();
+    let layer = tower::layer::layer_fn(|inner| {
+        AppUserLayer::from_layers(&api_key, &jwt, Policy::AppAndUser).layer(
+            RequireScopesLayer::all(["orders:read"])
+                .unwrap()
+                .effective_scopes(EffectiveScopes::App)
+                .layer(inner),
+        )
+    });
+    let (mut service, mut handle) =
+        mock::spawn_layer::<http::Request<String>, http::Response<String>, _>(layer);
+    handle.allow(0);
+    assert!(service.poll_ready().is_pending());
+    handle.allow(1);
+    assert!(matches!(
+        service.poll_ready(),
+        std::task::Poll::Ready(Ok(()))
+    ));
+
+    let request = http::Request::builder()
+        .header("x-api-key", &keys.reader)
+        .header(
+            "authorization",
+            format!("Bearer {}", token("u1", json!({}))),
+        )
+        .body(String::new())
+        .unwrap();
+    let response = service.call(request);
+    let answer = async {
+        let (seen, send) = handle.next_request().await.unwrap();
+        assert_eq!(
+            seen.extensions().get::<AppIdentity>().unwrap().app_id(),
+            "app-1"
+        );
+        assert_eq!(
+            seen.extensions().get::<UserIdentity>().unwrap().subject(),
+            Some("u1")
+        );
+        send.send_response(http::Response::new("created".to_owned()));
+    };
+    let (response, ()) = tokio::join!(response, answer);
+    assert_eq!(response.unwrap().status(), 200);
 }
