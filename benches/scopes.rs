@@ -197,14 +197,17 @@ fn benches(c: &mut Criterion) {
     });
     group.finish();
 
-    paired_rounds(&inputs, &scopes, &combined);
+    paired_rounds(&inputs, &scopes, &combined, &combined_scopes);
 }
 
 /// Criterion's rows run one after another, so load from other processes lands on some rows
 /// and not others. This times the four services in alternating rounds (order rotated each
 /// round) and reports medians, and the median per-round ratio of the two overheads.
-fn paired_rounds<Sc, Co>(inputs: &Inputs, scopes: &Sc, combined: &Co)
+fn paired_rounds<Sc, Co, CS>(inputs: &Inputs, scopes: &Sc, combined: &Co, combined_scopes: &CS)
 where
+    CS: Service<Req> + Clone,
+    CS::Response: std::fmt::Debug,
+    CS::Error: std::fmt::Debug,
     Sc: Service<Req> + Clone,
     Sc::Response: std::fmt::Debug,
     Sc::Error: std::fmt::Debug,
@@ -230,17 +233,18 @@ where
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let mut rows: [Vec<f64>; 4] = Default::default();
+    let mut rows: [Vec<f64>; 5] = Default::default();
     let mut ratios = Vec::with_capacity(ROUNDS);
     for round in 0..ROUNDS {
-        let mut t = [0.0; 4];
-        for i in 0..4 {
-            let which = (round + i) % 4;
+        let mut t = [0.0; 5];
+        for i in 0..5 {
+            let which = (round + i) % 5;
             t[which] = match which {
                 0 => time(bare(), || inputs.with_credentials()),
                 1 => time(bare(), || inputs.authenticated()),
                 2 => time(scopes.clone(), || inputs.authenticated()),
-                _ => time(combined.clone(), || inputs.with_credentials()),
+                3 => time(combined.clone(), || inputs.with_credentials()),
+                _ => time(combined_scopes.clone(), || inputs.with_credentials()),
             };
         }
         for (row, value) in rows.iter_mut().zip(t) {
@@ -248,13 +252,15 @@ where
         }
         ratios.push((t[2] - t[1]) / (t[3] - t[0]));
     }
-    let [bare, bare_auth, scopes, combined] = rows.map(median);
+    let [bare, bare_auth, scopes, combined, combined_scopes] = rows.map(median);
     println!(
         "scopes paired ({ROUNDS} alternating rounds of {CALLS} calls), median ns/request: \
          bare {bare:.0}, bare_authenticated {bare_auth:.0}, scopes {scopes:.0} (+{:.0}), \
-         combined {combined:.0} (+{:.0}); median per-round ratio scope/combined overhead = {:.3}",
+         combined {combined:.0} (+{:.0}), combined_scopes {combined_scopes:.0} (+{:.0}); \
+         median per-round ratio scope/combined overhead = {:.3}",
         scopes - bare_auth,
         combined - bare,
+        combined_scopes - bare,
         median(ratios)
     );
 }
