@@ -6,6 +6,10 @@
 //! both. A [`Principal`] answers "who, and may they do X" without the caller caring which
 //! layers ran.
 //!
+//! Read it in axum handlers as an extractor (`principal: Principal`, or `Option<Principal>`
+//! behind optional authentication; feature `axum`), and in tonic handlers with
+//! `Principal::from_extensions(request.extensions())`.
+//!
 //! # Effective scopes
 //!
 //! With only an app or only a user present, the effective scopes are that identity's scopes.
