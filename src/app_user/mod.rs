@@ -95,9 +95,11 @@
 //! ```
 
 mod authenticator;
+mod future;
 mod layer;
 
-pub use self::authenticator::{AppUser, Joint, JointFuture};
+pub use self::authenticator::{AppUser, Joint};
+pub use self::future::JointFuture;
 pub use self::layer::{AppUserLayer, RequireAppUser};
 
 /// Which credentials a request must carry. See the [module docs](self).
