@@ -10,6 +10,8 @@ mod auth;
 #[cfg(feature = "api-key")]
 mod api_key;
 // Any backend: `--features jwt` (aws-lc-rs) or `--features rust-crypto`.
+#[cfg(all(feature = "api-key", feature = "jwt"))]
+mod combined;
 #[cfg(feature = "jwt-base")]
 mod jwt;
 #[cfg(feature = "postgres")]

@@ -1,5 +1,6 @@
-//! Scopes, the combined app + user layer and the extractors through real axum and tonic
-//! servers on 127.0.0.1, with real API keys (in-memory store) and HS256 tokens made here.
+//! Scopes, predicates and the extractors through real axum and tonic servers on 127.0.0.1,
+//! with real API keys (in-memory store) and HS256 tokens made here. The helpers are shared
+//! with `combined.rs`.
 
 use std::sync::{Arc, Once};
 use std::time::{Duration, UNIX_EPOCH};
@@ -16,14 +17,14 @@ use tollgate::identity::{AppIdentity, UserIdentity};
 use tollgate::jwt::{Algorithm, JwtKey, JwtLayer};
 use tollgate::principal::{EffectiveScopes, Principal};
 use tollgate::scope::{RequireLayer, RequireScopesLayer, RequiredScopes};
-use tower::{Layer, ServiceBuilder};
+use tower::ServiceBuilder;
 
 use crate::support::{Answer, HttpClient, ProbeServer, call_whoami, serve_axum, serve_tonic};
 
-const NOW: u64 = 1_700_000_000;
+pub(crate) const NOW: u64 = 1_700_000_000;
 const SECRET: &[u8] = b"scopes-test-secret-of-at-least-32-bytes!";
 
-fn token_with(secret: &[u8], claims: &Value) -> String {
+pub(crate) fn token_with(secret: &[u8], claims: &Value) -> String {
     static ONCE: Once = Once::new();
     // Signing (test side only) needs one process-wide provider when both backends are on.
     ONCE.call_once(|| {
@@ -38,7 +39,7 @@ fn token_with(secret: &[u8], claims: &Value) -> String {
 }
 
 /// A valid token for `sub` with `extra` claims merged in.
-fn token(sub: &str, extra: Value) -> String {
+pub(crate) fn token(sub: &str, extra: Value) -> String {
     let mut claims = json!({"sub": sub, "iat": NOW, "exp": NOW + 600});
     let Value::Object(extra) = extra else {
         panic!("extra claims are an object")
@@ -49,20 +50,20 @@ fn token(sub: &str, extra: Value) -> String {
     token_with(SECRET, &claims)
 }
 
-fn jwt_builder() -> tollgate::jwt::JwtBuilder {
+pub(crate) fn jwt_builder() -> tollgate::jwt::JwtBuilder {
     let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(NOW));
     JwtLayer::builder(JwtKey::hmac(SECRET, Algorithm::HS256).unwrap()).clock(Arc::new(clock))
 }
 
-struct Keys {
-    keys: ApiKeys<InMemoryKeyStore>,
-    reader: String,
-    writer: String,
+pub(crate) struct Keys {
+    pub(crate) keys: ApiKeys<InMemoryKeyStore>,
+    pub(crate) reader: String,
+    pub(crate) writer: String,
     /// Well-formed, right checksum, but from another store: unknown here.
-    unknown: String,
+    pub(crate) unknown: String,
 }
 
-async fn keys() -> Keys {
+pub(crate) async fn keys() -> Keys {
     let keys = ApiKeys::builder(InMemoryKeyStore::new()).build();
     let reader = keys
         .generate(NewKey::new("app-1", "Shop").scopes(["orders:read"]))
@@ -82,7 +83,7 @@ async fn keys() -> Keys {
     }
 }
 
-async fn send(
+pub(crate) async fn send(
     client: &HttpClient,
     method: http::Method,
     path: &str,
@@ -181,99 +182,6 @@ async fn seed_000_orders_endpoints() {
         unknown_path.status, 404,
         "route_layer keeps unknown paths 404"
     );
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Cred {
-    Absent,
-    Valid,
-    Invalid,
-}
-
-#[tokio::test]
-async fn every_policy_with_absent_valid_and_invalid_credentials() {
-    use Cred::*;
-    let keys = keys().await;
-    let api_key = ApiKeyLayer::new(keys.keys.clone());
-    let jwt = jwt_builder().build().unwrap();
-    let policies = [
-        ("and", Policy::AppAndUser),
-        ("or", Policy::AppOrUser),
-        ("app", Policy::AppOnly),
-        ("user", Policy::UserOnly),
-    ];
-    let mut router = Router::new();
-    for (path, policy) in policies {
-        router = router.route(
-            &format!("/{path}"),
-            get(
-                |principal: Option<Extension<AppIdentity>>,
-                 user: Option<Extension<UserIdentity>>| async move {
-                    format!(
-                        "{}|{}",
-                        principal.map_or("-".into(), |a| a.app_id().to_owned()),
-                        user.and_then(|u| u.subject().map(str::to_owned))
-                            .unwrap_or("-".into())
-                    )
-                },
-            )
-            .route_layer(AppUserLayer::from_layers(&api_key, &jwt, policy)),
-        );
-    }
-    let client = HttpClient::new(serve_axum(router).await);
-    let good_token = token("alice", json!({}));
-    let bad_token = token_with(
-        b"another-secret-another-secret-another!!",
-        &json!({"sub": "mallory", "exp": NOW + 600}),
-    );
-
-    for (path, policy) in policies {
-        for app in [Absent, Valid, Invalid] {
-            for user in [Absent, Valid, Invalid] {
-                let key = match app {
-                    Absent => None,
-                    Valid => Some(keys.reader.as_str()),
-                    Invalid => Some(keys.unknown.as_str()),
-                };
-                let bearer = match user {
-                    Absent => None,
-                    Valid => Some(good_token.as_str()),
-                    Invalid => Some(bad_token.as_str()),
-                };
-                let answer =
-                    send(&client, http::Method::GET, &format!("/{path}"), key, bearer).await;
-                let pass = app != Invalid
-                    && user != Invalid
-                    && match policy {
-                        Policy::AppAndUser => app == Valid && user == Valid,
-                        Policy::AppOrUser => app == Valid || user == Valid,
-                        Policy::AppOnly => app == Valid,
-                        Policy::UserOnly => user == Valid,
-                        _ => unreachable!(),
-                    };
-                let case = format!("{policy:?} app={app:?} user={user:?}: {}", answer.text());
-                if pass {
-                    assert_eq!(answer.status, 200, "{case}");
-                    let want = format!(
-                        "{}|{}",
-                        if app == Valid { "app-1" } else { "-" },
-                        if user == Valid { "alice" } else { "-" }
-                    );
-                    assert_eq!(answer.text(), want, "{case}");
-                } else {
-                    assert_eq!(answer.status, 401, "{case}");
-                    let code = answer.json()["code"].as_str().unwrap().to_owned();
-                    let want = if app == Invalid || user == Invalid {
-                        "invalid_credential"
-                    } else {
-                        "missing_credential"
-                    };
-                    assert_eq!(code, want, "{case}");
-                    assert!(answer.header("www-authenticate").is_some(), "{case}");
-                }
-            }
-        }
-    }
 }
 
 /// A JWT-protected route requiring `orders:read`, the user's scopes read as configured.
@@ -624,57 +532,4 @@ async fn tonic_clients_see_permission_denied_and_handlers_see_both_ids() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unauthenticated);
-}
-
-/// The combined layer's slow path (an uncached key awaits the store while the token is
-/// decided at once) must carry the readied inner service with the request: tower-test's mock
-/// panics if the fresh clone left behind is called. `RequireScopes` delegates readiness.
-#[tokio::test]
-async fn combined_slow_path_calls_the_readied_service_and_scopes_delegate_readiness() {
-    use tower_test::mock;
-
-    let keys = keys().await;
-    let api_key = ApiKeyLayer::new(keys.keys.clone());
-    let jwt = jwt_builder().build().unwrap();
-    let layer = tower::layer::layer_fn(|inner| {
-        AppUserLayer::from_layers(&api_key, &jwt, Policy::AppAndUser).layer(
-            RequireScopesLayer::all(["orders:read"])
-                .unwrap()
-                .effective_scopes(EffectiveScopes::App)
-                .layer(inner),
-        )
-    });
-    let (mut service, mut handle) =
-        mock::spawn_layer::<http::Request<String>, http::Response<String>, _>(layer);
-    handle.allow(0);
-    assert!(service.poll_ready().is_pending());
-    handle.allow(1);
-    assert!(matches!(
-        service.poll_ready(),
-        std::task::Poll::Ready(Ok(()))
-    ));
-
-    let request = http::Request::builder()
-        .header("x-api-key", &keys.reader)
-        .header(
-            "authorization",
-            format!("Bearer {}", token("u1", json!({}))),
-        )
-        .body(String::new())
-        .unwrap();
-    let response = service.call(request);
-    let answer = async {
-        let (seen, send) = handle.next_request().await.unwrap();
-        assert_eq!(
-            seen.extensions().get::<AppIdentity>().unwrap().app_id(),
-            "app-1"
-        );
-        assert_eq!(
-            seen.extensions().get::<UserIdentity>().unwrap().subject(),
-            Some("u1")
-        );
-        send.send_response(http::Response::new("created".to_owned()));
-    };
-    let (response, ()) = tokio::join!(response, answer);
-    assert_eq!(response.unwrap().status(), 200);
 }
