@@ -6,13 +6,19 @@
 #[macro_use]
 mod macros;
 
+pub mod app_user;
 pub mod auth;
 pub mod body;
 pub mod clock;
 pub mod identity;
+pub mod principal;
 pub mod rejection;
+pub mod scope;
 
 mod quota;
+
+#[cfg(feature = "axum")]
+mod extract;
 
 #[cfg(feature = "api-key")]
 pub mod api_key;

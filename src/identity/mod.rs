@@ -3,8 +3,10 @@
 //! - [`AppIdentity`]: the application behind an API key (inserted by `ApiKeyLayer`).
 //! - [`UserIdentity`]: the user a bearer token speaks for (inserted by `JwtLayer`).
 //!
-//! Handlers read them from the extensions: in axum with `Extension<AppIdentity>`, in tonic
-//! with `request.extensions().get::<AppIdentity>()`.
+//! Handlers read them from the extensions: in axum with `Extension<AppIdentity>` (or, with the
+//! `axum` feature, `AppIdentity` / `Option<AppIdentity>` directly as extractors), in tonic with
+//! `request.extensions().get::<AppIdentity>()`. [`Principal`](crate::principal::Principal)
+//! views both at once, with the effective scopes.
 
 mod app;
 mod user;

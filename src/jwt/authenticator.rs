@@ -14,7 +14,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::DeserializeOwned;
 
 use super::cache::{Entry, TokenCache};
-use super::claims::{Claims, Header, Registered, StandardClaims, from_object};
+use super::claims::{
+    Claims, Header, Registered, StandardClaims, from_object, named_scopes, split_scopes,
+};
 use super::extract::{self, Found, Sources};
 use super::jwks::JwksSource;
 use super::keys::{JwtKey, KeySet};
@@ -112,6 +114,8 @@ pub(crate) struct Inner<C> {
     pub(crate) clock: SharedClock,
     pub(crate) revocation: Option<Arc<dyn Revocation>>,
     pub(crate) cache: Option<TokenCache<C>>,
+    /// Read the user's scopes from this claim instead of `scope` / `scp`.
+    pub(crate) scope_claim: Option<Box<str>>,
     pub(crate) _claims: PhantomData<fn() -> C>,
 }
 
@@ -348,12 +352,16 @@ where
 
         let (mut payload_stack, mut payload_heap) = ([0; 1024], Vec::new());
         let payload = b64_into(payload_b64, &mut payload_stack, &mut payload_heap)?;
+        let custom_scopes = match inner.scope_claim.as_deref() {
+            Some(name) => Some(named_scopes(payload, name).ok_or_else(malformed)?),
+            None => None,
+        };
         // Parse the claims once. With the default claims type, the registered claims are read
         // from the parsed `StandardClaims`; with the user's own type, a borrowing pass reads
         // them (no allocation) next to the user's parse.
         let (claims, facts) = if TypeId::of::<C>() == TypeId::of::<StandardClaims>() {
             let standard: StandardClaims = from_object(payload).ok_or_else(malformed)?;
-            let facts = self.decide(&Registered::of(&standard), now)?;
+            let facts = self.decide(&Registered::of(&standard), now, custom_scopes)?;
             let claims: Box<dyn Any> = Box::new(standard);
             let claims = *claims
                 .downcast::<C>()
@@ -361,7 +369,7 @@ where
             (claims, facts)
         } else {
             let registered: Registered<'_> = from_object(payload).ok_or_else(malformed)?;
-            let facts = self.decide(&registered, now)?;
+            let facts = self.decide(&registered, now, custom_scopes)?;
             let claims: C = serde_json::from_slice(payload).map_err(|_| malformed())?;
             (claims, facts)
         };
@@ -403,7 +411,13 @@ where
 
 impl<C> JwtAuthenticator<C> {
     /// Runs the claim checks and builds the user identity and the facts a cache entry keeps.
-    fn decide(&self, registered: &Registered<'_>, now: u64) -> Result<Facts, Refusal> {
+    /// `custom_scopes` are the scopes read from a configured scope claim, if any.
+    fn decide(
+        &self,
+        registered: &Registered<'_>,
+        now: u64,
+        custom_scopes: Option<Vec<String>>,
+    ) -> Result<Facts, Refusal> {
         let inner = &*self.inner;
         inner.validation.check_static(registered)?;
         inner
@@ -414,20 +428,11 @@ impl<C> JwtAuthenticator<C> {
                 return Err(REVOKED);
             }
         }
-        let scopes: Vec<String> = match (&registered.scope, &registered.scp) {
-            (Some(scope), _) => scope
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            (None, Some(scp)) => scp
-                .0
-                .iter()
-                .flat_map(|s| s.split(' '))
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            (None, None) => Vec::new(),
+        let scopes = match (custom_scopes, &registered.scope, &registered.scp) {
+            (Some(custom), _, _) => custom,
+            (None, Some(scope), _) => split_scopes(std::iter::once(&**scope)),
+            (None, None, Some(scp)) => split_scopes(scp.0.iter().map(|s| &**s)),
+            (None, None, None) => Vec::new(),
         };
         Ok(Facts {
             user: UserIdentity::with_issuer(

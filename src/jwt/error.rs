@@ -26,9 +26,9 @@ pub enum ConfigError {
     },
     /// A static key set without keys: every token would be refused.
     NoKeys,
-    /// An allowed issuer or audience that is the empty string.
+    /// An allowed issuer or audience, or the scope claim name, that is the empty string.
     EmptyValue {
-        /// `"issuer"` or `"audience"`.
+        /// `"issuer"`, `"audience"` or `"scope claim"`.
         what: &'static str,
     },
     /// A size limit, capacity or duration that must be positive is zero.

@@ -52,6 +52,7 @@ impl AuthLayer<JwtAuthenticator> {
             clock: crate::clock::system(),
             revocation: None,
             cache_capacity: Some(10_000),
+            scope_claim: None,
             _claims: PhantomData,
         }
     }
@@ -67,6 +68,7 @@ pub struct JwtBuilder<C = StandardClaims> {
     clock: SharedClock,
     revocation: Option<Arc<dyn Revocation>>,
     cache_capacity: Option<u64>,
+    scope_claim: Option<Box<str>>,
     _claims: PhantomData<fn() -> C>,
 }
 
@@ -98,6 +100,7 @@ where
             clock: self.clock,
             revocation: self.revocation,
             cache_capacity: self.cache_capacity,
+            scope_claim: self.scope_claim,
             _claims: PhantomData,
         }
     }
@@ -195,6 +198,17 @@ where
         self
     }
 
+    /// Reads the user's scopes from the claim `name` instead of `scope` (space-delimited,
+    /// RFC 8693 §4.2 / RFC 9068) or `scp` (an array). The claim may be a space-delimited
+    /// string or an array of strings; e.g. `scope_claim("permissions")` for Auth0's RBAC
+    /// permissions. A token without it has no scopes; one where it has another type is refused
+    /// (as is one whose claims do not fit the claims type: [`StandardClaims`] reads
+    /// `permissions` and `roles` as arrays).
+    pub fn scope_claim(mut self, name: impl AsRef<str>) -> Self {
+        self.scope_claim = Some(name.as_ref().into());
+        self
+    }
+
     /// Verifies every token in full, without a cache.
     pub fn no_cache(mut self) -> Self {
         self.cache_capacity = None;
@@ -219,6 +233,11 @@ where
         if self.validation.audiences.iter().any(|a| a.is_empty()) {
             return Err(ConfigError::EmptyValue { what: "audience" });
         }
+        if self.scope_claim.as_deref() == Some("") {
+            return Err(ConfigError::EmptyValue {
+                what: "scope claim",
+            });
+        }
         if self.max_len == 0 {
             return Err(ConfigError::Zero {
                 what: "the maximum token length",
@@ -237,6 +256,7 @@ where
             clock: self.clock,
             revocation: self.revocation,
             cache: self.cache_capacity.map(TokenCache::new),
+            scope_claim: self.scope_claim,
             _claims: PhantomData,
         });
         Ok(AuthLayer::with_authenticator(authenticator))
@@ -250,6 +270,7 @@ impl<C> fmt::Debug for JwtBuilder<C> {
             .field("validation", &self.validation)
             .field("max_len", &self.max_len)
             .field("cache_capacity", &self.cache_capacity)
+            .field("scope_claim", &self.scope_claim)
             .finish_non_exhaustive()
     }
 }

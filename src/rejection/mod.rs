@@ -18,7 +18,7 @@
 
 mod challenge;
 mod kind;
-mod render;
+pub(crate) mod render;
 mod responder;
 
 use std::borrow::Cow;

@@ -9,7 +9,7 @@ use http::{HeaderValue, Response, StatusCode};
 use super::Rejection;
 
 /// Renders `rejection` as an HTTP response with a problem+json body.
-pub(super) fn http(rejection: &Rejection, realm: Option<&str>) -> Response<Bytes> {
+pub(crate) fn http(rejection: &Rejection, realm: Option<&str>) -> Response<Bytes> {
     let kind = rejection.kind();
     let status = kind.status();
     let mut body = String::with_capacity(160);

@@ -14,6 +14,8 @@ mod api_key;
 mod issuer;
 #[cfg(all(feature = "issuer", feature = "postgres"))]
 mod issuer_postgres;
+#[cfg(all(feature = "api-key", feature = "jwt"))]
+mod combined;
 #[cfg(feature = "jwt-base")]
 mod jwt;
 #[cfg(feature = "postgres")]
@@ -26,6 +28,8 @@ mod redis_invalidation;
 mod redis_rate_limit;
 #[cfg(all(feature = "redis", feature = "jwt-base"))]
 mod redis_revocation;
+#[cfg(all(feature = "api-key", feature = "jwt"))]
+mod scopes;
 
 #[cfg(feature = "rate-limit")]
 mod rate_limit;
