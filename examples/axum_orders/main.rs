@@ -10,14 +10,15 @@
 //!
 //! | route | guard |
 //! |---|---|
-//! | `GET /orders` | API key |
-//! | `POST /orders` | API key **and** bearer token; the handler logs the app id and user id |
-//! | `GET /notifications` | API key |
+//! | `GET /orders` | API key with `orders:read` |
+//! | `POST /orders` | API key **and** bearer token, `orders:write` in both; the handler logs the app id and user id |
+//! | `GET /notifications` | API key with `notifications:read` |
 //! | `GET /users/me` | bearer token; answers the caller's `sub` and scopes |
 //! | `POST /auth/login` | none: a demo user store; answers an access and a refresh token |
 //! | `POST /auth/token` | none: `grant_type=refresh_token` (form data) rotates the refresh token |
 //! | `POST /auth/token-exchange` | API key with `token:exchange`: a 180 s token for `{"userId": …}` |
 //! | `GET /.well-known/jwks.json` | none: the public key tokens are signed with |
+//! | `POST /admin/api-keys`, `GET /admin/api-keys` | bearer token with `keys:admin`: generate an app's primary or secondary key (`{"type": "primary", "appId": …, "graceSeconds": …}`), list them masked (`?appId=…`) |
 //! | `GET /health` | none |
 //!
 //! API-key routes share a per-key limit (1000 per hour) and answer with `RateLimit-Policy` /
@@ -62,6 +63,7 @@
 //! Logs never show a secret: credential headers are marked sensitive before the trace layer
 //! records them, and tollgate logs key hints (`tg_…a1B2`), never keys or tokens.
 
+mod admin;
 mod config;
 mod keys;
 mod routes;

@@ -11,19 +11,24 @@ use std::sync::{Arc, Mutex};
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderName, Method, StatusCode, header};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tollgate::Quota;
 use tollgate::api_key::{ApiKeyLayer, ApiKeys, KeyStore};
+use tollgate::app_user::{AppUserLayer, Policy};
 use tollgate::identity::{AppIdentity, UserIdentity};
 use tollgate::issuer::RefreshTokenStore;
 use tollgate::jwt::JwtLayer;
+use tollgate::principal::Principal;
 use tollgate::rate_limit::{AppKeyId, ClientIp, Limit, RateLimitLayer, RateLimitStore};
+use tollgate::rejection::Challenge;
+use tollgate::scope::RequireScopesLayer;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 
+use crate::admin;
 use crate::tokens::{self, Tokens};
 
 /// What the handlers share: the orders placed since start-up.
@@ -44,7 +49,9 @@ where
     St: RateLimitStore + Clone,
     R: RefreshTokenStore,
 {
-    let app = ApiKeyLayer::new(keys);
+    let app = ApiKeyLayer::new(keys.clone());
+    // Seed 000's combined example: the key names the app, the token the user, both required.
+    let app_and_user = AppUserLayer::from_layers(&app, &jwt, Policy::AppAndUser);
     let token_routes = Router::new()
         // Seed 001: the user store's login, and refresh with rotation (form data).
         .route("/auth/login", post(tokens::login::<R>))
@@ -58,29 +65,43 @@ where
         )
         .route("/.well-known/jwks.json", get(tokens::jwks::<R>))
         .with_state(Arc::new(tokens));
+    // Seed 001's key management, for a user holding `keys:admin`.
+    let admin_routes = Router::new()
+        .route(
+            "/admin/api-keys",
+            post(admin::generate::<K>).get(admin::list::<K>),
+        )
+        .route_layer(scopes(["keys:admin"]))
+        .route_layer(jwt.clone())
+        .with_state(keys);
     let routes = Router::new()
-        // Seed 000: an application reads orders with its API key.
+        // Seed 000: an application reads orders with its API key and `orders:read`.
         .route(
             "/orders",
             get(list_orders)
                 .route_layer(per_key.clone())
+                .route_layer(key_scopes(["orders:read"]))
                 .route_layer(app.clone()),
         )
-        // Seed 000's combined example: the key names the app, the token the user.
+        // Seed 000's `[ApiKeyAuthorize][Authorize]`: an app acting for a user.
         .route(
             "/orders",
             post(create_order)
                 .route_layer(per_key.clone())
-                .route_layer(jwt.clone())
-                .route_layer(app.clone()),
+                .route_layer(scopes(["orders:write"]))
+                .route_layer(app_and_user),
         )
         .route(
             "/notifications",
-            get(notifications).route_layer(per_key).route_layer(app),
+            get(notifications)
+                .route_layer(per_key)
+                .route_layer(key_scopes(["notifications:read"]))
+                .route_layer(app),
         )
         .route("/users/me", get(me).route_layer(jwt))
         .with_state(Orders::default())
-        .merge(token_routes);
+        .merge(token_routes)
+        .merge(admin_routes);
     // Outside every route's guards, so a flood is refused before any key or token work.
     let routes = match per_ip {
         Some(quota) => routes.route_layer(
@@ -121,8 +142,18 @@ where
         )
 }
 
+/// A scope check; these scope lists are fixed, so building one cannot fail.
+fn scopes<const N: usize>(all: [&str; N]) -> RequireScopesLayer {
+    RequireScopesLayer::all(all).expect("valid scopes")
+}
+
+/// A scope check on an API key's scopes: its 403 challenges for the key, not a token.
+fn key_scopes<const N: usize>(all: [&str; N]) -> RequireScopesLayer {
+    scopes(all).challenge(Challenge::api_key(HeaderName::from_static("x-api-key")))
+}
+
 async fn list_orders(
-    Extension(app): Extension<AppIdentity>,
+    app: AppIdentity,
     axum::extract::State(orders): axum::extract::State<Orders>,
 ) -> Json<Value> {
     let placed = orders.0.lock().expect("orders lock").clone();
@@ -144,11 +175,14 @@ fn one() -> u32 {
 }
 
 async fn create_order(
-    Extension(app): Extension<AppIdentity>,
-    Extension(user): Extension<UserIdentity>,
+    caller: Principal,
     axum::extract::State(orders): axum::extract::State<Orders>,
     Json(new): Json<NewOrder>,
 ) -> (StatusCode, Json<Value>) {
+    // The combined layer let the request in with both, so both are here.
+    let (Some(app), Some(user)) = (caller.app(), caller.user()) else {
+        return (StatusCode::UNAUTHORIZED, Json(json!({})));
+    };
     let user_id = user.subject().unwrap_or("");
     // Seed 000: "Order created by user {UserId} via application {AppId}". Ids only, no secret.
     tracing::info!(user_id, app_id = app.app_id(), item = %new.item, "order created");
@@ -164,11 +198,11 @@ async fn create_order(
     (StatusCode::CREATED, Json(order))
 }
 
-async fn notifications(Extension(app): Extension<AppIdentity>) -> Json<Value> {
+async fn notifications(app: AppIdentity) -> Json<Value> {
     Json(json!({ "app": app.app_id(), "notifications": [] }))
 }
 
-async fn me(Extension(user): Extension<UserIdentity>) -> Json<Value> {
+async fn me(user: UserIdentity) -> Json<Value> {
     Json(json!({
         "sub": user.subject(),
         "issuer": user.issuer(),

@@ -62,12 +62,15 @@ async fn axum_orders_walkthrough() {
     let billing = KeyFormat::default().generate();
     let retired = KeyFormat::default().generate();
     let expired = KeyFormat::default().generate();
+    let partner = KeyFormat::default().generate();
     let preload = format!(
         "app=billing,name=Billing,digest={},scopes=orders:read;\
-         app=old,key={},active=false;app=gone,key={},expires=2020-01-01T00:00:00Z",
+         app=old,key={},active=false;app=gone,key={},expires=2020-01-01T00:00:00Z;\
+         app=partner,key={},scopes=notifications:read",
         billing.digest().to_hex(),
         retired.expose(),
         expired.expose(),
+        partner.expose(),
     );
     let mut example = start(&[("TOLLGATE_API_KEYS", &preload)], key.expose());
     let client = HttpClient::new(example.addr());
@@ -138,6 +141,20 @@ async fn axum_orders_walkthrough() {
         .get("/orders", &[("x-api-key", expired.expose().as_bytes())])
         .await;
     assert_problem(&answer, 401, "expired_credential");
+
+    // A key without `orders:read`: 403 naming the scope, for the key.
+    let with_partner = [("x-api-key", partner.expose().as_bytes())];
+    let answer = client.get("/orders", &with_partner).await;
+    assert_problem(&answer, 403, "insufficient_scope");
+    assert_eq!(
+        answer.header("www-authenticate"),
+        Some("ApiKey header=\"x-api-key\", error=\"insufficient_scope\", scope=\"orders:read\"")
+    );
+    assert_eq!(answer.json()["scope"], "orders:read");
+    assert_eq!(
+        client.get("/notifications", &with_partner).await.status,
+        200
+    );
 
     // Unknown paths stay 404 (route_layer), and a browser's preflight passes (CORS before auth).
     assert_eq!(client.get("/nope", &[]).await.status, 404);
@@ -238,7 +255,7 @@ async fn axum_orders_walkthrough() {
 async fn axum_orders_rate_limit_from_env() {
     let key = KeyFormat::default().generate();
     let tier = KeyFormat::default().generate();
-    let preload = format!("app=tiny,key={},quota=1/hour", tier.expose());
+    let preload = format!("app=tiny,key={},scopes=orders:read,quota=1/hour", tier.expose());
     let example = start(
         &[
             ("TOLLGATE_RATE_LIMIT", "3/hour"),
@@ -306,7 +323,7 @@ async fn axum_orders_instances_share_postgres_and_redis() {
     let redis = crate::servers::redis_url();
     let shared = KeyFormat::default().generate();
     let preload = format!(
-        "app={},key={}",
+        "app={},key={},scopes=orders:read",
         crate::servers::unique("app"),
         shared.expose()
     );
@@ -516,7 +533,28 @@ async fn axum_orders_token_flows() {
         answer.json()["scopes"],
         json!(["notifications:read", "orders:read", "orders:write"])
     );
-    // ... and that token places an order for bob through the demo app.
+    // bob's own login grants `profile` only: placing an order is a 403 for the user.
+    let answer = post_json(
+        &client,
+        "/auth/login",
+        &[],
+        r#"{"username":"bob","password":"bob-demo-password"}"#,
+    )
+    .await;
+    let bob_own = format!("Bearer {}", answer.json()["access_token"].as_str().unwrap());
+    let answer = post_order(
+        &client,
+        &[("x-api-key", key.expose()), ("authorization", &bob_own)],
+    )
+    .await;
+    assert_problem(&answer, 403, "insufficient_scope");
+    assert_eq!(
+        answer.header("www-authenticate"),
+        Some(
+            "Bearer error=\"insufficient_scope\", error_description=\"The credential lacks a required scope.\", scope=\"orders:write\""
+        )
+    );
+    // The exchanged token carries the app's scopes: it places an order for bob.
     let answer = post_order(
         &client,
         &[("x-api-key", key.expose()), ("authorization", &bob)],
@@ -578,4 +616,125 @@ async fn axum_orders_token_flows() {
         );
     }
     assert_eq!(output.matches("alice-demo-password").count(), 1, "{output}");
+}
+
+/// Seed 001's key management: a user with `keys:admin` generates and lists an app's keys.
+#[tokio::test]
+async fn axum_orders_admin_api_keys() {
+    let key = KeyFormat::default().generate();
+    let example = start(&[], key.expose());
+    let client = HttpClient::new(example.addr());
+    let login = async |user: &str| {
+        let body = format!(r#"{{"username":"{user}","password":"{user}-demo-password"}}"#);
+        let answer = post_json(&client, "/auth/login", &[], &body).await;
+        format!("Bearer {}", answer.json()["access_token"].as_str().unwrap())
+    };
+    let carol = login("carol").await;
+    let alice = login("alice").await;
+
+    // Not an admin: 403 naming the scope; no token: 401.
+    let answer = client
+        .get("/admin/api-keys", &[("authorization", alice.as_bytes())])
+        .await;
+    assert_problem(&answer, 403, "insufficient_scope");
+    assert!(
+        answer
+            .header("www-authenticate")
+            .unwrap()
+            .ends_with("scope=\"keys:admin\"")
+    );
+    assert_problem(
+        &client.get("/admin/api-keys", &[]).await,
+        401,
+        "missing_credential",
+    );
+
+    // A secondary key: shown once, works at once, beside the primary.
+    let answer = post_json(
+        &client,
+        "/admin/api-keys",
+        &[("authorization", &carol)],
+        r#"{"type":"secondary"}"#,
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{}", answer.text());
+    let secondary = answer.json()["apiKey"].as_str().unwrap().to_owned();
+    assert_eq!(answer.json()["type"], "secondary");
+    let with_secondary = [("x-api-key", secondary.as_bytes())];
+    assert_eq!(client.get("/orders", &with_secondary).await.status, 200);
+
+    // Listed masked: the hints, never a key.
+    let answer = client
+        .get(
+            "/admin/api-keys?appId=demo-app",
+            &[("authorization", carol.as_bytes())],
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let listed = answer.json();
+    assert!(
+        listed["primaryApiKey"]
+            .as_str()
+            .unwrap()
+            .starts_with("tg_…"),
+        "{listed}"
+    );
+    assert!(
+        listed["secondaryApiKey"]
+            .as_str()
+            .unwrap()
+            .starts_with("tg_…"),
+        "{listed}"
+    );
+    assert!(!answer.text().contains(key.expose()) && !answer.text().contains(&secondary));
+
+    // A new primary retires the old one at once (seed 001); the secondary keeps working.
+    let answer = post_json(
+        &client,
+        "/admin/api-keys",
+        &[("authorization", &carol)],
+        r#"{"type":"primary"}"#,
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{}", answer.text());
+    let primary = answer.json()["apiKey"].as_str().unwrap().to_owned();
+    assert_eq!(
+        client
+            .get("/orders", &[("x-api-key", key.expose().as_bytes())])
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        client
+            .get("/orders", &[("x-api-key", primary.as_bytes())])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(client.get("/orders", &with_secondary).await.status, 200);
+    let answer = post_json(
+        &client,
+        "/admin/api-keys",
+        &[("authorization", &carol)],
+        r#"{"type":"tertiary"}"#,
+    )
+    .await;
+    assert_eq!(answer.status, 400);
+    let answer = post_json(
+        &client,
+        "/admin/api-keys",
+        &[("authorization", &carol)],
+        r#"{"type":"primary","appId":"nobody"}"#,
+    )
+    .await;
+    assert_eq!(answer.status, 404);
+
+    // The log names keys by hint only.
+    let output = example.output();
+    assert!(
+        !output.contains(&primary) && !output.contains(&secondary),
+        "{output}"
+    );
+    assert!(output.contains("API key generated"), "{output}");
 }
