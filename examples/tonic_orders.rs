@@ -7,11 +7,12 @@
 //!
 //! | method | guard |
 //! |---|---|
-//! | `orders.Orders/ListOrders` | API key (`x-api-key` metadata) |
-//! | `orders.Orders/CreateOrder` | API key **and** bearer token (`authorization: Bearer …` metadata) |
+//! | `orders.Orders/ListOrders` | API key (`x-api-key` metadata) with `orders:read` |
+//! | `orders.Orders/CreateOrder` | API key **and** bearer token (`authorization: Bearer …` metadata), `orders:write` in both |
 //!
 //! Both share one per-key limit. Rejections are gRPC statuses the client reads as such:
-//! `UNAUTHENTICATED` for a missing or bad credential, `RESOURCE_EXHAUSTED` over the limit,
+//! `UNAUTHENTICATED` for a missing or bad credential, `PERMISSION_DENIED` for a missing scope,
+//! `RESOURCE_EXHAUSTED` over the limit,
 //! `UNAVAILABLE` when a store is down. The service is written by hand (`prost` derives and
 //! `tonic::server::Grpc`, see `examples/common/orders_grpc.rs`), so no `protoc` is needed.
 //!
@@ -32,9 +33,11 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use tollgate::api_key::{ApiKeyLayer, ApiKeys, InMemoryKeyStore};
+use tollgate::app_user::{AppUserLayer, Policy};
 use tollgate::identity::{AppIdentity, UserIdentity};
 use tollgate::jwt::{KeySet, RevocationList};
 use tollgate::rate_limit::RateLimitLayer;
+use tollgate::scope::RequireScopesLayer;
 use tonic::body::Body;
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic_prost::ProstCodec;
@@ -72,21 +75,26 @@ async fn run() -> Result<(), String> {
     // One layer value, cloned into each method: clones share the counters, so the limit is per
     // key across methods.
     let per_key = RateLimitLayer::new(config.rate_limit).ietf_headers(true);
+    let app = ApiKeyLayer::new(keys);
+    let app_and_user = AppUserLayer::from_layers(&app, &jwt, Policy::AppAndUser);
     let orders = Orders::default();
-    // Per method, in the README's order: auth → scopes → per-key limit → handler.
+    // Per method, in the README's order (with ServiceBuilder the first layer is outermost):
+    // auth → scopes → per-key limit → handler.
     let service = OrdersService {
         list: BoxCloneSyncService::new(
             ServiceBuilder::new()
                 .map_response(|response: Response<_>| response.map(Body::new))
+                .layer(app)
+                .layer(scopes(["orders:read"]))
                 .layer(per_key.clone())
                 .service(unary(ListOrders(orders.clone()))),
         ),
-        // CreateOrder also needs a user: the bearer-token layer guards this method alone.
+        // Seed 000's POST /orders: the key names the app, the token the user, both required.
         create: BoxCloneSyncService::new(
             ServiceBuilder::new()
                 .map_response(|response: Response<_>| response.map(Body::new))
-                .layer(jwt)
-                .map_response(|response: Response<_>| response.map(Body::new))
+                .layer(app_and_user)
+                .layer(scopes(["orders:write"]))
                 .layer(per_key)
                 .service(unary(CreateOrder(orders))),
         ),
@@ -104,12 +112,16 @@ async fn run() -> Result<(), String> {
     );
     println!();
     tonic::transport::Server::builder()
-        // Every method needs an API key; the rest is per method, above.
-        .layer(ApiKeyLayer::new(keys))
+        // Guards are per method, above; a server-wide `.layer(…)` would guard every method.
         .add_service(service)
         .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
         .await
         .map_err(|e| format!("serving: {e}"))
+}
+
+/// A scope check; these scope lists are fixed, so building one cannot fail.
+fn scopes<const N: usize>(all: [&str; N]) -> RequireScopesLayer {
+    RequireScopesLayer::all(all).expect("valid scopes")
 }
 
 /// The orders placed since start-up.

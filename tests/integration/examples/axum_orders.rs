@@ -255,7 +255,10 @@ async fn axum_orders_walkthrough() {
 async fn axum_orders_rate_limit_from_env() {
     let key = KeyFormat::default().generate();
     let tier = KeyFormat::default().generate();
-    let preload = format!("app=tiny,key={},scopes=orders:read,quota=1/hour", tier.expose());
+    let preload = format!(
+        "app=tiny,key={},scopes=orders:read,quota=1/hour",
+        tier.expose()
+    );
     let example = start(
         &[
             ("TOLLGATE_RATE_LIMIT", "3/hour"),

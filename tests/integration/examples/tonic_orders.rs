@@ -25,10 +25,16 @@ fn tea() -> CreateOrderRequest {
 #[tokio::test]
 async fn tonic_orders_statuses() {
     let key = KeyFormat::default().generate();
+    let partner = KeyFormat::default().generate();
+    let preload = format!(
+        "app=partner,key={},scopes=notifications:read",
+        partner.expose()
+    );
     let example = Example::start(
         "tonic_orders",
         &[
             ("TOLLGATE_DEMO_KEY", key.expose()),
+            ("TOLLGATE_API_KEYS", &preload),
             ("TOLLGATE_JWT_HMAC_SECRET", SECRET),
             ("TOLLGATE_ISSUER", ISSUER),
             ("TOLLGATE_RATE_LIMIT", "3/hour"),
@@ -38,7 +44,7 @@ async fn tonic_orders_statuses() {
     let mut client = OrdersClient::connect(url.clone()).await.unwrap();
     let token = hs256_token(
         SECRET,
-        &json!({ "sub": "alice", "iss": ISSUER, "aud": "orders-api", "exp": now() + 900 }),
+        &json!({ "sub": "alice", "scope": "orders:write", "iss": ISSUER, "aud": "orders-api", "exp": now() + 900 }),
     );
     let bearer = format!("Bearer {token}");
     let app = [("x-api-key", key.expose())];
@@ -55,6 +61,26 @@ async fn tonic_orders_statuses() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+
+    // A key without `orders:read`, a token without `orders:write`: PERMISSION_DENIED.
+    let status = client
+        .list_orders(&[("x-api-key", partner.expose())])
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    let reader = hs256_token(
+        SECRET,
+        &json!({ "sub": "carl", "scope": "profile", "iss": ISSUER, "aud": "orders-api", "exp": now() + 900 }),
+    );
+    let reader = format!("Bearer {reader}");
+    let status = client
+        .create_order(
+            tea(),
+            &[("x-api-key", key.expose()), ("authorization", &reader)],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
 
     // The client example with the key alone, as in the README. Its ListOrders is the first
     // call counted; its refused CreateOrder is not (the token guard runs before the limit).
