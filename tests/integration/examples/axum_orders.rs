@@ -150,7 +150,10 @@ async fn axum_orders_walkthrough() {
         answer.header("www-authenticate"),
         Some("ApiKey header=\"x-api-key\", error=\"insufficient_scope\", scope=\"orders:read\"")
     );
-    assert_eq!(answer.json()["scope"], "orders:read");
+    assert_eq!(
+        answer.text(),
+        r#"{"type":"about:blank","title":"Forbidden","status":403,"code":"insufficient_scope","detail":"The credential lacks a required scope.","scope":"orders:read"}"#
+    );
     assert_eq!(
         client.get("/notifications", &with_partner).await.status,
         200
@@ -497,6 +500,10 @@ async fn axum_orders_token_flows() {
     )
     .await;
     assert_oauth_error(&answer, 400, "invalid_grant");
+    assert_eq!(
+        answer.text(),
+        r#"{"error":"invalid_grant","error_description":"The refresh token was already used; its session is revoked."}"#
+    );
     let answer = post_form(
         &client,
         "/auth/token",
@@ -527,6 +534,11 @@ async fn axum_orders_token_flows() {
         "urn:ietf:params:oauth:token-type:access_token"
     );
     assert!(exchanged.get("refresh_token").is_none());
+    assert_eq!(exchanged["token_type"], "Bearer");
+    assert_eq!(
+        exchanged["scope"],
+        "notifications:read orders:read orders:write"
+    );
     let bob = format!("Bearer {}", exchanged["access_token"].as_str().unwrap());
     let answer = client
         .get("/users/me", &[("authorization", bob.as_bytes())])
@@ -583,6 +595,9 @@ async fn axum_orders_token_flows() {
     let jwks = answer.json();
     assert_eq!(jwks["keys"][0]["kid"], "demo-1");
     assert_eq!(jwks["keys"][0]["kty"], "OKP");
+    assert_eq!(jwks["keys"][0]["crv"], "Ed25519");
+    assert_eq!(jwks["keys"][0]["alg"], "EdDSA");
+    assert_eq!(jwks["keys"][0]["use"], "sig");
     assert!(
         jwks["keys"][0].get("d").is_none(),
         "a private part in {jwks}"
