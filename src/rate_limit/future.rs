@@ -100,10 +100,7 @@ where
                     let mut response = ready!(future.poll(cx))?;
                     if let Some(extras) = extras.take() {
                         let Extras { headers, shadow } = *extras;
-                        let map = response.headers_mut();
-                        for (name, value) in headers {
-                            map.insert(name, value);
-                        }
+                        headers.apply(response.headers_mut());
                         if let Some(shadow) = shadow {
                             response.extensions_mut().insert(shadow);
                         }

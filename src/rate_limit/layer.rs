@@ -2,10 +2,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderName, HeaderValue, Request};
+use http::{HeaderValue, Request};
 use tower_layer::Layer;
 
-use super::headers::{self, HeaderMode};
+use super::headers::{self, HeaderMode, Rendered};
 use super::key::{AppKeyId, ClientIp, Key, KeyExtractor, OnMissingKey};
 use super::service::KeyedRateLimit;
 use super::store::{
@@ -47,6 +47,8 @@ pub(crate) struct Config<K, St, R> {
     pub(crate) fallback_ip: ClientIp,
     pub(crate) quota_from_identity: bool,
     pub(crate) headers: HeaderMode,
+    /// The `RateLimit-Policy` value of `limits`, set when the layer wraps a service.
+    pub(crate) policy: Option<HeaderValue>,
     pub(crate) dry_run: bool,
     pub(crate) on_store_error: OnStoreError,
     pub(crate) store_timeout: Option<Duration>,
@@ -65,6 +67,7 @@ impl<K: Clone, St: Clone, R: Clone> Clone for Config<K, St, R> {
             fallback_ip: self.fallback_ip.clone(),
             quota_from_identity: self.quota_from_identity,
             headers: self.headers,
+            policy: self.policy.clone(),
             dry_run: self.dry_run,
             on_store_error: self.on_store_error,
             store_timeout: self.store_timeout,
@@ -101,6 +104,7 @@ impl RateLimitLayer {
                 fallback_ip: ClientIp::peer(),
                 quota_from_identity: true,
                 headers: HeaderMode::default(),
+                policy: None,
                 dry_run: false,
                 on_store_error: OnStoreError::default(),
                 store_timeout: Some(DEFAULT_STORE_TIMEOUT),
@@ -159,6 +163,7 @@ impl<K, St, R> RateLimitLayer<K, St, R> {
                 fallback_ip: c.fallback_ip,
                 quota_from_identity: c.quota_from_identity,
                 headers: c.headers,
+                policy: c.policy,
                 dry_run: c.dry_run,
                 on_store_error: c.on_store_error,
                 store_timeout: c.store_timeout,
@@ -190,6 +195,7 @@ impl<K, St, R> RateLimitLayer<K, St, R> {
                 fallback_ip: c.fallback_ip,
                 quota_from_identity: c.quota_from_identity,
                 headers: c.headers,
+                policy: c.policy,
                 dry_run: c.dry_run,
                 on_store_error: c.on_store_error,
                 store_timeout: c.store_timeout,
@@ -212,6 +218,7 @@ impl<K, St, R> RateLimitLayer<K, St, R> {
                 fallback_ip: c.fallback_ip,
                 quota_from_identity: c.quota_from_identity,
                 headers: c.headers,
+                policy: c.policy,
                 dry_run: c.dry_run,
                 on_store_error: c.on_store_error,
                 store_timeout: c.store_timeout,
@@ -251,8 +258,8 @@ impl<K, St, R> RateLimitLayer<K, St, R> {
         self
     }
 
-    /// Adds the IETF `RateLimit-Policy` and `RateLimit` fields to every response, admitted or
-    /// refused (default off: they cost a few small allocations per request).
+    /// Whether every response, admitted or refused, carries the IETF `RateLimit-Policy` and
+    /// `RateLimit` fields (default **on**; `false` leaves only `Retry-After` on a 429).
     pub fn ietf_headers(mut self, enabled: bool) -> Self {
         self.config.headers.ietf = enabled;
         self
@@ -335,7 +342,11 @@ where
     type Service = KeyedRateLimit<S, K, St, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        KeyedRateLimit::from_config(inner, Arc::new(self.config.clone()))
+        let mut config = self.config.clone();
+        if config.headers.ietf {
+            config.policy = headers::configured_policy(&config.limits);
+        }
+        KeyedRateLimit::from_config(inner, Arc::new(config))
     }
 }
 
@@ -378,7 +389,8 @@ impl Quotas {
 
 /// What `call` does with a request.
 pub(crate) enum Step {
-    /// Call the inner service, then add these to the response.
+    /// Call the inner service, then add these to the response. Boxed: with no fields to add
+    /// (headers off, or a pass without a decision) the admitted path moves one word around.
     Pass(Option<Box<Extras>>),
     /// Answer with this. (Boxed, like `Pending`'s quotas, to keep `Step` small: the
     /// admitted path moves it around and pays for its size, the others allocate anyway.)
@@ -389,7 +401,7 @@ pub(crate) enum Step {
 
 /// Headers and a shadow marker for an admitted response.
 pub(crate) struct Extras {
-    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    pub(crate) headers: Rendered,
     pub(crate) shadow: Option<ShadowRejection>,
 }
 
@@ -435,9 +447,15 @@ impl<K, St, R> Config<K, St, R> {
             }
         };
         let headers = if self.headers.any() {
-            headers::render(self.headers, &self.limits, quotas.as_slice(), &decision)
+            headers::render(
+                self.headers,
+                &self.limits,
+                self.policy.as_ref(),
+                quotas.as_slice(),
+                &decision,
+            )
         } else {
-            Vec::new()
+            Rendered::default()
         };
         if decision.is_allowed() {
             return Step::Pass((!headers.is_empty()).then(|| {
@@ -462,7 +480,7 @@ impl<K, St, R> Config<K, St, R> {
         }
         let mut rejection =
             Rejection::new(RejectionKind::RateLimited).with_retry_after(retry_after);
-        for (name, value) in headers {
+        for (name, value) in headers.into_pairs() {
             rejection = rejection.with_header(name, value);
         }
         Step::Refuse(Box::new(rejection))
@@ -493,7 +511,12 @@ where
             return Step::Pass(None);
         }
         let quotas = self.quotas(&view);
-        let hit = Hit::new(key.as_bytes(), quotas.as_slice(), cost, self.clock.now());
+        let hit = Hit::at_nanos(
+            key.as_bytes(),
+            quotas.as_slice(),
+            cost,
+            self.clock.unix_nanos(),
+        );
         match self.store.try_hit(&hit) {
             Some(result) => self.conclude(result, &quotas),
             None => Step::Pending(

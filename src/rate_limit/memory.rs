@@ -241,7 +241,7 @@ impl Inner {
     }
 
     fn entry(&self, key: &[u8], now: u64) -> Result<Ref<'_, u64, Entry>, StoreError> {
-        let key = self.key_hasher.hash_one(key);
+        let key = keyed_hash(&self.key_hasher, key);
         if let Some(entry) = self.map.get(&key) {
             return Ok(entry);
         }
@@ -356,6 +356,15 @@ impl Inner {
         }
         Ok(Decision::new(&statuses[..quotas.len()]))
     }
+}
+
+/// The key's bytes through the store's keyed SipHash, written once: a key is the whole message,
+/// so the length prefix `hash_one` adds for `[u8]` (a second round of SipHash's buffering)
+/// buys nothing (SipHash's final block encodes the length anyway).
+pub(super) fn keyed_hash(hasher: &RandomState, key: &[u8]) -> u64 {
+    let mut state = hasher.build_hasher();
+    state.write(key);
+    state.finish()
 }
 
 /// The map's keys are already uniformly distributed keyed hashes: use them as they are.

@@ -66,7 +66,6 @@ pub struct Hit<'a> {
     key: &'a [u8],
     quotas: &'a [Quota],
     cost: u32,
-    now: SystemTime,
     now_nanos: u64,
 }
 
@@ -77,6 +76,16 @@ impl<'a> Hit<'a> {
     ///
     /// If `quotas` is empty or longer than [`MAX_LIMITS`].
     pub fn new(key: &'a [u8], quotas: &'a [Quota], cost: u32, now: SystemTime) -> Self {
+        Self::at_nanos(key, quotas, cost, unix_nanos(now))
+    }
+
+    /// As [`new`](Self::new), the time in nanoseconds since the Unix epoch (what
+    /// [`Clock::unix_nanos`](crate::clock::Clock::unix_nanos) reads).
+    ///
+    /// # Panics
+    ///
+    /// If `quotas` is empty or longer than [`MAX_LIMITS`].
+    pub fn at_nanos(key: &'a [u8], quotas: &'a [Quota], cost: u32, now_nanos: u64) -> Self {
         assert!(
             !quotas.is_empty() && quotas.len() <= MAX_LIMITS,
             "a hit carries 1 to {MAX_LIMITS} quotas"
@@ -85,8 +94,7 @@ impl<'a> Hit<'a> {
             key,
             quotas,
             cost,
-            now,
-            now_nanos: unix_nanos(now),
+            now_nanos,
         }
     }
 
@@ -107,7 +115,7 @@ impl<'a> Hit<'a> {
 
     /// When the request arrived.
     pub fn now(&self) -> SystemTime {
-        self.now
+        UNIX_EPOCH + Duration::from_nanos(self.now_nanos)
     }
 
     /// When the request arrived, in nanoseconds since the Unix epoch (0 before it, saturated
