@@ -446,6 +446,10 @@ impl<K, St, R> Config<K, St, R> {
                 };
             }
         };
+        if decision.is_allowed() && !self.headers.any() {
+            // The common admitted path without fields: nothing to render, nothing to box.
+            return Step::Pass(None);
+        }
         let headers = if self.headers.any() {
             headers::render(
                 self.headers,

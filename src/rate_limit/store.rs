@@ -211,6 +211,16 @@ impl LimitStatus {
         }
     }
 
+    /// As [`new`](Self::new), the reset in nanoseconds (what the in-memory store has at hand).
+    pub(crate) const fn from_nanos(limit: u64, remaining: u64, reset: u64, exceeded: bool) -> Self {
+        Self {
+            limit,
+            remaining,
+            reset,
+            exceeded,
+        }
+    }
+
     /// The quota's limit.
     pub fn limit(&self) -> u64 {
         self.limit
@@ -255,6 +265,16 @@ impl Decision {
             allowed: !statuses.iter().any(LimitStatus::exceeded),
             len: statuses.len() as u8,
             statuses: all,
+        }
+    }
+
+    /// A decision over the first `len` of `statuses`, built in place (no copy of the array).
+    pub(crate) fn from_array(statuses: [LimitStatus; MAX_LIMITS], len: usize) -> Self {
+        let len = len.min(MAX_LIMITS);
+        Self {
+            allowed: !statuses[..len].iter().any(LimitStatus::exceeded),
+            len: len as u8,
+            statuses,
         }
     }
 
