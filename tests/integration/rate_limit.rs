@@ -920,6 +920,51 @@ async fn ietf_fields_are_on_by_default_and_can_be_turned_off() {
     assert!(refused.headers().get("ratelimit").is_none());
 }
 
+#[tokio::test]
+async fn app_id_key_shares_a_bucket_and_reads_the_plan_quota() {
+    let identity = |key_id: &str, quota: Option<Quota>| {
+        AppIdentity::builder(key_id, "app-1").quota(quota).build()
+    };
+    let admitted = |service: KeyedRateLimitService, ids: Vec<AppIdentity>| async move {
+        let mut statuses = Vec::new();
+        for id in ids {
+            let response = service
+                .clone()
+                .oneshot(request_for(Some(id)))
+                .await
+                .unwrap();
+            statuses.push(response.status().as_u16());
+        }
+        statuses
+    };
+    // The app's primary and secondary keys count together under AppId.
+    let by_app = RateLimitLayer::new(per_hour(2))
+        .key(AppId)
+        .layer(Echo::default());
+    let ids = vec![
+        identity("k1", None),
+        identity("k2", None),
+        identity("k1", None),
+    ];
+    assert_eq!(admitted(by_app, ids).await, [200, 200, 429]);
+    // The record's own quota (3 per hour) replaces the default (1)...
+    let gold = Some(per_hour(3));
+    let by_app = RateLimitLayer::new(per_hour(1))
+        .key(AppId)
+        .layer(Echo::default());
+    let ids = vec![identity("k1", gold); 4];
+    assert_eq!(admitted(by_app, ids).await, [200, 200, 200, 429]);
+    // ...unless turned off.
+    let fixed = RateLimitLayer::new(per_hour(1))
+        .key(AppId)
+        .quota_from_identity(false)
+        .layer(Echo::default());
+    let ids = vec![identity("k1", gold); 2];
+    assert_eq!(admitted(fixed, ids).await, [200, 429]);
+}
+
+type KeyedRateLimitService = tollgate::rate_limit::KeyedRateLimit<Echo, AppId>;
+
 #[allow(dead_code)]
 fn _assert_bounds() {
     fn send_sync<T: Send + Sync>() {}
