@@ -4,21 +4,24 @@
 //!
 //! ```text
 //! cargo bench --all-features --bench load
-//! TOLLGATE_LOAD_SECS=10 TOLLGATE_LOAD_ROWS=bare,full_stack cargo bench --all-features --bench load
+//! TOLLGATE_LOAD_SECS=5 TOLLGATE_LOAD_ROWS=bare,full_stack cargo bench --all-features --bench load
 //! ```
 //!
 //! Each row runs its server in a child process (this binary re-executed with `--serve ROW`), so
 //! the server's CPU time is the child's `utime + stime` from `/proc/<pid>/stat`, read before and
 //! after the measured window: the load generator's own work is not in it. The load generator is
 //! a hyper HTTP/1.1 client on its own runtime, `TOLLGATE_LOAD_CONNECTIONS` (64) keep-alive
-//! connections each sending one request at a time, for a warm-up of 1 s and then
-//! `TOLLGATE_LOAD_SECS` (5) measured seconds per row; it stops by itself. Every row is sent the
+//! connections each sending one request at a time. All servers start at once; then
+//! `TOLLGATE_LOAD_ROUNDS` (3) rounds, in rotating order, load each for a 0.3 s warm-up and
+//! `TOLLGATE_LOAD_SECS` (1.5) measured seconds, and it stops by itself (about a minute with the
+//! defaults). Figures are medians over rounds; ratios are taken per round against the
+//! baseline's run in the same round, then the median. Every row is sent the
 //! same request (`GET /orders` with an `x-api-key` and an HS256 bearer token), whether or not
 //! its server reads them. Server worker threads: `TOLLGATE_LOAD_SERVER_THREADS` (1); client
 //! worker threads: `TOLLGATE_LOAD_CLIENT_THREADS` (1).
 //!
-//! Ratios are against the bare router of the same framework in the same run; on a shared
-//! machine absolute figures drift, ratios hold better.
+//! Ratios are against the bare router of the same framework; on a shared machine absolute
+//! figures drift, ratios hold better.
 
 #![allow(missing_docs)]
 
@@ -54,9 +57,19 @@ const ROWS: &[(&str, &str, &str)] = &[
         "JwtLayer HS256 (default: verified-token cache on)",
     ),
     (
+        "api_key_jwt",
+        "bare",
+        "ApiKeyLayer + JwtLayer (the full stack without the limiter)",
+    ),
+    (
         "full_stack",
         "bare",
         "ApiKeyLayer + JwtLayer + per-key RateLimitLayer (IETF headers on)",
+    ),
+    (
+        "full_stack_no_fields",
+        "bare",
+        "the full stack with `ietf_headers(false)`",
     ),
     ("axum07_bare", "axum07_bare", "axum 0.7 router, no layers"),
     (
@@ -148,16 +161,22 @@ async fn axum08_router(row: &str) -> (axum::Router, String) {
         "bare" => router,
         "api_key" => router.route_layer(ApiKeyLayer::new(keys)),
         "jwt_hs256" => router.route_layer(jwt()),
+        "api_key_jwt" => router.route_layer(
+            tower::ServiceBuilder::new()
+                .layer(ApiKeyLayer::new(keys))
+                .layer(jwt()),
+        ),
         // One `route_layer` for the whole stack (axum boxes each `route_layer` separately),
         // in request order: API key → JWT → scopes → per-key limit → handler.
-        "full_stack" => router.route_layer(
+        "full_stack" | "full_stack_no_fields" => router.route_layer(
             tower::ServiceBuilder::new()
                 .layer(ApiKeyLayer::new(keys))
                 .layer(jwt())
                 // RequireScopes goes here, between the authenticators and the per-key limit.
-                .layer(RateLimitLayer::new(
-                    Quota::per_second(1_000_000_000).unwrap(),
-                )),
+                .layer(
+                    RateLimitLayer::new(Quota::per_second(1_000_000_000).unwrap())
+                        .ietf_headers(row == "full_stack"),
+                ),
         ),
         other => panic!("unknown row {other}"),
     };
@@ -327,15 +346,15 @@ async fn connection(
     (latencies, errors)
 }
 
-fn measure(row: &str, authorization: &HeaderValue, tick: f64) -> Measured {
+/// Loads `server` for a short warm-up, then `secs` measured seconds.
+fn measure(
+    runtime: &tokio::runtime::Runtime,
+    server: &Server,
+    authorization: &HeaderValue,
+    secs: f64,
+    tick: f64,
+) -> Measured {
     let connections = env_or("TOLLGATE_LOAD_CONNECTIONS", 64usize);
-    let secs = env_or("TOLLGATE_LOAD_SECS", 5.0f64);
-    let server = Server::start(row);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(env_or("TOLLGATE_LOAD_CLIENT_THREADS", 1))
-        .enable_all()
-        .build()
-        .unwrap();
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let api_key = HeaderValue::from_str(&server.api_key).unwrap();
@@ -351,7 +370,8 @@ fn measure(row: &str, authorization: &HeaderValue, tick: f64) -> Measured {
                 ))
             })
             .collect();
-        tokio::time::sleep(Duration::from_secs(1)).await; // warm-up: caches, connections
+        // Warm-up: connections open, caches filled, the server's threads awake.
+        tokio::time::sleep(Duration::from_millis(300)).await;
         let cpu_before = server.cpu(tick);
         let began = Instant::now();
         measuring.store(true, Ordering::Relaxed);
@@ -367,7 +387,6 @@ fn measure(row: &str, authorization: &HeaderValue, tick: f64) -> Measured {
             latencies.extend(l);
             errors += e;
         }
-        latencies.sort_unstable();
         Measured {
             requests: latencies.len(),
             errors,
@@ -385,6 +404,21 @@ fn percentile(sorted: &[u32], p: f64) -> u32 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+impl Measured {
+    fn rps(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn cpu_us(&self) -> f64 {
+        self.server_cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64
+    }
+}
+
 fn drive_all() {
     let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
         &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER,
@@ -392,50 +426,76 @@ fn drive_all() {
     let selected: Option<Vec<String>> = std::env::var("TOLLGATE_LOAD_ROWS")
         .ok()
         .map(|v| v.split(',').map(str::to_owned).collect());
+    let rows: Vec<_> = ROWS
+        .iter()
+        .filter(|(row, ..)| selected.as_ref().is_none_or(|s| s.iter().any(|r| r == row)))
+        .collect();
+    let rounds = env_or("TOLLGATE_LOAD_ROUNDS", 3usize).max(1);
+    let secs = env_or("TOLLGATE_LOAD_SECS", 1.5f64);
     let tick = clock_ticks();
     let authorization = bearer();
-    let mut results: Vec<(&str, &str, &str, Measured)> = Vec::new();
-    for &(row, baseline, what) in ROWS {
-        if selected
-            .as_ref()
-            .is_some_and(|s| !s.iter().any(|r| r == row))
-        {
-            continue;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(env_or("TOLLGATE_LOAD_CLIENT_THREADS", 1))
+        .enable_all()
+        .build()
+        .unwrap();
+    // Every server up at once (idle ones cost nothing), measured in rotating rounds so that a
+    // row and its baseline are always measured minutes apart at most.
+    let servers: Vec<Server> = rows.iter().map(|(row, ..)| Server::start(row)).collect();
+    let mut runs: Vec<Vec<Measured>> = rows.iter().map(|_| Vec::new()).collect();
+    for round in 0..rounds {
+        for i in 0..rows.len() {
+            let i = (i + round) % rows.len();
+            eprintln!("load: round {}/{rounds}: {}", round + 1, rows[i].0);
+            let m = measure(&runtime, &servers[i], &authorization, secs, tick);
+            runs[i].push(m);
         }
-        eprintln!("load: {row} ...");
-        results.push((row, baseline, what, measure(row, &authorization, tick)));
     }
+    drop(servers);
     println!(
-        "\n{} connections, {} s per row, server threads {}, CLK_TCK {tick}\n",
+        "\n{} connections, {rounds} rounds of {secs} s per row, server threads {}, CLK_TCK {tick}\n",
         env_or("TOLLGATE_LOAD_CONNECTIONS", 64usize),
-        env_or("TOLLGATE_LOAD_SECS", 5.0f64),
         env_or("TOLLGATE_LOAD_SERVER_THREADS", 1usize),
     );
     println!(
         "| row | requests/s | p50 | p99 | server CPU / request | rps vs baseline | CPU/request vs baseline | errors |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    for (row, baseline, what, m) in &results {
-        let rps = m.requests as f64 / m.elapsed.as_secs_f64();
-        let cpu_us = m.server_cpu.as_secs_f64() * 1e6 / m.requests.max(1) as f64;
-        let base = results.iter().find(|(r, ..)| r == baseline).map(|(.., b)| {
-            (
-                b.requests as f64 / b.elapsed.as_secs_f64(),
-                b.server_cpu.as_secs_f64() * 1e6 / b.requests.max(1) as f64,
-            )
-        });
-        let (rps_ratio, cpu_ratio) = match base {
-            Some((base_rps, base_cpu)) => (
-                format!("{:.2}x", rps / base_rps),
-                format!("{:.2}x", cpu_us / base_cpu),
+    for (i, (row, baseline, what)) in rows.iter().enumerate() {
+        let ms = &runs[i];
+        let rps = median(ms.iter().map(Measured::rps).collect());
+        let cpu_us = median(ms.iter().map(Measured::cpu_us).collect());
+        let mut latencies: Vec<u32> = ms.iter().flat_map(|m| m.latencies_us.clone()).collect();
+        latencies.sort_unstable();
+        let errors: usize = ms.iter().map(|m| m.errors).sum();
+        // Ratios per round against the baseline's run of the same round, then the median.
+        let (rps_ratio, cpu_ratio) = match rows.iter().position(|(r, ..)| r == baseline) {
+            Some(b) => (
+                format!(
+                    "{:.2}x",
+                    median(
+                        ms.iter()
+                            .zip(&runs[b])
+                            .map(|(m, b)| m.rps() / b.rps())
+                            .collect()
+                    )
+                ),
+                format!(
+                    "{:.2}x",
+                    median(
+                        ms.iter()
+                            .zip(&runs[b])
+                            .map(|(m, b)| m.cpu_us() / b.cpu_us())
+                            .collect()
+                    )
+                ),
             ),
             None => ("-".to_owned(), "-".to_owned()),
         };
         println!(
-            "| {row} ({what}) | {rps:.0} | {} µs | {} µs | {cpu_us:.1} µs | {rps_ratio} | {cpu_ratio} | {} |",
-            percentile(&m.latencies_us, 0.50),
-            percentile(&m.latencies_us, 0.99),
-            m.errors,
+            "| {row} ({what}) | {rps:.0} | {} µs | {} µs | {cpu_us:.1} µs | {rps_ratio} | {cpu_ratio} | {errors} |",
+            percentile(&latencies, 0.50),
+            percentile(&latencies, 0.99),
         );
     }
 }
