@@ -106,6 +106,11 @@ async fn orders() -> &'static str {
 
 /// Builds `row`'s router and serves it; prints `ready ADDR API_KEY` once listening.
 fn serve(row: &str) {
+    // The parent holds our stdin: when it goes away (however it ends), so do we.
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        std::process::exit(0);
+    });
     let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
         &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER,
     );
@@ -224,6 +229,7 @@ impl Server {
     fn start(row: &str) -> Self {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["--serve", row])
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
