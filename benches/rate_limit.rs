@@ -18,8 +18,10 @@
 //!   (the default, as behind `ApiKeyLayer`), with its default IETF `RateLimit-Policy` and
 //!   `RateLimit` fields on every response;
 //! - `fixed_window/app_key_id/no_headers`: the same with `ietf_headers(false)`;
-//! - `fixed_window/header/no_headers`: keyed by the `x-api-key` header, no fields;
-//! - `gcra/header/no_headers`: the GCRA store on governor, keyed by the header, no fields;
+//! - `fixed_window/header/no_headers`: keyed by the `x-api-key` header, no fields, no plan
+//!   quota read from the `AppIdentity` (so it touches the same request memory as
+//!   tower_governor's row);
+//! - `gcra/header/no_headers`: the GCRA store on governor, keyed by the header, likewise;
 //! - `tower_governor/header`: tower_governor 0.8 with a key extractor reading the header (it
 //!   adds no fields to an admitted response: compare with the `no_headers` rows);
 //! - `tower_governor/header/headers`: the same with `use_headers()` (`x-ratelimit-limit` and
@@ -139,7 +141,8 @@ fn run(c: &mut Criterion, group: &str, make: &Make) {
     ] {
         for threads in [1usize, 2] {
             // One shared limiter per row, as a server has; each thread calls its own handle.
-            let mut services: Vec<_> = (0..threads).map(|_| make()).collect();
+            let handles = make();
+            let mut services: Vec<_> = (0..threads).map(|_| handles()).collect();
             let keys = keys.clone();
             g.bench_function(
                 BenchmarkId::new(keys_name, format!("{threads}_threads")),
@@ -186,15 +189,22 @@ macro_rules! governor_config {
     }};
 }
 
-type Make = Box<dyn Fn() -> Box<dyn FnMut(Request<Body>) + Send>>;
+/// One thread's handle on a row's service.
+type Handle = Box<dyn FnMut(Request<Body>) + Send>;
+/// Builds a row's service (one limiter) and returns a maker of handles on it: every thread
+/// gets a clone of the same service, so two threads share one limiter, as in a server.
+type Make = Box<dyn Fn() -> Box<dyn Fn() -> Handle>>;
 
 fn boxed<S>(make: impl Fn() -> S + 'static) -> Make
 where
-    S: Service<Request<Body>> + Send + 'static,
+    S: Service<Request<Body>> + Clone + Send + 'static,
 {
     Box::new(move || {
-        let mut service = make();
-        Box::new(move |request| call_once(&mut service, request))
+        let service = make();
+        Box::new(move || {
+            let mut service = service.clone();
+            Box::new(move |request| call_once(&mut service, request))
+        })
     })
 }
 
@@ -211,11 +221,15 @@ fn rows() -> Vec<(&'static str, Make)> {
             "fixed_window/app_key_id/no_headers",
             boxed(move || RateLimitLayer::new(huge).ietf_headers(false).layer(bare())),
         ),
+        // Keyed by the header like tower_governor, and like it never reading the request's
+        // `AppIdentity` (with distinct keys, reading it for a plan quota is a cache miss that
+        // tower_governor's row does not pay).
         (
             "fixed_window/header/no_headers",
             boxed(move || {
                 RateLimitLayer::new(huge)
                     .key(HeaderKey)
+                    .quota_from_identity(false)
                     .ietf_headers(false)
                     .layer(bare())
             }),
@@ -225,6 +239,7 @@ fn rows() -> Vec<(&'static str, Make)> {
             boxed(move || {
                 RateLimitLayer::new(huge)
                     .key(HeaderKey)
+                    .quota_from_identity(false)
                     .ietf_headers(false)
                     .store(GcraStore::new())
                     .unwrap()
@@ -271,7 +286,10 @@ fn paired() {
             // One shared limiter per row, as a server has; each thread calls its own handle.
             let services: Vec<Vec<_>> = rows
                 .iter()
-                .map(|(_, make)| (0..threads).map(|_| make()).collect())
+                .map(|(_, make)| {
+                    let handles = make();
+                    (0..threads).map(|_| handles()).collect()
+                })
                 .collect();
             let mut services = services;
             let mut samples = vec![Vec::new(); rows.len()];

@@ -37,6 +37,7 @@ impl Default for HeaderMode {
 }
 
 impl HeaderMode {
+    #[inline]
     pub(crate) fn any(self) -> bool {
         self.ietf || self.legacy
     }
@@ -166,6 +167,7 @@ impl Rendered {
         ][index]
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.values.iter().all(Option::is_none)
     }

@@ -30,6 +30,7 @@ enum Repr<'a> {
 
 impl<'a> Key<'a> {
     /// A key made of `bytes`.
+    #[inline]
     pub fn bytes(bytes: &'a [u8]) -> Self {
         Self(Repr::Borrowed(bytes))
     }
@@ -52,6 +53,7 @@ impl<'a> Key<'a> {
     }
 
     /// The key's bytes.
+    #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         match &self.0 {
             Repr::Borrowed(b) => b,
@@ -62,6 +64,7 @@ impl<'a> Key<'a> {
 }
 
 impl<'a> From<&'a str> for Key<'a> {
+    #[inline]
     fn from(s: &'a str) -> Self {
         Self::bytes(s.as_bytes())
     }

@@ -383,6 +383,7 @@ pub(crate) struct Quotas {
 }
 
 impl Quotas {
+    #[inline]
     pub(crate) fn as_slice(&self) -> &[Quota] {
         &self.quotas[..self.len]
     }
@@ -551,6 +552,8 @@ where
             self.clock.unix_nanos(),
         );
         match self.store.try_hit(&hit) {
+            // The common case, decided without moving the decision around.
+            Some(Ok(decision)) if decision.is_allowed() && !self.headers.any() => Step::Pass(None),
             Some(result) => self.conclude(result, &quotas),
             None => Step::Pending(
                 with_timeout(self.store.hit(&hit), self.store_timeout),

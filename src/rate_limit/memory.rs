@@ -412,6 +412,7 @@ impl RateLimitStore for MemoryStore {
         Box::pin(std::future::ready(self.inner.decide(hit)))
     }
 
+    #[inline]
     fn try_hit(&self, hit: &Hit<'_>) -> Option<Result<Decision, StoreError>> {
         Some(self.inner.decide(hit))
     }

@@ -85,6 +85,7 @@ impl<'a> Hit<'a> {
     /// # Panics
     ///
     /// If `quotas` is empty or longer than [`MAX_LIMITS`].
+    #[inline]
     pub fn at_nanos(key: &'a [u8], quotas: &'a [Quota], cost: u32, now_nanos: u64) -> Self {
         assert!(
             !quotas.is_empty() && quotas.len() <= MAX_LIMITS,
@@ -99,16 +100,19 @@ impl<'a> Hit<'a> {
     }
 
     /// The rate-limit key (opaque bytes; see [`Key`](super::Key)).
+    #[inline]
     pub fn key(&self) -> &'a [u8] {
         self.key
     }
 
     /// The quotas to charge, all or nothing.
+    #[inline]
     pub fn quotas(&self) -> &'a [Quota] {
         self.quotas
     }
 
     /// How many units this request costs (usually 1).
+    #[inline]
     pub fn cost(&self) -> u32 {
         self.cost
     }
@@ -120,6 +124,7 @@ impl<'a> Hit<'a> {
 
     /// When the request arrived, in nanoseconds since the Unix epoch (0 before it, saturated
     /// after the year 2554).
+    #[inline]
     pub fn now_nanos(&self) -> u64 {
         self.now_nanos
     }
@@ -279,11 +284,13 @@ impl Decision {
     }
 
     /// Whether the hit was admitted (and charged).
+    #[inline]
     pub fn is_allowed(&self) -> bool {
         self.allowed
     }
 
     /// One status per quota of the hit, in order.
+    #[inline]
     pub fn statuses(&self) -> &[LimitStatus] {
         &self.statuses[..usize::from(self.len)]
     }
