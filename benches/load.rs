@@ -138,11 +138,11 @@ fn serve(row: &str) {
                 router
             };
             println!("ready {addr} -");
-            accept(listener, router).await;
+            accept(listener, router.with_state(())).await;
         } else {
             let (router, key) = axum08_router(row).await;
             println!("ready {addr} {key}");
-            accept(listener, router).await;
+            accept(listener, router.with_state(())).await;
         }
     });
 }
@@ -189,7 +189,9 @@ async fn axum08_router(row: &str) -> (axum::Router, String) {
 }
 
 /// Serves HTTP/1.1 keep-alive connections with `service`: the same plumbing for axum 0.8 and
-/// 0.7, so the rows differ only in the router.
+/// 0.7, so the rows differ only in the router. Routers come `with_state(())`, as
+/// `axum::serve` does it: otherwise axum turns each handler into a route (applying every
+/// `route_layer` again) on every request.
 async fn accept<S, B>(listener: TcpListener, service: S)
 where
     S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>

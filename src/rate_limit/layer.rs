@@ -48,7 +48,8 @@ pub(crate) struct Config<K, St, R> {
     pub(crate) fallback_ip: ClientIp,
     pub(crate) quota_from_identity: bool,
     pub(crate) headers: HeaderMode,
-    /// The `RateLimit-Policy` value of `limits`, set when the layer wraps a service.
+    /// The `RateLimit-Policy` value of `limits` (when the IETF fields are on), kept current by
+    /// the builder methods so that `Layer::layer` stays a plain clone.
     pub(crate) policy: Option<HeaderValue>,
     pub(crate) dry_run: bool,
     pub(crate) on_store_error: OnStoreError,
@@ -94,6 +95,7 @@ impl RateLimitLayer {
 
     /// One named limit per API key, in memory.
     pub fn with_limit(limit: Limit) -> Self {
+        let policy = headers::configured_policy(std::slice::from_ref(&limit));
         Self {
             config: Config {
                 key: AppKeyId,
@@ -105,7 +107,7 @@ impl RateLimitLayer {
                 fallback_ip: ClientIp::peer(),
                 quota_from_identity: true,
                 headers: HeaderMode::default(),
-                policy: None,
+                policy,
                 dry_run: false,
                 on_store_error: OnStoreError::default(),
                 store_timeout: Some(DEFAULT_STORE_TIMEOUT),
@@ -129,6 +131,7 @@ impl RateLimitLayer {
             .ok_or(ConfigError::TooManyLimits { max: MAX_LIMITS })?;
         let mut layer = Self::with_limit(first);
         layer.config.limits = validate(limits, MAX_LIMITS)?;
+        layer.config.refresh_policy();
         Ok(layer)
     }
 }
@@ -263,6 +266,7 @@ impl<K, St, R> RateLimitLayer<K, St, R> {
     /// `RateLimit` fields (default **on**; `false` leaves only `Retry-After` on a 429).
     pub fn ietf_headers(mut self, enabled: bool) -> Self {
         self.config.headers.ietf = enabled;
+        self.config.refresh_policy();
         self
     }
 
@@ -343,11 +347,7 @@ where
     type Service = KeyedRateLimit<S, K, St, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let mut config = self.config.clone();
-        if config.headers.ietf {
-            config.policy = headers::configured_policy(&config.limits);
-        }
-        KeyedRateLimit::from_config(inner, Arc::new(config))
+        KeyedRateLimit::from_config(inner, Arc::new(self.config.clone()))
     }
 }
 
@@ -408,6 +408,14 @@ pub(crate) struct Extras {
 }
 
 impl<K, St, R> Config<K, St, R> {
+    fn refresh_policy(&mut self) {
+        self.policy = if self.headers.ietf {
+            headers::configured_policy(&self.limits)
+        } else {
+            None
+        };
+    }
+
     fn missing_key() -> Rejection {
         Rejection::new(RejectionKind::MissingCredential)
             .with_detail("The request carries nothing to rate-limit it by.")

@@ -237,7 +237,6 @@ async fn several_limits_are_all_or_nothing() {
     ])
     .unwrap()
     .clock(shared)
-    .ietf_headers(true)
     .layer(echo.clone());
     let call = || service.clone().oneshot(request_for(Some(app("k"))));
 
