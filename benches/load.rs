@@ -153,10 +153,11 @@ async fn axum08_router(row: &str) -> (axum::Router, String) {
     use tollgate::api_key::{ApiKeyLayer, ApiKeys, InMemoryKeyStore, NewKey};
     use tollgate::jwt::{Algorithm, JwtKey, JwtLayer};
     use tollgate::rate_limit::RateLimitLayer;
+    use tollgate::scope::RequireScopesLayer;
 
     let keys = ApiKeys::builder(InMemoryKeyStore::new()).build();
     let generated = keys
-        .generate(NewKey::new("app-load", "Load test"))
+        .generate(NewKey::new("app-load", "Load test").scopes(["orders:read"]))
         .await
         .unwrap();
     let api_key = generated.key().expose().to_owned();
@@ -177,7 +178,8 @@ async fn axum08_router(row: &str) -> (axum::Router, String) {
             tower::ServiceBuilder::new()
                 .layer(ApiKeyLayer::new(keys))
                 .layer(jwt())
-                // RequireScopes goes here, between the authenticators and the per-key limit.
+                // The key and the token both grant `orders:read`: the intersection does too.
+                .layer(RequireScopesLayer::all(["orders:read"]).unwrap())
                 .layer(
                     RateLimitLayer::new(Quota::per_second(1_000_000_000).unwrap())
                         .ietf_headers(row == "full_stack"),

@@ -10,12 +10,12 @@ mod auth;
 #[cfg(feature = "api-key")]
 mod api_key;
 // Any backend: `--features jwt` (aws-lc-rs) or `--features rust-crypto`.
+#[cfg(all(feature = "api-key", feature = "jwt"))]
+mod combined;
 #[cfg(all(feature = "issuer", feature = "api-key", feature = "jwks-hyper"))]
 mod issuer;
 #[cfg(all(feature = "issuer", feature = "postgres"))]
 mod issuer_postgres;
-#[cfg(all(feature = "api-key", feature = "jwt"))]
-mod combined;
 #[cfg(feature = "jwt-base")]
 mod jwt;
 #[cfg(feature = "postgres")]
