@@ -1,9 +1,13 @@
 //! Per-request overhead of `RateLimitLayer` next to a bare service and `tower_governor` 0.8.
 //!
 //! ```text
-//! cargo bench --features rate-limit,governor --bench rate_limit -- --warm-up-time 1 --measurement-time 3
-//! TOLLGATE_PAIRED=1 cargo bench --features rate-limit,governor --bench rate_limit
+//! cargo bench --all-features --bench rate_limit -- --warm-up-time 1 --measurement-time 3
+//! TOLLGATE_PAIRED=1 cargo bench --all-features --bench rate_limit
 //! ```
+//!
+//! (`--features rate-limit,governor` builds it alone.) To count instructions instead of timing:
+//! `valgrind --tool=callgrind target/release/deps/rate_limit-… --bench 'fixed_window/app_key_id/hot_key/1_threads' --profile-time 3`
+//! and divide `call_once`'s inclusive count by its calls.
 //!
 //! Every row calls a service that answers at once; the request (built the same way for every
 //! row) carries an `x-api-key` header and an `AppIdentity` extension. Quotas are far above what a
@@ -11,10 +15,17 @@
 //!
 //! - `bare`: the service alone;
 //! - `fixed_window/app_key_id`: `RateLimitLayer` in memory keyed by the `AppIdentity` key id
-//!   (the default, as behind `ApiKeyLayer`);
-//! - `fixed_window/header`: the same keyed by the `x-api-key` header;
-//! - `gcra/header`: the GCRA store on governor, keyed by the header;
-//! - `tower_governor/header`: tower_governor 0.8 with a key extractor reading the header.
+//!   (the default, as behind `ApiKeyLayer`), with its default IETF `RateLimit-Policy` and
+//!   `RateLimit` fields on every response;
+//! - `fixed_window/app_key_id/no_headers`: the same with `ietf_headers(false)`;
+//! - `fixed_window/header/no_headers`: keyed by the `x-api-key` header, no fields, no plan
+//!   quota read from the `AppIdentity` (so it touches the same request memory as
+//!   tower_governor's row);
+//! - `gcra/header/no_headers`: the GCRA store on governor, keyed by the header, likewise;
+//! - `tower_governor/header`: tower_governor 0.8 with a key extractor reading the header (it
+//!   adds no fields to an admitted response: compare with the `no_headers` rows);
+//! - `tower_governor/header/headers`: the same with `use_headers()` (`x-ratelimit-limit` and
+//!   `x-ratelimit-remaining` on every response: compare with `fixed_window/app_key_id`).
 //!
 //! Each on one hot key and on 10,000 distinct keys, from 1 thread and from 2 threads (each
 //! thread runs the iterations; the slower thread's time is reported, so a row is the latency per
@@ -122,17 +133,16 @@ where
     }
 }
 
-fn run<S>(c: &mut Criterion, group: &str, make: impl Fn() -> S)
-where
-    S: Service<Request<Body>> + Clone + Send + 'static,
-{
+fn run(c: &mut Criterion, group: &str, make: &Make) {
     let mut g = c.benchmark_group(group);
     for (keys_name, keys) in [
         ("hot_key", Keys::new(1)),
         ("distinct_keys", Keys::new(DISTINCT)),
     ] {
         for threads in [1usize, 2] {
-            let service = make();
+            // One shared limiter per row, as a server has; each thread calls its own handle.
+            let handles = make();
+            let mut services: Vec<_> = (0..threads).map(|_| handles()).collect();
             let keys = keys.clone();
             g.bench_function(
                 BenchmarkId::new(keys_name, format!("{threads}_threads")),
@@ -140,16 +150,17 @@ where
                     b.iter_custom(|iters| {
                         let start = std::sync::Barrier::new(threads);
                         std::thread::scope(|scope| {
-                            let handles: Vec<_> = (0..threads)
-                                .map(|t| {
-                                    let mut service = service.clone();
+                            let handles: Vec<_> = services
+                                .iter_mut()
+                                .enumerate()
+                                .map(|(t, call)| {
                                     let keys = keys.clone();
                                     let start = &start;
                                     scope.spawn(move || {
                                         start.wait();
                                         let began = Instant::now();
                                         for i in 0..iters as usize {
-                                            call_once(&mut service, keys.request(i * 7 + t * 3));
+                                            call(keys.request(i * 7 + t * 3));
                                         }
                                         began.elapsed()
                                     })
@@ -169,66 +180,67 @@ where
     g.finish();
 }
 
-fn benches(c: &mut Criterion) {
-    let huge = Quota::per_second(1_000_000_000).unwrap();
-
-    run(c, "bare", bare);
-    run(c, "fixed_window/app_key_id", || {
-        RateLimitLayer::new(huge).layer(bare())
-    });
-    run(c, "fixed_window/header", || {
-        RateLimitLayer::new(huge).key(HeaderKey).layer(bare())
-    });
-    run(c, "gcra/header", || {
-        RateLimitLayer::new(huge)
-            .key(HeaderKey)
-            .store(GcraStore::new())
-            .unwrap()
-            .layer(bare())
-    });
-    run(c, "tower_governor/header", || {
-        let config = tower_governor::governor::GovernorConfigBuilder::default()
-            .per_nanosecond(1)
-            .burst_size(u32::MAX)
-            .key_extractor(GovernorHeaderKey)
-            .finish()
-            .unwrap();
-        tower_governor::governor::Governor::new(bare(), &config)
-    });
+/// tower_governor's builder for every request admitted, keyed by the header.
+macro_rules! governor_config {
+    () => {{
+        let mut builder = tower_governor::governor::GovernorConfigBuilder::default();
+        builder.per_nanosecond(1).burst_size(u32::MAX);
+        builder.key_extractor(GovernorHeaderKey)
+    }};
 }
 
-criterion_group!(rate_limit, benches);
+/// One thread's handle on a row's service.
+type Handle = Box<dyn FnMut(Request<Body>) + Send>;
+/// Builds a row's service (one limiter) and returns a maker of handles on it: every thread
+/// gets a clone of the same service, so two threads share one limiter, as in a server.
+type Make = Box<dyn Fn() -> Box<dyn Fn() -> Handle>>;
 
-/// Paired mode (`TOLLGATE_PAIRED=1`): on a busy machine criterion's absolute figures drift
-/// between rows measured minutes apart, so this runs every row in alternating rounds and reports
-/// each row's median and its median paired overhead over `bare` from the same round.
-fn paired() {
-    let huge = Quota::per_second(1_000_000_000).unwrap();
-    type Make = Box<dyn Fn() -> Box<dyn FnMut(Request<Body>) + Send>>;
-    fn boxed<S>(make: impl Fn() -> S + 'static) -> Make
-    where
-        S: Service<Request<Body>> + Send + 'static,
-    {
+fn boxed<S>(make: impl Fn() -> S + 'static) -> Make
+where
+    S: Service<Request<Body>> + Clone + Send + 'static,
+{
+    Box::new(move || {
+        let service = make();
         Box::new(move || {
-            let mut service = make();
+            let mut service = service.clone();
             Box::new(move |request| call_once(&mut service, request))
         })
-    }
-    let rows: Vec<(&str, Make)> = vec![
+    })
+}
+
+/// Every row, by name.
+fn rows() -> Vec<(&'static str, Make)> {
+    let huge = Quota::per_second(1_000_000_000).unwrap();
+    vec![
         ("bare", boxed(bare)),
         (
             "fixed_window/app_key_id",
             boxed(move || RateLimitLayer::new(huge).layer(bare())),
         ),
         (
-            "fixed_window/header",
-            boxed(move || RateLimitLayer::new(huge).key(HeaderKey).layer(bare())),
+            "fixed_window/app_key_id/no_headers",
+            boxed(move || RateLimitLayer::new(huge).ietf_headers(false).layer(bare())),
         ),
+        // Keyed by the header like tower_governor, and like it never reading the request's
+        // `AppIdentity` (with distinct keys, reading it for a plan quota is a cache miss that
+        // tower_governor's row does not pay).
         (
-            "gcra/header",
+            "fixed_window/header/no_headers",
             boxed(move || {
                 RateLimitLayer::new(huge)
                     .key(HeaderKey)
+                    .quota_from_identity(false)
+                    .ietf_headers(false)
+                    .layer(bare())
+            }),
+        ),
+        (
+            "gcra/header/no_headers",
+            boxed(move || {
+                RateLimitLayer::new(huge)
+                    .key(HeaderKey)
+                    .quota_from_identity(false)
+                    .ietf_headers(false)
                     .store(GcraStore::new())
                     .unwrap()
                     .layer(bare())
@@ -237,16 +249,33 @@ fn paired() {
         (
             "tower_governor/header",
             boxed(|| {
-                let config = tower_governor::governor::GovernorConfigBuilder::default()
-                    .per_nanosecond(1)
-                    .burst_size(u32::MAX)
-                    .key_extractor(GovernorHeaderKey)
-                    .finish()
-                    .unwrap();
+                let config = governor_config!().finish().unwrap();
                 tower_governor::governor::Governor::new(bare(), &config)
             }),
         ),
-    ];
+        (
+            "tower_governor/header/headers",
+            boxed(|| {
+                let config = governor_config!().use_headers().finish().unwrap();
+                tower_governor::governor::Governor::new(bare(), &config)
+            }),
+        ),
+    ]
+}
+
+fn benches(c: &mut Criterion) {
+    for (name, make) in rows() {
+        run(c, name, &make);
+    }
+}
+
+criterion_group!(rate_limit, benches);
+
+/// Paired mode (`TOLLGATE_PAIRED=1`): on a busy machine criterion's absolute figures drift
+/// between rows measured minutes apart, so this runs every row in alternating rounds and reports
+/// each row's median and its median paired overhead over `bare` from the same round.
+fn paired() {
+    let rows = rows();
     const ROUNDS: usize = 21;
     const CALLS: usize = 50_000;
     for (keys_name, keys) in [
@@ -257,7 +286,10 @@ fn paired() {
             // One shared limiter per row, as a server has; each thread calls its own handle.
             let services: Vec<Vec<_>> = rows
                 .iter()
-                .map(|(_, make)| (0..threads).map(|_| make()).collect())
+                .map(|(_, make)| {
+                    let handles = make();
+                    (0..threads).map(|_| handles()).collect()
+                })
                 .collect();
             let mut services = services;
             let mut samples = vec![Vec::new(); rows.len()];

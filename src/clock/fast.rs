@@ -52,6 +52,10 @@ impl FastWallClock {
 
 impl Clock for FastWallClock {
     fn now(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_nanos(self.unix_nanos())
+    }
+
+    fn unix_nanos(&self) -> u64 {
         let elapsed = self.since_base();
         let last = self.calibrated.load(Ordering::Relaxed);
         if elapsed.wrapping_sub(last) >= RECALIBRATE_EVERY
@@ -63,10 +67,10 @@ impl Clock for FastWallClock {
             let elapsed = self.since_base();
             let offset = wall_nanos().wrapping_sub(elapsed as i64);
             self.offset.store(offset, Ordering::Relaxed);
-            return UNIX_EPOCH + Duration::from_nanos((elapsed as i64).wrapping_add(offset) as u64);
+            return (elapsed as i64).wrapping_add(offset).max(0) as u64;
         }
         let nanos = (elapsed as i64).wrapping_add(self.offset.load(Ordering::Relaxed));
-        UNIX_EPOCH + Duration::from_nanos(nanos.max(0) as u64)
+        nanos.max(0) as u64
     }
 }
 

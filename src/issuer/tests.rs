@@ -295,3 +295,33 @@ fn rotated_keys_stay_published_until_their_tokens_expire() {
     let json: Value = serde_json::from_str(&issuer.jwks().to_json()).unwrap();
     assert_eq!(json["keys"][0]["kty"], "OKP");
 }
+
+#[tokio::test]
+async fn the_memory_store_sweeps_expired_sessions_as_it_grows() {
+    let clock = clock();
+    let store = Arc::new(InMemoryRefreshStore::new());
+    let service = TokenService::builder(issuer(&clock), Arc::clone(&store))
+        .refresh_lifetime(Duration::from_secs(60))
+        .build();
+    // Sessions that all expire, then as many again: the second wave sweeps the first.
+    for _ in 0..3_000 {
+        service.issue("alice", ["read"]).await.unwrap();
+    }
+    assert_eq!(store.len(), 3_000, "nothing expired yet, nothing swept");
+    clock.advance(Duration::from_secs(61));
+    for _ in 0..3_000 {
+        service.issue("bob", ["read"]).await.unwrap();
+    }
+    assert!(
+        store.len() <= 3_000 + 1,
+        "expired records were swept: {} left",
+        store.len()
+    );
+    let live = service.issue("carol", ["read"]).await.unwrap();
+    assert!(
+        service
+            .refresh(live.refresh_token.as_deref().unwrap())
+            .await
+            .is_ok()
+    );
+}

@@ -32,8 +32,9 @@ pin_project! {
     {
         // Admitted: the inner service's future, and what to add to its response.
         Called { #[pin] future: S::Future, extras: Option<Box<Extras>> },
-        // Refused in `call`.
-        Rejected { response: Option<Response<Bytes>> },
+        // Refused (boxed: a refusal allocates anyway, and the admitted path then moves a
+        // future that is not sized for a whole response).
+        Rejected { response: Option<Box<Response<Bytes>>> },
         // An asynchronous store is deciding; the ready inner service and the request wait.
         Deciding { future: HitFuture, waiting: Option<Box<Waiting<S, K, St, R, ReqBody>>> },
     }
@@ -59,7 +60,7 @@ where
     pub(crate) fn rejected(response: Response<Bytes>) -> Self {
         Self {
             state: State::Rejected {
-                response: Some(response),
+                response: Some(Box::new(response)),
             },
         }
     }
@@ -100,10 +101,7 @@ where
                     let mut response = ready!(future.poll(cx))?;
                     if let Some(extras) = extras.take() {
                         let Extras { headers, shadow } = *extras;
-                        let map = response.headers_mut();
-                        for (name, value) in headers {
-                            map.insert(name, value);
-                        }
+                        headers.apply(response.headers_mut());
                         if let Some(shadow) = shadow {
                             response.extensions_mut().insert(shadow);
                         }
@@ -114,7 +112,7 @@ where
                     let response = response
                         .take()
                         .expect("ResponseFuture polled after completion");
-                    return Poll::Ready(Ok(response.map(ResponseBody::full)));
+                    return Poll::Ready(Ok((*response).map(ResponseBody::full)));
                 }
                 StateProj::Deciding { future, waiting } => {
                     let result = ready!(future.as_mut().poll(cx));
@@ -134,7 +132,7 @@ where
                         Step::Refuse(rejection) => {
                             let response = reject(&config.responder, *rejection, &request);
                             state.set(State::Rejected {
-                                response: Some(response),
+                                response: Some(Box::new(response)),
                             });
                         }
                         Step::Pending(..) => unreachable!("a store's answer is final"),

@@ -1,11 +1,11 @@
 //! The GCRA store on `governor`.
 
 use std::fmt;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::RandomState;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use dashmap::DashMap;
 use governor::middleware::StateInformationMiddleware;
@@ -65,14 +65,7 @@ impl governor::clock::Clock for GovClock {
     type Instant = governor::nanos::Nanos;
 
     fn now(&self) -> governor::nanos::Nanos {
-        let nanos = self
-            .0
-            .now()
-            .duration_since(UNIX_EPOCH)
-            .ok()
-            .and_then(|d| u64::try_from(d.as_nanos()).ok())
-            .unwrap_or(0);
-        governor::nanos::Nanos::from(nanos)
+        governor::nanos::Nanos::from(self.0.unix_nanos())
     }
 }
 
@@ -159,7 +152,7 @@ impl GcraStore {
     fn decide(&self, hit: &Hit<'_>) -> Decision {
         let quota = hit.quotas()[0];
         self.maybe_sweep(hit.now_nanos());
-        let key = self.inner.hasher.hash_one(hit.key());
+        let key = super::memory::keyed_hash(&self.inner.hasher, hit.key());
         let limit = quota.limit();
         let burst = u32::try_from(limit).unwrap_or(u32::MAX);
         let period = replenish_period(quota);
@@ -248,6 +241,8 @@ impl RateLimitStore for GcraStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
+
     use crate::clock::{Clock, ManualClock};
 
     #[test]

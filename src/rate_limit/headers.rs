@@ -4,12 +4,13 @@
 //! quota (`q` units per `w` seconds) and `RateLimit: "name";r=999;t=1200` its state (`r` units
 //! remaining, `t` seconds until reset, rounded up).
 
-use std::fmt::Write as _;
+use std::collections::BTreeSet;
+use std::sync::{Mutex, PoisonError};
 
-use http::{HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::Limit;
-use super::store::Decision;
+use super::store::{Decision, MAX_LIMITS};
 use crate::Quota;
 
 static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -19,13 +20,24 @@ static X_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining"
 static X_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
 /// Which rate-limit headers a response carries besides `Retry-After` (always on a 429).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct HeaderMode {
     pub(crate) ietf: bool,
     pub(crate) legacy: bool,
 }
 
+impl Default for HeaderMode {
+    /// The IETF fields on (what issue 6 and the draft ask for), the legacy ones opt-in.
+    fn default() -> Self {
+        Self {
+            ietf: true,
+            legacy: false,
+        }
+    }
+}
+
 impl HeaderMode {
+    #[inline]
     pub(crate) fn any(self) -> bool {
         self.ietf || self.legacy
     }
@@ -33,47 +45,178 @@ impl HeaderMode {
 
 /// Whole seconds, rounded up.
 fn ceil_secs(d: std::time::Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+    d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
 }
 
+/// The longest field value: [`MAX_LIMITS`] items of a quoted name (at most 64 bytes), two
+/// parameters with 20-digit numbers, and the separators.
+const VALUE_CAP: usize = MAX_LIMITS * (2 + 64 + 2 * (3 + 20) + 2);
+
+/// A field value written on the stack: no `format!`, one allocation (the `HeaderValue`).
+struct ValueBuf {
+    bytes: [u8; VALUE_CAP],
+    len: usize,
+}
+
+impl ValueBuf {
+    fn new() -> Self {
+        Self {
+            bytes: [0; VALUE_CAP],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, s: &[u8]) {
+        // Never overflows: `VALUE_CAP` is sized for the longest value (validated names).
+        self.bytes[self.len..self.len + s.len()].copy_from_slice(s);
+        self.len += s.len();
+    }
+
+    fn push_u64(&mut self, mut n: u64) {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.push(&digits[at..]);
+    }
+
+    /// `"name";a=x;b=y`, after a `, ` unless first.
+    fn item(&mut self, name: &str, a: &[u8], x: u64, b: &[u8], y: u64) {
+        if self.len > 0 {
+            self.push(b", ");
+        }
+        self.push(b"\"");
+        self.push(name.as_bytes());
+        self.push(b"\"");
+        self.push(a);
+        self.push_u64(x);
+        self.push(b);
+        self.push_u64(y);
+    }
+
+    fn value(&self) -> Option<HeaderValue> {
+        // Names are validated visible ASCII, numbers are digits: always a valid value.
+        HeaderValue::from_bytes(&self.bytes[..self.len]).ok()
+    }
+}
+
+fn policy_value(limits: &[Limit], quotas: &[Quota]) -> Option<HeaderValue> {
+    let mut buf = ValueBuf::new();
+    for (limit, quota) in limits.iter().zip(quotas) {
+        buf.item(
+            limit.name(),
+            b";q=",
+            quota.limit(),
+            b";w=",
+            ceil_secs(quota.window()),
+        );
+    }
+    buf.value()
+}
+
+/// The `RateLimit-Policy` value of the configured limits, computed once per layer.
+///
+/// It is the same on every response that no key's own quota changes, so it is kept as a
+/// `'static` string: cloning such a `HeaderValue` neither allocates nor touches a shared
+/// reference count (which two threads would fight over). Each distinct policy text is leaked
+/// once for the life of the process and reused by every layer configured alike: a handful of
+/// short strings, however many layers are built.
+pub(crate) fn configured_policy(limits: &[Limit]) -> Option<HeaderValue> {
+    static INTERNED: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+    let quotas: Vec<Quota> = limits.iter().map(Limit::quota).collect();
+    let value = policy_value(limits, &quotas)?;
+    let text = value.to_str().ok()?;
+    let mut interned = INTERNED.lock().unwrap_or_else(PoisonError::into_inner);
+    let text = match interned.get(text) {
+        Some(text) => *text,
+        None => {
+            let leaked: &'static str = Box::leak(text.to_owned().into_boxed_str());
+            interned.insert(leaked);
+            leaked
+        }
+    };
+    Some(HeaderValue::from_static(text))
+}
+
+const POLICY: usize = 0;
+const STATE: usize = 1;
+const LIMIT: usize = 2;
+const REMAINING: usize = 3;
+const RESET: usize = 4;
+
+/// The rate-limit fields of one response, by position (no `Vec`, no box).
+#[derive(Default)]
+pub(crate) struct Rendered {
+    values: [Option<HeaderValue>; 5],
+}
+
+impl Rendered {
+    fn name(index: usize) -> &'static HeaderName {
+        [
+            &RATELIMIT_POLICY,
+            &RATELIMIT,
+            &X_LIMIT,
+            &X_REMAINING,
+            &X_RESET,
+        ][index]
+    }
+
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.values.iter().all(Option::is_none)
+    }
+
+    /// The fields as (name, value) pairs.
+    pub(crate) fn into_pairs(self) -> impl Iterator<Item = (HeaderName, HeaderValue)> {
+        self.values
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, value)| Some((Self::name(i).clone(), value?)))
+    }
+
+    /// Sets the fields on `headers`, replacing any the inner service set.
+    pub(crate) fn apply(self, headers: &mut HeaderMap) {
+        for (name, value) in self.into_pairs() {
+            headers.insert(name, value);
+        }
+    }
+}
+
+/// The fields for `decision`. `policy` is the [configured policy](configured_policy), used when
+/// `quotas` are the configured ones (no key's own quota replaced the first).
 pub(crate) fn render(
     mode: HeaderMode,
     limits: &[Limit],
+    policy: Option<&HeaderValue>,
     quotas: &[Quota],
     decision: &Decision,
-) -> Vec<(HeaderName, HeaderValue)> {
-    let mut headers = Vec::with_capacity(5);
+) -> Rendered {
+    let mut rendered = Rendered::default();
     let statuses = decision.statuses();
     if mode.ietf {
-        let mut policy = String::with_capacity(32 * quotas.len());
-        let mut state = String::with_capacity(32 * quotas.len());
-        for ((limit, quota), status) in limits.iter().zip(quotas).zip(statuses) {
-            if !policy.is_empty() {
-                policy.push_str(", ");
-                state.push_str(", ");
+        rendered.values[POLICY] = match policy {
+            Some(policy) if quotas.first() == limits.first().map(Limit::quota).as_ref() => {
+                Some(policy.clone())
             }
-            let _ = write!(
-                policy,
-                "\"{}\";q={};w={}",
+            _ => policy_value(limits, quotas),
+        };
+        let mut state = ValueBuf::new();
+        for (limit, status) in limits.iter().zip(statuses) {
+            state.item(
                 limit.name(),
-                quota.limit(),
-                ceil_secs(quota.window())
-            );
-            let _ = write!(
-                state,
-                "\"{}\";r={};t={}",
-                limit.name(),
+                b";r=",
                 status.remaining(),
-                ceil_secs(status.reset())
+                b";t=",
+                ceil_secs(status.reset()),
             );
         }
-        // Names are validated visible ASCII, numbers are digits: always valid values.
-        if let Ok(value) = HeaderValue::try_from(policy) {
-            headers.push((RATELIMIT_POLICY.clone(), value));
-        }
-        if let Ok(value) = HeaderValue::try_from(state) {
-            headers.push((RATELIMIT.clone(), value));
-        }
+        rendered.values[STATE] = state.value();
     }
     if mode.legacy {
         // The binding limit: an exceeded one, else the one with the least left.
@@ -82,13 +225,69 @@ pub(crate) fn render(
             .copied()
             .min_by_key(|s| (!s.exceeded(), s.remaining(), std::cmp::Reverse(s.reset())));
         if let Some(status) = binding {
-            headers.push((X_LIMIT.clone(), HeaderValue::from(status.limit())));
-            headers.push((X_REMAINING.clone(), HeaderValue::from(status.remaining())));
-            headers.push((
-                X_RESET.clone(),
-                HeaderValue::from(ceil_secs(status.reset())),
-            ));
+            rendered.values[LIMIT] = Some(HeaderValue::from(status.limit()));
+            rendered.values[REMAINING] = Some(HeaderValue::from(status.remaining()));
+            rendered.values[RESET] = Some(HeaderValue::from(ceil_secs(status.reset())));
         }
     }
-    headers
+    rendered
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::rate_limit::LimitStatus;
+
+    #[test]
+    fn values_are_exact_and_the_longest_fits() {
+        let long = "n".repeat(64);
+        let names = ["a", "b", "c", long.as_str()];
+        let limits: Vec<Limit> = names
+            .iter()
+            .map(|n| Limit::new(n, Quota::new(u64::MAX, Duration::MAX).unwrap()).unwrap())
+            .collect();
+        let quotas: Vec<Quota> = limits.iter().map(Limit::quota).collect();
+        let status = LimitStatus::new(u64::MAX, u64::MAX, Duration::from_nanos(u64::MAX), false);
+        let decision = Decision::new(&[status; MAX_LIMITS]);
+        let mode = HeaderMode::default();
+        let policy = configured_policy(&limits);
+        let rendered = render(mode, &limits, policy.as_ref(), &quotas, &decision);
+        let pairs: Vec<_> = rendered.into_pairs().collect();
+        assert_eq!(pairs.len(), 2);
+        let max = u64::MAX;
+        let secs = u64::MAX; // saturated
+        assert!(
+            pairs[0]
+                .1
+                .to_str()
+                .unwrap()
+                .starts_with(&format!("\"a\";q={max};w={secs}, \"b\";q={max};w={secs}"))
+        );
+        assert!(
+            pairs[1]
+                .1
+                .to_str()
+                .unwrap()
+                .ends_with(&format!("\"{long}\";r={max};t=18446744074"))
+        );
+
+        let one = [Limit::default_named(Quota::per_hour(1000).unwrap())];
+        let status = LimitStatus::new(1000, 0, Duration::from_millis(1_199_001), false);
+        let decision = Decision::new(&[status]);
+        let policy = configured_policy(&one);
+        let q = [one[0].quota()];
+        let pairs: Vec<_> = render(mode, &one, policy.as_ref(), &q, &decision)
+            .into_pairs()
+            .collect();
+        assert_eq!(pairs[0].1, "\"default\";q=1000;w=3600");
+        assert_eq!(pairs[1].1, "\"default\";r=0;t=1200");
+        // A key's own quota replaces the configured policy.
+        let own = [Quota::per_minute(7).unwrap()];
+        let pairs: Vec<_> = render(mode, &one, policy.as_ref(), &own, &decision)
+            .into_pairs()
+            .collect();
+        assert_eq!(pairs[0].1, "\"default\";q=7;w=60");
+    }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use http::Extensions;
 
 use super::ConfigError;
-use crate::identity::AppIdentity;
+use crate::identity::{AppIdentity, UserIdentity};
 use crate::rejection::RequestHead;
 
 const INLINE: usize = 17;
@@ -30,6 +30,7 @@ enum Repr<'a> {
 
 impl<'a> Key<'a> {
     /// A key made of `bytes`.
+    #[inline]
     pub fn bytes(bytes: &'a [u8]) -> Self {
         Self(Repr::Borrowed(bytes))
     }
@@ -52,6 +53,7 @@ impl<'a> Key<'a> {
     }
 
     /// The key's bytes.
+    #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         match &self.0 {
             Repr::Borrowed(b) => b,
@@ -62,6 +64,7 @@ impl<'a> Key<'a> {
 }
 
 impl<'a> From<&'a str> for Key<'a> {
+    #[inline]
     fn from(s: &'a str) -> Self {
         Self::bytes(s.as_bytes())
     }
@@ -111,8 +114,7 @@ impl fmt::Debug for Key<'_> {
 /// ```
 ///
 /// Two extractors in a tuple make a composite key (`(AppId, Route)`: one bucket per app and
-/// route); the request has a key only when both parts do. The user-subject and app + user keys
-/// of the JWT layer are built the same way (see the [module docs](super)).
+/// route); the request has a key only when both parts do. [`AppUser`] is such a pair.
 pub trait KeyExtractor: Send + Sync + 'static {
     /// The key of `request`, borrowed from it where possible.
     fn extract<'r>(&self, request: &RequestHead<'r>) -> Option<Key<'r>>;
@@ -131,15 +133,19 @@ impl<A: KeyExtractor, B: KeyExtractor> KeyExtractor for (A, B) {
     fn extract<'r>(&self, request: &RequestHead<'r>) -> Option<Key<'r>> {
         let a = self.0.extract(request)?;
         let b = self.1.extract(request)?;
-        let (a, b) = (a.as_bytes(), b.as_bytes());
-        // Length-prefixed so ("ab", "c") and ("a", "bc") differ.
-        let mut bytes = Vec::with_capacity(1 + 8 + a.len() + b.len());
-        bytes.push(PAIR_TAG);
-        bytes.extend_from_slice(&(a.len() as u64).to_be_bytes());
-        bytes.extend_from_slice(a);
-        bytes.extend_from_slice(b);
-        Some(Key::from(bytes))
+        Some(pair(a.as_bytes(), b.as_bytes()))
     }
+}
+
+/// The composite key of two parts (one allocation: the parts are not contiguous).
+fn pair(a: &[u8], b: &[u8]) -> Key<'static> {
+    // Length-prefixed so ("ab", "c") and ("a", "bc") differ.
+    let mut bytes = Vec::with_capacity(1 + 8 + a.len() + b.len());
+    bytes.push(PAIR_TAG);
+    bytes.extend_from_slice(&(a.len() as u64).to_be_bytes());
+    bytes.extend_from_slice(a);
+    bytes.extend_from_slice(b);
+    Key::from(bytes)
 }
 
 /// The key id of the authenticated API key ([`AppIdentity::key_id`]): the default key, one
@@ -164,6 +170,67 @@ impl KeyExtractor for AppId {
     fn extract<'r>(&self, request: &RequestHead<'r>) -> Option<Key<'r>> {
         let app = request.extensions().get::<AppIdentity>()?;
         Some(Key::from(app.app_id()))
+    }
+}
+
+/// The subject (`sub`) of the bearer token ([`UserIdentity::subject`]): one bucket per user,
+/// whichever app they come through. Needs `JwtLayer` (or anything inserting a
+/// [`UserIdentity`]) outside the rate-limit layer; a token without a `sub` has no key.
+///
+/// ```
+/// use tollgate::identity::UserIdentity;
+/// use tollgate::rate_limit::{Key, KeyExtractor, RequestHead, UserSubject};
+///
+/// let mut request = http::Request::new(());
+/// request.extensions_mut().insert(UserIdentity::new(Some("user-42".into()), ["orders:read"]));
+/// assert_eq!(UserSubject.extract(&RequestHead::of(&request)), Some(Key::from("user-42")));
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UserSubject;
+
+impl KeyExtractor for UserSubject {
+    fn extract<'r>(&self, request: &RequestHead<'r>) -> Option<Key<'r>> {
+        let user = request.extensions().get::<UserIdentity>()?;
+        user.subject().map(Key::from)
+    }
+}
+
+/// The app and the user together: one bucket per user *per app* (seed 001's token exchange: an
+/// app acting for a user), from the [`AppIdentity`] of `ApiKeyLayer` and the [`UserIdentity`]
+/// of `JwtLayer`. A request lacking either (or a token without `sub`) has no key.
+///
+/// [`AppUser::new`] pairs the API key's id with the subject (each key of an app counts apart);
+/// [`AppUser::by_app_id`] pairs the application id (an app's primary and secondary keys share
+/// the user's bucket). The key is the same as the tuple `(AppKeyId, UserSubject)` (or
+/// `(AppId, UserSubject)`) makes; building it allocates once, as every composite key does.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppUser {
+    by_app_id: bool,
+}
+
+impl AppUser {
+    /// API key id + user subject.
+    pub fn new() -> Self {
+        Self { by_app_id: false }
+    }
+
+    /// Application id + user subject.
+    pub fn by_app_id() -> Self {
+        Self { by_app_id: true }
+    }
+}
+
+impl KeyExtractor for AppUser {
+    fn extract<'r>(&self, request: &RequestHead<'r>) -> Option<Key<'r>> {
+        let extensions = request.extensions();
+        let app = extensions.get::<AppIdentity>()?;
+        let subject = extensions.get::<UserIdentity>()?.subject()?;
+        let app = if self.by_app_id {
+            app.app_id()
+        } else {
+            app.key_id()
+        };
+        Some(pair(app.as_bytes(), subject.as_bytes()))
     }
 }
 

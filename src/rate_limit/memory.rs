@@ -241,7 +241,7 @@ impl Inner {
     }
 
     fn entry(&self, key: &[u8], now: u64) -> Result<Ref<'_, u64, Entry>, StoreError> {
-        let key = self.key_hasher.hash_one(key);
+        let key = keyed_hash(&self.key_hasher, key);
         if let Some(entry) = self.map.get(&key) {
             return Ok(entry);
         }
@@ -267,13 +267,13 @@ impl Inner {
         let entry = self.entry(hit.key(), now)?;
         let quotas = hit.quotas();
         let cost = hit.cost();
-        let mut statuses = [LimitStatus::new(0, 0, Duration::ZERO, false); MAX_LIMITS];
-        let mut windows = [None; MAX_LIMITS];
+        let mut statuses = [LimitStatus::from_nanos(0, 0, 0, false); MAX_LIMITS];
         let mut refused = None;
         let mut end = 0;
         for (i, quota) in quotas.iter().enumerate() {
             let window = hit.window(quota);
             end = end.max(window.end_nanos());
+            let reset = window.end_nanos() - now;
             let limit = u32::try_from(quota.limit()).unwrap_or(u32::MAX);
             let slot = &entry.slots[i];
             let index = window.index() as u32;
@@ -289,22 +289,21 @@ impl Inner {
                         Ordering::Acquire,
                     ) {
                         Ok(_) => {
-                            statuses[i] = LimitStatus::new(
+                            statuses[i] = LimitStatus::from_nanos(
                                 u64::from(limit),
                                 u64::from(limit - new),
-                                window.reset(),
+                                reset,
                                 false,
                             );
-                            windows[i] = Some(window);
                             break;
                         }
                         Err(actual) => current = actual,
                     },
                     None => {
-                        statuses[i] = LimitStatus::new(
+                        statuses[i] = LimitStatus::from_nanos(
                             u64::from(limit),
                             u64::from(limit.saturating_sub(count)),
-                            window.reset(),
+                            reset,
                             true,
                         );
                         refused = Some(i);
@@ -317,19 +316,19 @@ impl Inner {
             }
         }
         if let Some(failed) = refused {
-            // All or nothing: give back what was charged, and report the rest as they stand.
-            for (i, window) in windows.iter().enumerate().take(failed) {
-                if let Some(window) = window {
-                    give_back(&entry.slots[i], window.index() as u32, cost);
-                    let (_, count) = unpack(entry.slots[i].load(Ordering::Acquire));
-                    let limit = statuses[i].limit();
-                    statuses[i] = LimitStatus::new(
-                        limit,
-                        limit.saturating_sub(u64::from(count)),
-                        window.reset(),
-                        false,
-                    );
-                }
+            // All or nothing: give back what was charged (every quota before the refusing one),
+            // and report the rest as they stand.
+            for (i, quota) in quotas.iter().enumerate().take(failed) {
+                let window = hit.window(quota);
+                give_back(&entry.slots[i], window.index() as u32, cost);
+                let (_, count) = unpack(entry.slots[i].load(Ordering::Acquire));
+                let limit = statuses[i].limit();
+                statuses[i] = LimitStatus::new(
+                    limit,
+                    limit.saturating_sub(u64::from(count)),
+                    window.reset(),
+                    false,
+                );
             }
             for (i, quota) in quotas.iter().enumerate().skip(failed + 1) {
                 let window = hit.window(quota);
@@ -354,8 +353,17 @@ impl Inner {
         if entry.expires.load(Ordering::Relaxed) < end {
             entry.expires.fetch_max(end, Ordering::AcqRel);
         }
-        Ok(Decision::new(&statuses[..quotas.len()]))
+        Ok(Decision::from_array(statuses, quotas.len()))
     }
+}
+
+/// The key's bytes through the store's keyed SipHash, written once: a key is the whole message,
+/// so the length prefix `hash_one` adds for `[u8]` (a second round of SipHash's buffering)
+/// buys nothing (SipHash's final block encodes the length anyway).
+pub(super) fn keyed_hash(hasher: &RandomState, key: &[u8]) -> u64 {
+    let mut state = hasher.build_hasher();
+    state.write(key);
+    state.finish()
 }
 
 /// The map's keys are already uniformly distributed keyed hashes: use them as they are.
@@ -404,6 +412,7 @@ impl RateLimitStore for MemoryStore {
         Box::pin(std::future::ready(self.inner.decide(hit)))
     }
 
+    #[inline]
     fn try_hit(&self, hit: &Hit<'_>) -> Option<Result<Decision, StoreError>> {
         Some(self.inner.decide(hit))
     }

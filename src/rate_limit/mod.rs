@@ -16,13 +16,13 @@
 //!
 //! | what | default | options |
 //! |---|---|---|
-//! | key | [`AppKeyId`] | [`AppId`], [`ClientIp`] (peer, or trusted proxies' `X-Forwarded-For`), [`Route`], a pair `(A, B)`, any closure ([`KeyExtractor`]) |
+//! | key | [`AppKeyId`] | [`AppId`], [`UserSubject`], [`AppUser`], [`ClientIp`] (peer, or trusted proxies' `X-Forwarded-For`), [`Route`], a pair `(A, B)`, any closure ([`KeyExtractor`]) |
 //! | no key in the request | [`OnMissingKey::Reject`] (401) | `Pass`, `FallbackToIp` — never a 500 |
 //! | quota | one per layer | overridden per key by [`AppIdentity::quota`](crate::identity::AppIdentity::quota) (plan tiers); up to [`MAX_LIMITS`] named limits decided all or nothing ([`RateLimitLayer::with_limits`]) |
 //! | cost | 1 per request | [`RateLimitLayer::cost`] |
 //! | store | [`MemoryStore`] (dashmap, exact, self-sweeping, capped) | `GcraStore` on `governor` (feature `governor`), `redis::RedisStore` shared by every instance (feature `redis`), or your own [`RateLimitStore`] |
 //! | store failure | [`OnStoreError::FailClosed`] (503), 200 ms timeout | `FailOpen`, [`RateLimitLayer::store_timeout`] |
-//! | headers | `Retry-After` on 429 | IETF `RateLimit-Policy` / `RateLimit` ([`ietf_headers`](RateLimitLayer::ietf_headers)), `X-RateLimit-*` ([`legacy_headers`](RateLimitLayer::legacy_headers)) |
+//! | headers | `Retry-After` on 429, IETF `RateLimit-Policy` / `RateLimit` on every response | IETF off ([`ietf_headers(false)`](RateLimitLayer::ietf_headers)), `X-RateLimit-*` ([`legacy_headers`](RateLimitLayer::legacy_headers)) |
 //! | shadow mode | off | [`dry_run`](RateLimitLayer::dry_run): count and report, refuse nothing |
 //!
 //! # Example: seed 000, 1000 requests per hour per API key
@@ -44,7 +44,6 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
 //! let limit = RateLimitLayer::new(Quota::per_hour(1000).ok_or("zero quota")?)
-//!     .ietf_headers(true)
 //!     .clock(Arc::new(clock.clone()));
 //! let service = ServiceBuilder::new()
 //!     .layer(limit)
@@ -98,9 +97,22 @@
 //!
 //! # Keys of the JWT layer
 //!
-//! The user's subject and "app + user" keys read the JWT layer's identity. They are not built in
-//! here yet (that identity lands with the JWT work); until then a closure does it, and a pair of
-//! extractors makes the composite: `(AppKeyId, |r: &RequestHead<'_>| …subject…)`.
+//! [`UserSubject`] counts per user (the `sub` of the token `JwtLayer` validated) and
+//! [`AppUser`] per app and user (the API key, or the application, together with the subject),
+//! for stacks that run `ApiKeyLayer` and `JwtLayer` outside the limiter:
+//!
+//! ```
+//! use tollgate::rate_limit::{AppUser, RateLimitLayer, UserSubject};
+//! use tollgate::Quota;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let per_user = RateLimitLayer::new(Quota::per_minute(600).ok_or("zero")?).key(UserSubject);
+//! let per_app_and_user = RateLimitLayer::new(Quota::per_minute(60).ok_or("zero")?)
+//!     .key(AppUser::by_app_id());
+//! # let _ = (per_user, per_app_and_user);
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # Stores
 //!
@@ -114,17 +126,19 @@
 //!
 //! # Headers
 //!
-//! With [`ietf_headers`](RateLimitLayer::ietf_headers), every response (admitted or 429) carries
-//! draft-ietf-httpapi-ratelimit-headers fields, one item per limit:
-//! `RateLimit-Policy: "default";q=1000;w=3600` and `RateLimit: "default";r=999;t=1200` (`r`
-//! remaining after this request, `t` seconds to the reset, rounded up).
+//! By default every response (admitted or 429) carries the draft-ietf-httpapi-ratelimit-headers
+//! fields, one item per limit: `RateLimit-Policy: "default";q=1000;w=3600` and
+//! `RateLimit: "default";r=999;t=1200` (`r` remaining after this request, `t` seconds to the
+//! reset, rounded up). [`ietf_headers(false)`](RateLimitLayer::ietf_headers) turns them off;
+//! [`legacy_headers(true)`](RateLimitLayer::legacy_headers) adds `X-RateLimit-Limit`,
+//! `X-RateLimit-Remaining` and `X-RateLimit-Reset` for clients that only know those.
 //!
 //! # Contents
 //!
 //! - [`RateLimitLayer`], [`KeyedRateLimit`], [`ResponseFuture`]: the middleware.
 //! - [`Limit`], [`ConfigError`]: configuration.
 //! - [`KeyExtractor`], [`Key`], [`RequestHead`], [`AppKeyId`], [`AppId`], [`ClientIp`],
-//!   [`Route`], [`OnMissingKey`]: keys.
+//!   [`UserSubject`], [`AppUser`], [`Route`], [`OnMissingKey`]: keys.
 //! - [`RateLimitStore`], [`Hit`], [`Window`], [`Decision`], [`LimitStatus`], [`StoreError`],
 //!   [`OnStoreError`]: the store interface; [`MemoryStore`], `GcraStore` and
 //!   `redis::RedisStore` implement it.
@@ -149,7 +163,9 @@ use std::time::Duration;
 pub use self::future::ResponseFuture;
 #[cfg(feature = "governor")]
 pub use self::gcra::GcraStore;
-pub use self::key::{AppId, AppKeyId, ClientIp, Key, KeyExtractor, OnMissingKey, Route};
+pub use self::key::{
+    AppId, AppKeyId, AppUser, ClientIp, Key, KeyExtractor, OnMissingKey, Route, UserSubject,
+};
 pub use self::layer::RateLimitLayer;
 pub use self::limit::{ConfigError, Limit};
 pub use self::memory::{MemoryStore, MemoryStoreBuilder};

@@ -66,7 +66,6 @@ pub struct Hit<'a> {
     key: &'a [u8],
     quotas: &'a [Quota],
     cost: u32,
-    now: SystemTime,
     now_nanos: u64,
 }
 
@@ -77,6 +76,17 @@ impl<'a> Hit<'a> {
     ///
     /// If `quotas` is empty or longer than [`MAX_LIMITS`].
     pub fn new(key: &'a [u8], quotas: &'a [Quota], cost: u32, now: SystemTime) -> Self {
+        Self::at_nanos(key, quotas, cost, unix_nanos(now))
+    }
+
+    /// As [`new`](Self::new), the time in nanoseconds since the Unix epoch (what
+    /// [`Clock::unix_nanos`](crate::clock::Clock::unix_nanos) reads).
+    ///
+    /// # Panics
+    ///
+    /// If `quotas` is empty or longer than [`MAX_LIMITS`].
+    #[inline]
+    pub fn at_nanos(key: &'a [u8], quotas: &'a [Quota], cost: u32, now_nanos: u64) -> Self {
         assert!(
             !quotas.is_empty() && quotas.len() <= MAX_LIMITS,
             "a hit carries 1 to {MAX_LIMITS} quotas"
@@ -85,33 +95,36 @@ impl<'a> Hit<'a> {
             key,
             quotas,
             cost,
-            now,
-            now_nanos: unix_nanos(now),
+            now_nanos,
         }
     }
 
     /// The rate-limit key (opaque bytes; see [`Key`](super::Key)).
+    #[inline]
     pub fn key(&self) -> &'a [u8] {
         self.key
     }
 
     /// The quotas to charge, all or nothing.
+    #[inline]
     pub fn quotas(&self) -> &'a [Quota] {
         self.quotas
     }
 
     /// How many units this request costs (usually 1).
+    #[inline]
     pub fn cost(&self) -> u32 {
         self.cost
     }
 
     /// When the request arrived.
     pub fn now(&self) -> SystemTime {
-        self.now
+        UNIX_EPOCH + Duration::from_nanos(self.now_nanos)
     }
 
     /// When the request arrived, in nanoseconds since the Unix epoch (0 before it, saturated
     /// after the year 2554).
+    #[inline]
     pub fn now_nanos(&self) -> u64 {
         self.now_nanos
     }
@@ -203,6 +216,16 @@ impl LimitStatus {
         }
     }
 
+    /// As [`new`](Self::new), the reset in nanoseconds (what the in-memory store has at hand).
+    pub(crate) const fn from_nanos(limit: u64, remaining: u64, reset: u64, exceeded: bool) -> Self {
+        Self {
+            limit,
+            remaining,
+            reset,
+            exceeded,
+        }
+    }
+
     /// The quota's limit.
     pub fn limit(&self) -> u64 {
         self.limit
@@ -250,12 +273,24 @@ impl Decision {
         }
     }
 
+    /// A decision over the first `len` of `statuses`, built in place (no copy of the array).
+    pub(crate) fn from_array(statuses: [LimitStatus; MAX_LIMITS], len: usize) -> Self {
+        let len = len.min(MAX_LIMITS);
+        Self {
+            allowed: !statuses[..len].iter().any(LimitStatus::exceeded),
+            len: len as u8,
+            statuses,
+        }
+    }
+
     /// Whether the hit was admitted (and charged).
+    #[inline]
     pub fn is_allowed(&self) -> bool {
         self.allowed
     }
 
     /// One status per quota of the hit, in order.
+    #[inline]
     pub fn statuses(&self) -> &[LimitStatus] {
         &self.statuses[..usize::from(self.len)]
     }

@@ -18,10 +18,11 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tollgate::Quota;
 use tollgate::clock::{ManualClock, SharedClock};
-use tollgate::identity::AppIdentity;
+use tollgate::identity::{AppIdentity, UserIdentity};
 use tollgate::rate_limit::{
-    ClientIp, ConfigError, Decision, Hit, HitFuture, Key, Limit, MemoryStore, OnMissingKey,
-    OnStoreError, RateLimitLayer, RateLimitStore, RequestHead, ShadowRejection, StoreError,
+    AppId, AppKeyId, AppUser, ClientIp, ConfigError, Decision, Hit, HitFuture, Key, KeyExtractor,
+    Limit, MemoryStore, OnMissingKey, OnStoreError, RateLimitLayer, RateLimitStore, RequestHead,
+    ShadowRejection, StoreError, UserSubject,
 };
 use tollgate::rejection::RejectionKind;
 use tower::{Layer, Service, ServiceExt};
@@ -236,7 +237,6 @@ async fn several_limits_are_all_or_nothing() {
     ])
     .unwrap()
     .clock(shared)
-    .ietf_headers(true)
     .layer(echo.clone());
     let call = || service.clone().oneshot(request_for(Some(app("k"))));
 
@@ -591,7 +591,7 @@ fn axum_peer(extensions: &http::Extensions) -> Option<IpAddr> {
 async fn seed_000_a_thousand_per_hour_on_a_real_axum_server() {
     let router = Router::new()
         .route("/orders", get(ok))
-        .route_layer(RateLimitLayer::new(per_hour(1000)).ietf_headers(true))
+        .route_layer(RateLimitLayer::new(per_hour(1000)))
         .layer(Extension(app("key_seed_000")));
     let client = HttpClient::new(serve_axum(router).await);
     for n in 1..=1000u32 {
@@ -774,6 +774,195 @@ async fn with_the_api_key_layer_each_key_has_its_plan() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// Stands in for `ApiKeyLayer` and `JwtLayer`: `x-test-key: <key id>@<app id>` inserts an
+/// `AppIdentity`, `x-test-sub: <subject>` a `UserIdentity` (`x-test-sub-less` one without `sub`).
+fn identities(mut request: Request<axum::body::Body>) -> Request<axum::body::Body> {
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let key = header("x-test-key");
+    let sub = header("x-test-sub");
+    let sub_less = header("x-test-sub-less").is_some();
+    if let Some((key_id, app_id)) = key.as_deref().and_then(|k| k.split_once('@')) {
+        request
+            .extensions_mut()
+            .insert(AppIdentity::builder(key_id, app_id).build());
+    }
+    if sub.is_some() || sub_less {
+        request
+            .extensions_mut()
+            .insert(UserIdentity::new(sub, ["orders:read"]));
+    }
+    request
+}
+
+/// A router limited to 2 per hour by `key`, behind the identity stand-in, on a real socket.
+async fn identity_server(limit: RateLimitLayer<impl KeyExtractor + Clone>) -> HttpClient {
+    let router = Router::new()
+        .route("/", get(ok))
+        .route_layer(limit)
+        .layer(tower::util::MapRequestLayer::new(identities));
+    HttpClient::new(serve_axum(router).await)
+}
+
+async fn statuses(client: &HttpClient, calls: &[&[(&str, &str)]]) -> Vec<u16> {
+    let mut out = Vec::new();
+    for headers in calls {
+        let headers: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+        out.push(client.get("/", &headers).await.status.as_u16());
+    }
+    out
+}
+
+#[tokio::test]
+async fn user_subject_key_counts_per_user_across_apps() {
+    let client = identity_server(RateLimitLayer::new(per_hour(2)).key(UserSubject)).await;
+    let alice_a: &[(&str, &str)] = &[("x-test-key", "k1@a"), ("x-test-sub", "alice")];
+    let alice_b: &[(&str, &str)] = &[("x-test-key", "k9@b"), ("x-test-sub", "alice")];
+    let bob: &[(&str, &str)] = &[("x-test-sub", "bob")];
+    // Alice's two requests through app a use up her quota; through app b she is still limited.
+    assert_eq!(
+        statuses(&client, &[alice_a, alice_a, alice_b, bob]).await,
+        [200, 200, 429, 200]
+    );
+    // No user, or a token without `sub`: no key, so 401 (the default outcome), never 500.
+    let no_user: &[(&str, &str)] = &[("x-test-key", "k1@a")];
+    let no_sub: &[(&str, &str)] = &[("x-test-sub-less", "1")];
+    assert_eq!(statuses(&client, &[no_user, no_sub]).await, [401, 401]);
+}
+
+#[tokio::test]
+async fn app_user_key_counts_per_app_key_and_user() {
+    let client = identity_server(RateLimitLayer::new(per_hour(2)).key(AppUser::new())).await;
+    let alice_k1: &[(&str, &str)] = &[("x-test-key", "k1@a"), ("x-test-sub", "alice")];
+    let alice_k2: &[(&str, &str)] = &[("x-test-key", "k2@a"), ("x-test-sub", "alice")];
+    let bob_k1: &[(&str, &str)] = &[("x-test-key", "k1@a"), ("x-test-sub", "bob")];
+    assert_eq!(
+        statuses(&client, &[alice_k1, alice_k1, alice_k1, alice_k2, bob_k1]).await,
+        [200, 200, 429, 200, 200]
+    );
+    // Both identities are needed.
+    let app_only: &[(&str, &str)] = &[("x-test-key", "k1@a")];
+    let user_only: &[(&str, &str)] = &[("x-test-sub", "alice")];
+    assert_eq!(statuses(&client, &[app_only, user_only]).await, [401, 401]);
+
+    // By application id, an app's two keys share the user's bucket; another app does not.
+    let client = identity_server(RateLimitLayer::new(per_hour(2)).key(AppUser::by_app_id())).await;
+    let alice_other_app: &[(&str, &str)] = &[("x-test-key", "k3@b"), ("x-test-sub", "alice")];
+    assert_eq!(
+        statuses(&client, &[alice_k1, alice_k2, alice_k1, alice_other_app]).await,
+        [200, 200, 429, 200]
+    );
+}
+
+#[test]
+fn app_user_keys_equal_the_tuples_and_do_not_collide() {
+    let mut request = Request::new(());
+    request
+        .extensions_mut()
+        .insert(AppIdentity::builder("k1", "a").build());
+    request.extensions_mut().insert(UserIdentity::new(
+        Some("alice".into()),
+        Vec::<String>::new(),
+    ));
+    let view = RequestHead::of(&request);
+    assert_eq!(
+        AppUser::new().extract(&view),
+        (AppKeyId, UserSubject).extract(&view)
+    );
+    assert_eq!(
+        AppUser::by_app_id().extract(&view),
+        (AppId, UserSubject).extract(&view)
+    );
+    assert_ne!(AppUser::new().extract(&view), UserSubject.extract(&view));
+    assert_eq!(UserSubject.extract(&view), Some(Key::from("alice")));
+}
+
+#[tokio::test]
+async fn ietf_fields_are_on_by_default_and_can_be_turned_off() {
+    let (_clock, shared) = clock();
+    let default = RateLimitLayer::new(per_hour(1))
+        .clock(shared.clone())
+        .layer(Echo::default());
+    let ok = default
+        .clone()
+        .oneshot(request_for(Some(app("k"))))
+        .await
+        .unwrap();
+    assert_eq!(ok.headers()["ratelimit-policy"], "\"default\";q=1;w=3600");
+    assert_eq!(ok.headers()["ratelimit"], "\"default\";r=0;t=2800");
+    assert!(ok.headers().get("x-ratelimit-limit").is_none());
+    let refused = default.oneshot(request_for(Some(app("k")))).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.headers()["ratelimit"], "\"default\";r=0;t=2800");
+
+    let off = RateLimitLayer::new(per_hour(1))
+        .clock(shared)
+        .ietf_headers(false)
+        .layer(Echo::default());
+    let ok = off
+        .clone()
+        .oneshot(request_for(Some(app("k"))))
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert!(ok.headers().get("ratelimit").is_none());
+    assert!(ok.headers().get("ratelimit-policy").is_none());
+    let refused = off.oneshot(request_for(Some(app("k")))).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.headers()["retry-after"], "2800");
+    assert!(refused.headers().get("ratelimit").is_none());
+}
+
+#[tokio::test]
+async fn app_id_key_shares_a_bucket_and_reads_the_plan_quota() {
+    let identity = |key_id: &str, quota: Option<Quota>| {
+        AppIdentity::builder(key_id, "app-1").quota(quota).build()
+    };
+    let admitted = |service: KeyedRateLimitService, ids: Vec<AppIdentity>| async move {
+        let mut statuses = Vec::new();
+        for id in ids {
+            let response = service
+                .clone()
+                .oneshot(request_for(Some(id)))
+                .await
+                .unwrap();
+            statuses.push(response.status().as_u16());
+        }
+        statuses
+    };
+    // The app's primary and secondary keys count together under AppId.
+    let by_app = RateLimitLayer::new(per_hour(2))
+        .key(AppId)
+        .layer(Echo::default());
+    let ids = vec![
+        identity("k1", None),
+        identity("k2", None),
+        identity("k1", None),
+    ];
+    assert_eq!(admitted(by_app, ids).await, [200, 200, 429]);
+    // The record's own quota (3 per hour) replaces the default (1)...
+    let gold = Some(per_hour(3));
+    let by_app = RateLimitLayer::new(per_hour(1))
+        .key(AppId)
+        .layer(Echo::default());
+    let ids = vec![identity("k1", gold); 4];
+    assert_eq!(admitted(by_app, ids).await, [200, 200, 200, 429]);
+    // ...unless turned off.
+    let fixed = RateLimitLayer::new(per_hour(1))
+        .key(AppId)
+        .quota_from_identity(false)
+        .layer(Echo::default());
+    let ids = vec![identity("k1", gold); 2];
+    assert_eq!(admitted(fixed, ids).await, [200, 429]);
+}
+
+type KeyedRateLimitService = tollgate::rate_limit::KeyedRateLimit<Echo, AppId>;
 
 #[allow(dead_code)]
 fn _assert_bounds() {

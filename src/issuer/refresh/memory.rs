@@ -12,8 +12,9 @@ use super::token::{FamilyId, TokenDigest};
 /// A [`RefreshTokenStore`] in memory, for tests and single-instance deployments.
 ///
 /// One mutex makes every rotation atomic (it is never held across an `.await`: the store
-/// does no I/O). Records whose expiry has passed are swept on each insert, so memory stays
-/// bounded by the live tokens.
+/// does no I/O). Records whose expiry has passed are swept whenever the map has doubled since
+/// the last sweep (and holds at least 1,024 records), so memory stays within about twice the
+/// live tokens and each insert costs amortized O(1), not a scan of the whole map.
 #[derive(Default)]
 pub struct InMemoryRefreshStore {
     state: Mutex<State>,
@@ -23,11 +24,18 @@ pub struct InMemoryRefreshStore {
 struct State {
     records: HashMap<TokenDigest, RefreshRecord>,
     families: HashMap<FamilyId, Vec<TokenDigest>>,
+    /// How many records the last sweep left: the next one runs at twice that.
+    swept_to: usize,
 }
+
+/// Below this many records, no sweep: a scan of a small map is not worth its time.
+const SWEEP_FLOOR: usize = 1024;
 
 impl State {
     fn add(&mut self, record: RefreshRecord, now: SystemTime) {
-        self.sweep(now);
+        if self.records.len() >= SWEEP_FLOOR.max(2 * self.swept_to) {
+            self.sweep(now);
+        }
         self.families
             .entry(record.family.clone())
             .or_default()
@@ -42,6 +50,7 @@ impl State {
             digests.retain(|d| records.contains_key(d));
             !digests.is_empty()
         });
+        self.swept_to = self.records.len();
     }
 
     fn family(&self, family: &FamilyId) -> Vec<RefreshRecord> {
