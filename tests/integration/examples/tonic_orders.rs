@@ -131,3 +131,44 @@ async fn tonic_orders_statuses() {
     );
     assert!(!example.output().contains(&token), "{}", example.output());
 }
+
+/// The README's cross-service line: tonic_orders verifies axum_orders' tokens through its
+/// JWKS document, so a user who logged in over HTTP places an order over gRPC.
+#[tokio::test]
+async fn tonic_orders_verifies_axum_orders_tokens_by_jwks() {
+    let http = Example::start("axum_orders", &[]);
+    let issuer = format!("http://{}", http.addr());
+    let client = crate::support::HttpClient::new(http.addr());
+    let request = client
+        .request(http::Method::POST, "/auth/login")
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+            br#"{"username":"alice","password":"alice-demo-password"}"#,
+        )))
+        .unwrap();
+    let login = client.send(request).await.json();
+    let bearer = format!("Bearer {}", login["access_token"].as_str().unwrap());
+
+    let key = KeyFormat::default().generate();
+    let jwks_url = format!("{issuer}/.well-known/jwks.json");
+    let grpc = Example::start(
+        "tonic_orders",
+        &[
+            ("TOLLGATE_DEMO_KEY", key.expose()),
+            ("TOLLGATE_JWKS_URL", &jwks_url),
+            ("TOLLGATE_ISSUER", &issuer),
+        ],
+    );
+    let mut orders = OrdersClient::connect(format!("http://{}", grpc.addr()))
+        .await
+        .unwrap();
+    let metadata = [
+        ("x-api-key", key.expose()),
+        ("authorization", bearer.as_str()),
+    ];
+    let order = orders.create_order(tea(), &metadata).await.unwrap();
+    assert_eq!(
+        (order.user_id.as_str(), order.app_id.as_str()),
+        ("alice", "demo-app")
+    );
+}
