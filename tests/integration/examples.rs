@@ -4,6 +4,8 @@
 //!
 //! `cargo test` builds the examples next to this test binary (`target/<profile>/examples/`).
 
+// The axum example also needs the issuer and the axum extractors.
+#[cfg(all(feature = "issuer", feature = "axum"))]
 mod axum_orders;
 mod tonic_orders;
 

@@ -134,6 +134,7 @@ async fn tonic_orders_statuses() {
 
 /// The README's cross-service line: tonic_orders verifies axum_orders' tokens through its
 /// JWKS document, so a user who logged in over HTTP places an order over gRPC.
+#[cfg(all(feature = "issuer", feature = "axum", feature = "jwks-hyper"))]
 #[tokio::test]
 async fn tonic_orders_verifies_axum_orders_tokens_by_jwks() {
     let http = Example::start("axum_orders", &[]);
