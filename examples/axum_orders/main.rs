@@ -224,5 +224,10 @@ fn print_banner(config: &Config, demo_key: &str) {
         "  curl -s {base}/auth/token-exchange -H \"X-API-Key: $KEY\" -H 'content-type: application/json' -d '{{\"userId\":\"alice\"}}'"
     );
     println!("  curl -s {base}/.well-known/jwks.json");
+    if config.demo_users {
+        println!();
+        println!("  # passwords are <name>-demo-password; bob holds only `profile` (403 on POST");
+        println!("  # /orders), carol holds `keys:admin` (POST/GET {base}/admin/api-keys)");
+    }
     println!();
 }
