@@ -271,7 +271,8 @@ fn parse_key(entry: &str) -> Result<PreloadKey, String> {
     for field in entry.split(',') {
         let (name, value) = field
             .split_once('=')
-            .ok_or_else(|| format!("field {:?} is not name=value", redact(field)))?;
+            // Not echoed: a field without `=` may be a bare key pasted in.
+            .ok_or("a field is not name=value")?;
         let value = value.trim();
         match name.trim() {
             "app" => app_id = Some(value.to_owned()),
@@ -294,11 +295,6 @@ fn parse_key(entry: &str) -> Result<PreloadKey, String> {
         _ => return Err("give exactly one of key= and digest=".to_owned()),
     };
     Ok(out)
-}
-
-/// A field name for an error message, without whatever value followed it.
-fn redact(field: &str) -> &str {
-    field.split(['=', ':']).next().unwrap_or("")
 }
 
 /// Unix seconds (`1798761600`) or a UTC date-time (`2027-01-01T00:00:00Z`).

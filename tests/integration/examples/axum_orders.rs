@@ -312,6 +312,7 @@ fn axum_orders_refuses_bad_settings() {
         ("TOLLGATE_RATE_LIMIT", "0/hour"),
         ("TOLLGATE_API_KEYS", "app=x,key=tg_not_a_key"),
         ("TOLLGATE_DEMO_KEY", "hunter2"),
+        ("TOLLGATE_API_KEYS", "app=x,hunter2"),
     ] {
         let (ok, output) = run_to_end("axum_orders", &[(var, value)]);
         assert!(!ok, "{var}={value} was accepted:\n{output}");
