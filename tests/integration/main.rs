@@ -33,3 +33,7 @@ mod scopes;
 
 #[cfg(feature = "rate-limit")]
 mod rate_limit;
+
+// Starts the examples as child processes; they need these features to be built.
+#[cfg(all(feature = "api-key", feature = "jwt", feature = "rate-limit"))]
+mod examples;

@@ -1,0 +1,140 @@
+//! Key management (seed 001): `POST /admin/api-keys` generates an application's primary or
+//! secondary key, `GET /admin/api-keys` lists them masked. Guarded by a user token with the
+//! `keys:admin` scope (the routes set that up); this file only talks to `ApiKeys`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tollgate::api_key::{ApiKeys, KeyStore, NewKey};
+use tollgate::identity::{KeySlot, UserIdentity};
+
+use crate::keys::DEMO_APP;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Generate {
+    /// `primary` or `secondary`.
+    #[serde(rename = "type")]
+    slot: String,
+    app_id: Option<String>,
+    /// How long the replaced key keeps working (seed 001: it stops at once, the default).
+    #[serde(default)]
+    grace_seconds: u64,
+}
+
+/// `POST /admin/api-keys`: a new key in the slot; the old one in that slot is retired after
+/// the grace period. The plaintext is in this answer and nowhere else.
+pub(crate) async fn generate<K: KeyStore>(
+    State(keys): State<ApiKeys<K>>,
+    admin: UserIdentity,
+    Json(request): Json<Generate>,
+) -> Response {
+    let Ok(slot) = request.slot.parse::<KeySlot>() else {
+        return bad_request("type is primary or secondary");
+    };
+    let app_id = request.app_id.unwrap_or_else(|| DEMO_APP.to_owned());
+    // The new key inherits the app's name and scopes from its newest key.
+    let existing = match keys.list(&app_id).await {
+        Ok(records) => records.into_iter().next(),
+        Err(e) => return unavailable(&e),
+    };
+    let Some(existing) = existing else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": "unknown appId" })),
+        )
+            .into_response();
+    };
+    let new = NewKey::new(&app_id, existing.app_name())
+        .slot(slot)
+        .scopes(existing.scopes());
+    let rotation = match keys
+        .rotate(new, Duration::from_secs(request.grace_seconds))
+        .await
+    {
+        Ok(rotation) => rotation,
+        Err(e) => return unavailable(&e),
+    };
+    let generated = rotation.generated();
+    tracing::info!(
+        admin = admin.subject().unwrap_or(""),
+        app_id = %app_id,
+        slot = slot.as_str(),
+        key = generated.record().hint(),
+        retired = rotation.retired().len(),
+        "API key generated"
+    );
+    (
+        StatusCode::CREATED,
+        Json(json!({
+            "apiKey": generated.key().expose(),
+            "id": generated.record().id(),
+            "type": slot.as_str(),
+            "appId": app_id,
+        })),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ListQuery {
+    app_id: Option<String>,
+}
+
+/// `GET /admin/api-keys?appId=…`: the app's keys, masked (`tg_…a1B2`), never the keys.
+pub(crate) async fn list<K: KeyStore>(
+    State(keys): State<ApiKeys<K>>,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    let app_id = query.app_id.unwrap_or_else(|| DEMO_APP.to_owned());
+    let records = match keys.list(&app_id).await {
+        Ok(records) => records,
+        Err(e) => return unavailable(&e),
+    };
+    let now = SystemTime::now();
+    let current = |slot: KeySlot| {
+        records
+            .iter()
+            .find(|r| r.slot() == slot && r.is_usable_at(now))
+            .map(|r| r.hint().to_owned())
+    };
+    let listed: Vec<Value> = records
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.id(),
+                "type": r.slot().as_str(),
+                "key": r.hint(),
+                "scopes": r.scopes(),
+                "usable": r.is_usable_at(now),
+                "expiresAt": r.expires_at().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs()),
+            })
+        })
+        .collect();
+    Json(json!({
+        "appId": app_id,
+        "primaryApiKey": current(KeySlot::Primary),
+        "secondaryApiKey": current(KeySlot::Secondary),
+        "keys": listed,
+    }))
+    .into_response()
+}
+
+fn bad_request(message: &str) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({ "error": message }))).into_response()
+}
+
+fn unavailable(error: &tollgate::api_key::StoreError) -> Response {
+    tracing::warn!(%error, "key store failed");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({ "error": "the key store is unavailable" })),
+    )
+        .into_response()
+}

@@ -1,0 +1,233 @@
+//! Seed 000's orders service, guarded by tollgate: API keys for applications, JWT bearer
+//! tokens for users, both for placing an order, and a per-key rate limit.
+//!
+//! ```text
+//! cargo run --example axum_orders --features full
+//! ```
+//!
+//! With no settings it listens on 127.0.0.1:3000 with in-memory stores, and prints a demo
+//! API key (once) with `curl` commands to paste.
+//!
+//! | route | guard |
+//! |---|---|
+//! | `GET /orders` | API key with `orders:read` |
+//! | `POST /orders` | API key **and** bearer token, `orders:write` in both; the handler logs the app id and user id |
+//! | `GET /notifications` | API key with `notifications:read` |
+//! | `GET /users/me` | bearer token; answers the caller's `sub` and scopes |
+//! | `POST /auth/login` | none: a demo user store; answers an access and a refresh token |
+//! | `POST /auth/token` | none: `grant_type=refresh_token` (form data) rotates the refresh token |
+//! | `POST /auth/token-exchange` | API key with `token:exchange`: a 180 s token for `{"userId": …}` |
+//! | `GET /.well-known/jwks.json` | none: the public key tokens are signed with |
+//! | `POST /admin/api-keys`, `GET /admin/api-keys` | bearer token with `keys:admin`: generate an app's primary or secondary key (`{"type": "primary", "appId": …, "graceSeconds": …}`), list them masked (`?appId=…`) |
+//! | `GET /health` | none |
+//!
+//! API-key routes share a per-key limit (1000 per hour) and answer with `RateLimit-Policy` /
+//! `RateLimit` headers, and `Retry-After` on 429. The service is its own token issuer: it signs
+//! with an Ed25519 key made at start-up (or `TOLLGATE_SIGNING_KEY_PEM`), and accepts its own
+//! tokens plus, optionally, another issuer's (one static key, or a JWKS URL instead).
+//!
+//! # Settings (environment variables, all optional)
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `TOLLGATE_ADDR` | `127.0.0.1:3000` | listen address |
+//! | `TOLLGATE_ISSUER` | `http://<addr>` | the `iss` tokens must carry |
+//! | `TOLLGATE_AUDIENCE` | `orders-api` | the `aud` tokens must carry |
+//! | `TOLLGATE_LEEWAY_SECS` | `60` | clock-skew leeway for `exp`/`nbf` |
+//! | `TOLLGATE_SIGNING_KEY_PEM` + `TOLLGATE_SIGNING_ALG` + `TOLLGATE_SIGNING_KID` | generated + `EdDSA` + `demo-1` | the private key `/auth/login` signs with (RSA, EC or Ed25519 PEM) |
+//! | `TOLLGATE_USERS` | alice, bob, carol | the demo user store: `name:password:scope scope…;…` |
+//! | `TOLLGATE_JWT_HMAC_SECRET` | — | also accept HS256 tokens signed with this secret |
+//! | `TOLLGATE_JWT_RSA_PEM` + `TOLLGATE_JWT_RSA_ALG` | — + `RS256` | or an RSA public key file |
+//! | `TOLLGATE_JWT_EC_PEM` + `TOLLGATE_JWT_EC_ALG` | — + `ES256` | or an EC public key file |
+//! | `TOLLGATE_JWT_ED25519_PEM` | — | or an Ed25519 public key file |
+//! | `TOLLGATE_JWT_KID` | — | the `kid` of that one static key, for tokens that name one |
+//! | `TOLLGATE_JWKS_URL` | — | verify with the keys of an `http://` JWKS endpoint instead (feature `jwks-hyper`) |
+//! | `TOLLGATE_DEMO_KEY` | generated | a `tg_` key to use as the demo app's key, so restarts keep it |
+//! | `TOLLGATE_API_KEYS` | — | keys to preload, see below |
+//! | `TOLLGATE_RATE_LIMIT` | `1000/hour` | per-key limit: `N/second`, `N/minute`, `N/hour`, `N/day` |
+//! | `TOLLGATE_IP_RATE_LIMIT` | off | a per-client-IP limit in front of auth, same format |
+//! | `TOLLGATE_POSTGRES_URL` | — | keep key records and refresh tokens in PostgreSQL (feature `postgres`; migrates on start) |
+//! | `TOLLGATE_REDIS_URL` | — | broadcast revocations to other instances and share the per-key limit over Redis (feature `redis`) |
+//! | `RUST_LOG` | `info,tollgate=debug` | log filter |
+//!
+//! `TOLLGATE_API_KEYS` holds entries separated by `;`, each a comma-separated list of
+//! `name=value` fields: `app` (required), `name`, `key` (the plaintext) **or** `digest` (its
+//! SHA-256 in hex, so the key itself never sits in your configuration), `scopes`
+//! (space-separated), `slot` (`primary`/`secondary`), `active` (`true`/`false`), `expires`
+//! (unix seconds or `2027-01-01T00:00:00Z`), `quota` (`100/hour`, overrides the default limit):
+//!
+//! ```text
+//! TOLLGATE_API_KEYS='app=billing,name=Billing,digest=3f9a…,scopes=orders:read;app=old,key=tg_…,active=false'
+//! ```
+//!
+//! Logs never show a secret: credential headers are marked sensitive before the trace layer
+//! records them, and tollgate logs key hints (`tg_…a1B2`), never keys or tokens.
+
+mod admin;
+mod config;
+mod keys;
+mod routes;
+mod tokens;
+
+use tokio::net::TcpListener;
+use tollgate::api_key::{ApiKey, ApiKeys, InMemoryKeyStore, KeyStore};
+use tollgate::issuer::{InMemoryRefreshStore, RefreshTokenStore};
+use tollgate::jwt::RevocationList;
+use tollgate::rate_limit::RateLimitLayer;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Config, DemoUser};
+use crate::tokens::Tokens;
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tollgate=debug".into()),
+        )
+        .init();
+    if let Err(message) = start().await {
+        eprintln!("axum_orders: {message}");
+        std::process::exit(1);
+    }
+}
+
+/// Picks the stores: PostgreSQL for keys and refresh tokens when configured, else memory.
+async fn start() -> Result<(), String> {
+    let mut config = Config::from_env("127.0.0.1:3000")?;
+    let users = std::mem::take(&mut config.users);
+    #[cfg(feature = "postgres")]
+    if let Some(url) = &config.postgres_url {
+        use tollgate::api_key::postgres::{PostgresKeyStore, migrate};
+        use tollgate::issuer::PostgresRefreshStore;
+        let store =
+            PostgresKeyStore::connect(url).map_err(|e| format!("TOLLGATE_POSTGRES_URL: {e}"))?;
+        migrate(store.pool())
+            .await
+            .map_err(|e| format!("migrating PostgreSQL: {e}"))?;
+        let refresh = PostgresRefreshStore::new(store.pool().clone());
+        return serve(config, users, store, refresh).await;
+    }
+    if config.postgres_url.is_some() {
+        return Err("TOLLGATE_POSTGRES_URL needs the `postgres` feature".to_owned());
+    }
+    serve(
+        config,
+        users,
+        InMemoryKeyStore::new(),
+        InMemoryRefreshStore::new(),
+    )
+    .await
+}
+
+async fn serve<K, R>(
+    config: Config,
+    users: Vec<DemoUser>,
+    store: K,
+    refresh: R,
+) -> Result<(), String>
+where
+    K: KeyStore,
+    R: RefreshTokenStore,
+{
+    let builder = ApiKeys::builder(store);
+    #[cfg(feature = "redis")]
+    let (builder, invalidation) = match &config.redis_url {
+        Some(url) => {
+            use tollgate::api_key::redis::RedisInvalidation;
+            let redis = RedisInvalidation::connect(url, RedisInvalidation::DEFAULT_CHANNEL)
+                .await
+                .map_err(|e| format!("TOLLGATE_REDIS_URL: {e}"))?;
+            (builder.on_invalidate(redis.hook()), Some(redis))
+        }
+        None => (builder, None),
+    };
+    #[cfg(not(feature = "redis"))]
+    if config.redis_url.is_some() {
+        return Err("TOLLGATE_REDIS_URL needs the `redis` feature".to_owned());
+    }
+    let keys = builder.build();
+    // Dropping the subscription would unsubscribe: keep it for the life of the server.
+    #[cfg(feature = "redis")]
+    let _subscription = match invalidation {
+        Some(redis) => Some(
+            redis
+                .subscribe(keys.clone())
+                .await
+                .map_err(|e| format!("subscribing on TOLLGATE_REDIS_URL: {e}"))?,
+        ),
+        None => None,
+    };
+
+    let demo_key = keys::preload(&keys, &config).await?;
+    // Access tokens of a reused refresh chain are refused from then on.
+    let denylist = RevocationList::new();
+    let tokens = Tokens::new(&config, users, refresh, denylist.clone())?;
+    let jwt = keys::jwt_layer(&config, tokens.issuer.verification_keys(), denylist).await?;
+    let per_key = RateLimitLayer::new(config.rate_limit).ietf_headers(true);
+    // With Redis, every instance counts against one limit per key.
+    #[cfg(feature = "redis")]
+    if let Some(url) = &config.redis_url {
+        let store = tollgate::rate_limit::redis::RedisStore::connect(url)
+            .await
+            .map_err(|e| format!("TOLLGATE_REDIS_URL (rate limits): {e}"))?;
+        let per_key = per_key.store(store).map_err(|e| e.to_string())?;
+        let app = routes::router(keys, jwt, per_key, tokens, config.ip_rate_limit);
+        return listen(&config, app, &demo_key).await;
+    }
+    let app = routes::router(keys, jwt, per_key, tokens, config.ip_rate_limit);
+    listen(&config, app, &demo_key).await
+}
+
+async fn listen(config: &Config, app: axum::Router, demo_key: &ApiKey) -> Result<(), String> {
+    let listener = TcpListener::bind(config.addr)
+        .await
+        .map_err(|e| format!("binding {}: {e}", config.addr))?;
+    print_banner(config, demo_key.expose());
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .await
+    .map_err(|e| format!("serving: {e}"))
+}
+
+/// The start-up message: the demo key, shown once, and commands that use it.
+fn print_banner(config: &Config, demo_key: &str) {
+    let base = format!("http://{}", config.addr);
+    let login = if config.demo_users {
+        r#"{"username":"alice","password":"alice-demo-password"}"#
+    } else {
+        r#"{"username":"…","password":"…"}"#
+    };
+    println!("orders service ready on {base}");
+    println!();
+    println!("The demo app's API key (shown once; set TOLLGATE_DEMO_KEY to keep one):");
+    println!();
+    println!("  export KEY={demo_key}");
+    println!();
+    println!("  curl -i {base}/orders -H \"X-API-Key: $KEY\"          # 200 and RateLimit headers");
+    println!("  curl -i {base}/notifications -H \"X-API-Key: $KEY\"   # 200");
+    println!("  curl -i {base}/orders                               # 401 missing_credential");
+    println!("  curl -i {base}/orders -H 'X-API-Key: tg_typo'       # 401 malformed_credential");
+    println!();
+    println!("A user's tokens (demo users: alice, bob, carol; TOLLGATE_USERS replaces them):");
+    println!();
+    println!("  curl -s {base}/auth/login -H 'content-type: application/json' -d '{login}'");
+    println!("  export TOKEN=…  REFRESH=…   # access_token and refresh_token from the answer");
+    println!("  curl -i {base}/users/me -H \"Authorization: Bearer $TOKEN\"");
+    println!(
+        "  curl -i {base}/orders -X POST -H \"X-API-Key: $KEY\" -H \"Authorization: Bearer $TOKEN\" \\\n       -H 'content-type: application/json' -d '{{\"item\":\"tea\"}}'"
+    );
+    println!("  curl -s {base}/auth/token -d grant_type=refresh_token -d refresh_token=$REFRESH");
+    println!(
+        "  curl -s {base}/auth/token-exchange -H \"X-API-Key: $KEY\" -H 'content-type: application/json' -d '{{\"userId\":\"alice\"}}'"
+    );
+    println!("  curl -s {base}/.well-known/jwks.json");
+    if config.demo_users {
+        println!();
+        println!("  # passwords are <name>-demo-password; bob holds only `profile` (403 on POST");
+        println!("  # /orders), carol holds `keys:admin` (POST/GET {base}/admin/api-keys)");
+    }
+    println!();
+}
