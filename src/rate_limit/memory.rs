@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as MapEntry;
 use dashmap::mapref::one::Ref;
 
+use super::siphash::SipKey;
 use super::store::{Decision, Hit, HitFuture, LimitStatus, MAX_LIMITS, RateLimitStore, StoreError};
 
 /// How often the store sweeps stale windows by default.
@@ -66,7 +67,7 @@ struct Inner {
     /// Keyed by a keyed 64-bit hash of the rate-limit key (see `key_hasher`).
     map: DashMap<u64, Entry, BuildHasherDefault<Prehashed>>,
     /// SipHash with a per-store random key: clients cannot choose colliding keys.
-    key_hasher: RandomState,
+    key_hasher: SipKey,
     tracked: AtomicUsize,
     max_keys: usize,
     sweep_interval: u64,
@@ -178,7 +179,7 @@ impl MemoryStoreBuilder {
         MemoryStore {
             inner: Arc::new(Inner {
                 map: DashMap::default(),
-                key_hasher: RandomState::new(),
+                key_hasher: SipKey::random(),
                 tracked: AtomicUsize::new(0),
                 max_keys: self.max_keys,
                 sweep_interval: u64::try_from(self.sweep_interval.as_nanos()).unwrap_or(u64::MAX),
@@ -246,7 +247,7 @@ impl Inner {
     }
 
     fn entry(&self, key: &[u8], now: u64) -> Result<Ref<'_, u64, Entry>, StoreError> {
-        let key = keyed_hash(&self.key_hasher, key);
+        let key = self.key_hasher.hash(key);
         if let Some(entry) = self.map.get(&key) {
             return Ok(entry);
         }
@@ -367,15 +368,6 @@ impl Inner {
         }
         Ok(Decision::from_array(statuses, quotas.len()))
     }
-}
-
-/// The key's bytes through the store's keyed SipHash, written once: a key is the whole message,
-/// so the length prefix `hash_one` adds for `[u8]` (a second round of SipHash's buffering)
-/// buys nothing (SipHash's final block encodes the length anyway).
-pub(super) fn keyed_hash(hasher: &RandomState, key: &[u8]) -> u64 {
-    let mut state = hasher.build_hasher();
-    state.write(key);
-    state.finish()
 }
 
 /// The map's keys are already uniformly distributed keyed hashes: use them as they are.
