@@ -3,7 +3,13 @@
 //! ```text
 //! cargo bench --all-features --bench rate_limit -- --warm-up-time 1 --measurement-time 3
 //! TOLLGATE_PAIRED=1 cargo bench --all-features --bench rate_limit
+//! TOLLGATE_PAIRED=1 TOLLGATE_ROWS=no_headers,tower_governor/header TOLLGATE_KEYS=distinct \
+//!     cargo bench --all-features --bench rate_limit
 //! ```
+//!
+//! In paired mode, `TOLLGATE_ROWS` (comma-separated substrings of row names; `bare` is always
+//! run) and `TOLLGATE_KEYS` (a substring of `hot_key` / `distinct_keys`) run only the matching
+//! rows.
 //!
 //! (`--features rate-limit,governor` builds it alone.) To count instructions instead of timing:
 //! `valgrind --tool=callgrind target/release/deps/rate_limit-… --bench 'fixed_window/app_key_id/hot_key/1_threads' --profile-time 3`
@@ -275,13 +281,23 @@ criterion_group!(rate_limit, benches);
 /// between rows measured minutes apart, so this runs every row in alternating rounds and reports
 /// each row's median and its median paired overhead over `bare` from the same round.
 fn paired() {
-    let rows = rows();
+    let wanted = std::env::var("TOLLGATE_ROWS").unwrap_or_default();
+    let keys_wanted = std::env::var("TOLLGATE_KEYS").unwrap_or_default();
+    let rows: Vec<_> = rows()
+        .into_iter()
+        .filter(|(name, _)| {
+            *name == "bare" || wanted.is_empty() || wanted.split(',').any(|w| name.contains(w))
+        })
+        .collect();
     const ROUNDS: usize = 21;
     const CALLS: usize = 50_000;
     for (keys_name, keys) in [
         ("hot_key", Keys::new(1)),
         ("distinct_keys", Keys::new(DISTINCT)),
     ] {
+        if !keys_name.contains(keys_wanted.as_str()) {
+            continue;
+        }
         for threads in [1usize, 2] {
             // One shared limiter per row, as a server has; each thread calls its own handle.
             let services: Vec<Vec<_>> = rows

@@ -55,15 +55,19 @@ impl std::error::Error for UnknownKeySlot {}
 #[derive(Clone)]
 pub struct AppIdentity(Arc<Inner>);
 
+// `repr(C)`, the fields a per-key rate limit reads on every request first: `key_id` and `quota`
+// then sit right after the `Arc`'s counts, on the cache line the identity's clone has just
+// touched (or on the next one), instead of two lines further into the allocation.
+#[repr(C)]
 struct Inner {
     key_id: String,
+    quota: Option<Quota>,
     app_id: String,
     app_name: String,
     scopes: Vec<String>,
-    slot: KeySlot,
-    quota: Option<Quota>,
     expires_at: Option<SystemTime>,
     metadata: BTreeMap<String, String>,
+    slot: KeySlot,
 }
 
 impl AppIdentity {

@@ -1,7 +1,6 @@
 //! The GCRA store on `governor`.
 
 use std::fmt;
-use std::hash::RandomState;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -50,7 +49,7 @@ pub struct GcraStore {
 struct Inner {
     first: OnceLock<(Quota, Limiter)>,
     others: DashMap<Quota, Limiter>,
-    hasher: RandomState,
+    hasher: super::siphash::SipKey,
     clock: GovClock,
     sweep_interval: u64,
     next_sweep: AtomicU64,
@@ -81,7 +80,7 @@ impl GcraStore {
             inner: Arc::new(Inner {
                 first: OnceLock::new(),
                 others: DashMap::new(),
-                hasher: RandomState::new(),
+                hasher: super::siphash::SipKey::random(),
                 clock: GovClock(clock),
                 sweep_interval: 60_000_000_000,
                 next_sweep: AtomicU64::new(0),
@@ -152,7 +151,7 @@ impl GcraStore {
     fn decide(&self, hit: &Hit<'_>) -> Decision {
         let quota = hit.quotas()[0];
         self.maybe_sweep(hit.now_nanos());
-        let key = super::memory::keyed_hash(&self.inner.hasher, hit.key());
+        let key = self.inner.hasher.hash(hit.key());
         let limit = quota.limit();
         let burst = u32::try_from(limit).unwrap_or(u32::MAX);
         let period = replenish_period(quota);

@@ -51,6 +51,9 @@ pub(crate) struct Config<K, St, R> {
     /// The `RateLimit-Policy` value of `limits` (when the IETF fields are on), kept current by
     /// the builder methods so that `Layer::layer` stays a plain clone.
     pub(crate) policy: Option<HeaderValue>,
+    /// The quotas of `limits`, likewise kept current: a request without a plan quota of its
+    /// own is decided against these in place, without building an array per request.
+    pub(crate) quotas: Quotas,
     pub(crate) dry_run: bool,
     pub(crate) on_store_error: OnStoreError,
     pub(crate) store_timeout: Option<Duration>,
@@ -70,6 +73,7 @@ impl<K: Clone, St: Clone, R: Clone> Clone for Config<K, St, R> {
             quota_from_identity: self.quota_from_identity,
             headers: self.headers,
             policy: self.policy.clone(),
+            quotas: self.quotas,
             dry_run: self.dry_run,
             on_store_error: self.on_store_error,
             store_timeout: self.store_timeout,
@@ -101,6 +105,7 @@ impl RateLimitLayer {
                 key: AppKeyId,
                 store: MemoryStore::new(),
                 responder: DefaultResponder::new(),
+                quotas: Quotas::of(std::slice::from_ref(&limit)),
                 limits: Arc::from([limit]),
                 clock: crate::clock::system(),
                 on_missing: OnMissingKey::default(),
@@ -131,7 +136,7 @@ impl RateLimitLayer {
             .ok_or(ConfigError::TooManyLimits { max: MAX_LIMITS })?;
         let mut layer = Self::with_limit(first);
         layer.config.limits = validate(limits, MAX_LIMITS)?;
-        layer.config.refresh_policy();
+        layer.config.refresh_derived();
         Ok(layer)
     }
 }
@@ -168,6 +173,7 @@ impl<K, St, R> RateLimitLayer<K, St, R> {
                 quota_from_identity: c.quota_from_identity,
                 headers: c.headers,
                 policy: c.policy,
+                quotas: c.quotas,
                 dry_run: c.dry_run,
                 on_store_error: c.on_store_error,
                 store_timeout: c.store_timeout,
@@ -200,6 +206,7 @@ impl<K, St, R> RateLimitLayer<K, St, R> {
                 quota_from_identity: c.quota_from_identity,
                 headers: c.headers,
                 policy: c.policy,
+                quotas: c.quotas,
                 dry_run: c.dry_run,
                 on_store_error: c.on_store_error,
                 store_timeout: c.store_timeout,
@@ -223,6 +230,7 @@ impl<K, St, R> RateLimitLayer<K, St, R> {
                 quota_from_identity: c.quota_from_identity,
                 headers: c.headers,
                 policy: c.policy,
+                quotas: c.quotas,
                 dry_run: c.dry_run,
                 on_store_error: c.on_store_error,
                 store_timeout: c.store_timeout,
@@ -266,7 +274,7 @@ impl<K, St, R> RateLimitLayer<K, St, R> {
     /// `RateLimit` fields (default **on**; `false` leaves only `Retry-After` on a 429).
     pub fn ietf_headers(mut self, enabled: bool) -> Self {
         self.config.headers.ietf = enabled;
-        self.config.refresh_policy();
+        self.config.refresh_derived();
         self
     }
 
@@ -383,6 +391,18 @@ pub(crate) struct Quotas {
 }
 
 impl Quotas {
+    /// The quotas of `limits` (at most [`MAX_LIMITS`], as validated).
+    fn of(limits: &[Limit]) -> Self {
+        let mut quotas = [limits[0].quota(); MAX_LIMITS];
+        for (slot, limit) in quotas.iter_mut().zip(limits) {
+            *slot = limit.quota();
+        }
+        Self {
+            quotas,
+            len: limits.len().min(MAX_LIMITS),
+        }
+    }
+
     #[inline]
     pub(crate) fn as_slice(&self) -> &[Quota] {
         &self.quotas[..self.len]
@@ -408,7 +428,8 @@ pub(crate) struct Extras {
 }
 
 impl<K, St, R> Config<K, St, R> {
-    fn refresh_policy(&mut self) {
+    fn refresh_derived(&mut self) {
+        self.quotas = Quotas::of(&self.limits);
         self.policy = if self.headers.ietf {
             headers::configured_policy(&self.limits)
         } else {
@@ -422,18 +443,10 @@ impl<K, St, R> Config<K, St, R> {
     }
 
     /// The configured quotas, the first replaced by the key's `own` one.
-    fn quotas(&self, own: Option<Quota>) -> Quotas {
-        let mut quotas = [self.limits[0].quota(); MAX_LIMITS];
-        for (slot, limit) in quotas.iter_mut().zip(self.limits.iter()) {
-            *slot = limit.quota();
-        }
-        if let Some(own) = own {
-            quotas[0] = own;
-        }
-        Quotas {
-            quotas,
-            len: self.limits.len(),
-        }
+    fn with_own(&self, own: Quota) -> Quotas {
+        let mut quotas = self.quotas;
+        quotas.quotas[0] = own;
+        quotas
     }
 
     /// Turns the store's answer into what the service does.
@@ -552,7 +565,14 @@ where
         if cost == 0 {
             return Step::Pass(None);
         }
-        let quotas = self.quotas(own_quota);
+        let own_quotas;
+        let quotas = match own_quota {
+            None => &self.quotas,
+            Some(own) => {
+                own_quotas = self.with_own(own);
+                &own_quotas
+            }
+        };
         let hit = Hit::at_nanos(
             key.as_bytes(),
             quotas.as_slice(),
@@ -562,10 +582,10 @@ where
         match self.store.try_hit(&hit) {
             // The common case, decided without moving the decision around.
             Some(Ok(decision)) if decision.is_allowed() && !self.headers.any() => Step::Pass(None),
-            Some(result) => self.conclude(result, &quotas),
+            Some(result) => self.conclude(result, quotas),
             None => Step::Pending(
                 with_timeout(self.store.hit(&hit), self.store_timeout),
-                Box::new(quotas),
+                Box::new(*quotas),
             ),
         }
     }

@@ -156,6 +156,7 @@ mod memory;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
 mod service;
+mod siphash;
 mod store;
 
 use std::time::Duration;
