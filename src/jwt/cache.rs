@@ -4,8 +4,16 @@
 //! request need (`exp`, `nbf`, `jti`, the key that verified it) next to the identity and
 //! claims handed downstream. Entries expire from the cache at the token's `exp` (plus
 //! leeway), and a hit whose key is no longer in the key set is treated as a miss.
+//!
+//! Hits are served from a small per-thread front table when they can be, as the API-key
+//! cache does: moka hashes the whole token (hundreds of bytes) and records every read in a
+//! channel all threads share, which is most of a cached check's cost. The front table is never
+//! authoritative: what a hit hands back is re-checked per request (the key that verified it
+//! is still the key set's, `exp`/`nbf`, revocation), so an entry it keeps a little longer than
+//! moka does is harmless.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use moka::Expiry;
@@ -29,6 +37,8 @@ pub(crate) struct Entry<C> {
 }
 
 pub(crate) struct TokenCache<C> {
+    /// Tells this cache's entries apart from other caches' in the per-thread front tables.
+    id: u64,
     cache: Cache<Box<[u8]>, Arc<Entry<C>>>,
 }
 
@@ -47,7 +57,9 @@ impl<C> Expiry<Box<[u8]>, Arc<Entry<C>>> for UntilExpiry {
 
 impl<C: Send + Sync + 'static> TokenCache<C> {
     pub(crate) fn new(capacity: u64) -> Self {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             cache: Cache::builder()
                 .max_capacity(capacity)
                 .expire_after(UntilExpiry)
@@ -57,7 +69,13 @@ impl<C: Send + Sync + 'static> TokenCache<C> {
 
     #[inline]
     pub(crate) fn get(&self, token: &[u8]) -> Option<Arc<Entry<C>>> {
-        self.cache.get(token)
+        // Another cache's entry never matches (ids differ), so the downcast cannot fail.
+        if let Some(Ok(entry)) = front::get(self.id, token).map(Arc::downcast::<Entry<C>>) {
+            return Some(entry);
+        }
+        let entry = self.cache.get(token)?;
+        front::put(self.id, token, entry.clone());
+        Some(entry)
     }
 
     pub(crate) fn insert(&self, token: &str, entry: Entry<C>) {
@@ -67,7 +85,89 @@ impl<C: Send + Sync + 'static> TokenCache<C> {
         }
     }
 
+    /// Forgets `token` in moka and in this thread's front table. Another thread's front
+    /// table may still hold it: its next hit fails the same re-check and removes it there.
     pub(crate) fn remove(&self, token: &[u8]) {
+        front::remove(self.id, token);
         self.cache.invalidate(token);
+    }
+}
+
+/// The per-thread front table: direct-mapped, 64 slots, filled from moka on a thread's first
+/// hit of a token. Bounded: 64 entries a thread, and tokens over 2 KiB are not kept here.
+/// Slots are matched on the cache id and the *whole* token, never on a hash, since a hit skips
+/// the signature check.
+mod front {
+    use std::any::Any;
+    use std::cell::RefCell;
+    use std::sync::Arc;
+
+    const SLOTS: usize = 64;
+    const MAX_TOKEN: usize = 2048;
+
+    struct Slot {
+        cache: u64,
+        token: Box<[u8]>,
+        entry: Arc<dyn Any + Send + Sync>,
+    }
+
+    thread_local! {
+        static TABLE: RefCell<Vec<Option<Slot>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// The slot of `token`, from its last 8 bytes (signature characters). A client choosing
+    /// tokens that share a slot only makes its own lookups fall through to moka.
+    fn index(token: &[u8]) -> usize {
+        let tail = &token[token.len().saturating_sub(8)..];
+        let mut word = [0u8; 8];
+        word[..tail.len()].copy_from_slice(tail);
+        let hash = u64::from_le_bytes(word).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        // The top 6 bits: 64 slots.
+        (hash >> 58) as usize
+    }
+
+    pub(super) fn get(cache: u64, token: &[u8]) -> Option<Arc<dyn Any + Send + Sync>> {
+        if token.len() > MAX_TOKEN {
+            return None;
+        }
+        TABLE
+            .try_with(|table| {
+                let table = table.borrow();
+                let slot = table.get(index(token))?.as_ref()?;
+                (slot.cache == cache && *slot.token == *token).then(|| slot.entry.clone())
+            })
+            .ok()
+            .flatten()
+    }
+
+    pub(super) fn put(cache: u64, token: &[u8], entry: Arc<dyn Any + Send + Sync>) {
+        if token.len() > MAX_TOKEN {
+            return;
+        }
+        let _ = TABLE.try_with(|table| {
+            let mut table = table.borrow_mut();
+            if table.is_empty() {
+                table.resize_with(SLOTS, || None);
+            }
+            table[index(token)] = Some(Slot {
+                cache,
+                token: token.into(),
+                entry,
+            });
+        });
+    }
+
+    pub(super) fn remove(cache: u64, token: &[u8]) {
+        let _ = TABLE.try_with(|table| {
+            let mut table = table.borrow_mut();
+            if let Some(slot) = table.get_mut(index(token)) {
+                if slot
+                    .as_ref()
+                    .is_some_and(|s| s.cache == cache && *s.token == *token)
+                {
+                    *slot = None;
+                }
+            }
+        });
     }
 }

@@ -1185,3 +1185,22 @@ fn standard_and_custom_claims_are_checked_alike() {
         }
     }
 }
+
+/// Two layers on one thread (a current-thread runtime serves both): a token the first has
+/// verified and cached is still checked afresh by the second, whose key differs. The
+/// per-thread front table of the verified-token cache is per layer.
+#[tokio::test]
+async fn a_token_cached_by_one_layer_is_not_a_hit_for_another() {
+    let clock = clock();
+    let other = JwtKey::hmac(b"another secret of at least 32 bytes!!", Algorithm::HS256)
+        .unwrap()
+        .with_kid("hs");
+    let trusting = serve(layer_on(hs_key(), &clock)).await;
+    let other = serve(layer_on(other, &clock)).await;
+
+    let token = hs_token(json!({}));
+    for _ in 0..3 {
+        assert_eq!(bearer(&trusting, &token).await.status, 200);
+        assert_refused(&bearer(&other, &token).await, "invalid_credential");
+    }
+}
