@@ -64,7 +64,7 @@ const ROWS: &[(&str, &str, &str)] = &[
     (
         "full_stack",
         "bare",
-        "ApiKeyLayer + JwtLayer + per-key RateLimitLayer (IETF headers on)",
+        "ApiKeyLayer + JwtLayer + RequireScopesLayer + per-key RateLimitLayer (IETF fields on)",
     ),
     (
         "full_stack_no_fields",
