@@ -106,6 +106,7 @@ impl AppIdentity {
     }
 
     /// Whether the key grants `scope` (exact, case-sensitive match).
+    #[inline]
     pub fn has_scope(&self, scope: &str) -> bool {
         super::contains_scope(&self.0.scopes, scope)
     }

@@ -22,6 +22,67 @@ pub(crate) fn normalize_scopes(scopes: &mut Vec<String>) {
 }
 
 /// Whether normalized `scopes` hold `scope` (exact, case-sensitive).
+///
+/// Most identities hold a handful of scopes: a linear scan that compares lengths first skips
+/// the byte comparison for nearly every non-match, where a binary search compares bytes at
+/// every step. Longer lists are searched.
+#[inline]
 pub(crate) fn contains_scope(scopes: &[String], scope: &str) -> bool {
-    scopes.binary_search_by(|s| s.as_str().cmp(scope)).is_ok()
+    if scopes.len() <= 8 {
+        scopes
+            .iter()
+            .any(|s| s.len() == scope.len() && same_bytes(s.as_bytes(), scope.as_bytes()))
+    } else {
+        scopes.binary_search_by(|s| s.as_str().cmp(scope)).is_ok()
+    }
+}
+
+/// `a == b` for slices of equal length. Scopes such as `orders:read` are 8 to 16 bytes: two
+/// overlapping 8-byte words compare them without a call to `memcmp`.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let word = |s: &[u8], at: usize| {
+        s.get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map(u64::from_ne_bytes)
+    };
+    let n = a.len();
+    if (8..=16).contains(&n) {
+        word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8)
+    } else {
+        a == b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_matching_is_exact_at_every_length_and_position() {
+        for len in 0..=24 {
+            let scope: String = (0..len)
+                .map(|i| char::from(b'a' + (i % 26) as u8))
+                .collect();
+            let mut short = vec![scope.clone()];
+            assert!(contains_scope(&short, &scope), "{scope:?}");
+            // One byte changed anywhere is another scope.
+            for at in 0..len {
+                let mut other = scope.clone().into_bytes();
+                other[at] = b'Z';
+                let other = String::from_utf8(other).unwrap();
+                assert!(!contains_scope(&short, &other), "{scope:?} vs {other:?}");
+            }
+            // Prefixes and superstrings are other scopes.
+            assert!(!contains_scope(&short, &format!("{scope}x")));
+            if len > 0 {
+                assert!(!contains_scope(&short, &scope[..len - 1]));
+            }
+            // The binary-search path for long lists agrees.
+            short.extend((0..10).map(|i| format!("filler:{i}")));
+            normalize_scopes(&mut short);
+            assert!(contains_scope(&short, &scope));
+            assert!(!contains_scope(&short, &format!("{scope}x")));
+        }
+    }
 }

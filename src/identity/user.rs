@@ -55,6 +55,7 @@ impl UserIdentity {
     }
 
     /// Whether the token grants `scope` (exact, case-sensitive match).
+    #[inline]
     pub fn has_scope(&self, scope: &str) -> bool {
         super::contains_scope(&self.0.scopes, scope)
     }

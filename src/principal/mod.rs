@@ -81,7 +81,7 @@ impl Principal {
         Some(Self {
             app: view.app.cloned(),
             user: view.user.cloned(),
-            effective: view.effective,
+            effective: view.effective.resolve(),
         })
     }
 
@@ -127,7 +127,7 @@ impl Principal {
     pub fn scopes(&self) -> Vec<&str> {
         let view = self.as_ref();
         let (first, second) = match (view.app, view.user) {
-            (Some(app), Some(user)) => match view.effective {
+            (Some(app), Some(user)) => match self.effective {
                 EffectiveScopes::Intersection => (app.scopes(), Some(user)),
                 EffectiveScopes::User => (user.scopes(), None),
                 EffectiveScopes::App => (app.scopes(), None),
@@ -147,7 +147,7 @@ impl Principal {
         PrincipalRef {
             app: self.app.as_ref(),
             user: self.user.as_ref(),
-            effective: self.effective,
+            effective: Effective::Known(self.effective),
         }
     }
 }
@@ -158,7 +158,27 @@ impl Principal {
 pub(crate) struct PrincipalRef<'a> {
     pub(crate) app: Option<&'a AppIdentity>,
     pub(crate) user: Option<&'a UserIdentity>,
-    pub(crate) effective: EffectiveScopes,
+    effective: Effective<'a>,
+}
+
+/// The [`EffectiveScopes`] mode, or where to find it: looked up only when an app and a user
+/// disagree on a scope, the one case where the mode changes the answer.
+#[derive(Debug, Clone, Copy)]
+enum Effective<'a> {
+    Known(EffectiveScopes),
+    InExtensions(&'a http::Extensions),
+}
+
+impl Effective<'_> {
+    fn resolve(self) -> EffectiveScopes {
+        match self {
+            Self::Known(effective) => effective,
+            Self::InExtensions(extensions) => extensions
+                .get::<EffectiveScopes>()
+                .copied()
+                .unwrap_or_default(),
+        }
+    }
 }
 
 impl<'a> PrincipalRef<'a> {
@@ -172,14 +192,9 @@ impl<'a> PrincipalRef<'a> {
         if app.is_none() && user.is_none() {
             return None;
         }
-        // The mode matters only with both identities: skip the lookup otherwise.
-        let effective = match (effective, app.is_some() && user.is_some()) {
-            (Some(effective), _) => effective,
-            (None, true) => extensions
-                .get::<EffectiveScopes>()
-                .copied()
-                .unwrap_or_default(),
-            (None, false) => EffectiveScopes::default(),
+        let effective = match effective {
+            Some(effective) => Effective::Known(effective),
+            None => Effective::InExtensions(extensions),
         };
         Some(Self {
             app,
@@ -188,13 +203,21 @@ impl<'a> PrincipalRef<'a> {
         })
     }
 
+    #[inline]
     pub(crate) fn has_scope(&self, scope: &str) -> bool {
         match (self.app, self.user) {
-            (Some(app), Some(user)) => match self.effective {
-                EffectiveScopes::Intersection => app.has_scope(scope) && user.has_scope(scope),
-                EffectiveScopes::User => user.has_scope(scope),
-                EffectiveScopes::App => app.has_scope(scope),
-            },
+            (Some(app), Some(user)) => {
+                let (by_app, by_user) = (app.has_scope(scope), user.has_scope(scope));
+                // Every mode agrees when both grant it or neither does.
+                if by_app == by_user {
+                    return by_app;
+                }
+                match self.effective.resolve() {
+                    EffectiveScopes::Intersection => false,
+                    EffectiveScopes::User => by_user,
+                    EffectiveScopes::App => by_app,
+                }
+            }
             (Some(app), None) => app.has_scope(scope),
             (None, Some(user)) => user.has_scope(scope),
             (None, None) => false,
