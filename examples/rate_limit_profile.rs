@@ -8,8 +8,8 @@
 //! ```
 //!
 //! Rows (first argument): `bare`, `appkey` (`RateLimitLayer` keyed by the `AppIdentity`, no
-//! fields), `header` (keyed by the `x-api-key` header, no fields, no plan quota read) and
-//! `governor` (tower_governor keyed by the header), as in `benches/rate_limit.rs`. Then the
+//! fields), `header` (keyed by the `x-api-key` header, no fields, no plan quota read), `gcra`
+//! (as `header` on the `GcraStore`) and `governor` (tower_governor keyed by the header), as in `benches/rate_limit.rs`. Then the
 //! number of measured calls (default 100,000) and of distinct keys (default 10,000). Every key
 //! is tracked before the measured calls; only `measure` is counted with `--toggle-collect`, so
 //! a row's figures divided by the calls, minus `bare`'s, are its overhead per request.
@@ -20,7 +20,7 @@ use axum::body::Body;
 use http::{HeaderName, HeaderValue, Request, Response};
 use tollgate::Quota;
 use tollgate::identity::AppIdentity;
-use tollgate::rate_limit::{Key, KeyExtractor, RateLimitLayer, RequestHead};
+use tollgate::rate_limit::{GcraStore, Key, KeyExtractor, RateLimitLayer, RequestHead};
 use tower::{Layer, Service};
 
 static API_KEY: HeaderName = HeaderName::from_static("x-api-key");
@@ -124,6 +124,17 @@ fn main() {
                 .key(HeaderKey)
                 .quota_from_identity(false)
                 .ietf_headers(false)
+                .layer(bare()),
+            &keys,
+            n,
+        ),
+        "gcra" => drive(
+            RateLimitLayer::new(huge)
+                .key(HeaderKey)
+                .quota_from_identity(false)
+                .ietf_headers(false)
+                .store(GcraStore::new())
+                .unwrap()
                 .layer(bare()),
             &keys,
             n,

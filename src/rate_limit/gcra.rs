@@ -14,8 +14,46 @@ use super::store::{Decision, Hit, HitFuture, LimitStatus, RateLimitStore, StoreE
 use crate::Quota;
 use crate::clock::SharedClock;
 
-type Limiter =
-    governor::RateLimiter<u64, DashMapStateStore<u64>, GovClock, StateInformationMiddleware>;
+type Limiter = governor::RateLimiter<
+    u64,
+    DashMapStateStore<u64, PreHashed>,
+    GovClock,
+    StateInformationMiddleware,
+>;
+
+/// The hasher for the limiters' maps. Their keys are already keyed SipHash outputs (uniform and
+/// unpredictable without the store's secret), so hashing them again with `RandomState` only
+/// costs time: the key is used as its own hash.
+#[derive(Clone, Copy, Default)]
+struct PreHashed;
+
+impl std::hash::BuildHasher for PreHashed {
+    type Hasher = PreHashedHasher;
+
+    fn build_hasher(&self) -> PreHashedHasher {
+        PreHashedHasher(0)
+    }
+}
+
+#[derive(Default)]
+struct PreHashedHasher(u64);
+
+impl std::hash::Hasher for PreHashedHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys reach this hasher; fold anything else in rather than drop it.
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
 
 /// Smooth per-key limiting with GCRA (the generic cell rate algorithm) on `governor`.
 ///
@@ -144,8 +182,12 @@ impl GcraStore {
     }
 
     fn new_limiter(&self, quota: Quota) -> Limiter {
-        governor::RateLimiter::dashmap_with_clock(gcra_quota(quota), self.inner.clock.clone())
-            .with_middleware::<StateInformationMiddleware>()
+        governor::RateLimiter::dashmap_with_clock_and_hasher(
+            gcra_quota(quota),
+            self.inner.clock.clone(),
+            PreHashed,
+        )
+        .with_middleware::<StateInformationMiddleware>()
     }
 
     fn decide(&self, hit: &Hit<'_>) -> Decision {
@@ -154,7 +196,6 @@ impl GcraStore {
         let key = self.inner.hasher.hash(hit.key());
         let limit = quota.limit();
         let burst = u32::try_from(limit).unwrap_or(u32::MAX);
-        let period = replenish_period(quota);
         let outcome = NonZeroU32::new(hit.cost())
             .map(|n| self.with_limiter(quota, |limiter| limiter.check_key_n(&key, n)));
         let status = match outcome {
@@ -162,8 +203,11 @@ impl GcraStore {
             None => LimitStatus::new(limit, limit, Duration::ZERO, false),
             Some(Ok(Ok(snapshot))) => {
                 let remaining = snapshot.remaining_burst_capacity();
-                let refill = period.saturating_mul(burst - remaining.min(burst));
-                LimitStatus::new(limit, u64::from(remaining), refill, false)
+                // Integer nanoseconds: the same whole-nanosecond period as `replenish_period`,
+                // without `Duration`'s division and multiplication on every admitted request.
+                let refill =
+                    period_nanos(quota).saturating_mul(u64::from(burst - remaining.min(burst)));
+                LimitStatus::from_nanos(limit, u64::from(remaining), refill, false)
             }
             Some(Ok(Err(not_until))) => {
                 let wait = not_until.wait_time_from(governor::clock::Clock::now(&self.inner.clock));
@@ -199,6 +243,15 @@ impl GcraStore {
 fn replenish_period(quota: Quota) -> Duration {
     let burst = u32::try_from(quota.limit()).unwrap_or(u32::MAX);
     (quota.window() / burst).max(Duration::from_nanos(1))
+}
+
+/// [`replenish_period`] in nanoseconds.
+fn period_nanos(quota: Quota) -> u64 {
+    match u64::try_from(quota.window().as_nanos()) {
+        Ok(window) => (window / u64::from(u32::try_from(quota.limit()).unwrap_or(u32::MAX))).max(1),
+        // A window beyond 584 years: the exact period, saturated as a reset is anyway.
+        Err(_) => u64::try_from(replenish_period(quota).as_nanos()).unwrap_or(u64::MAX),
+    }
 }
 
 fn gcra_quota(quota: Quota) -> governor::Quota {
