@@ -156,32 +156,26 @@ impl TokenIssuer {
     /// Every key a token minted by this issuer may still carry: the current one and the
     /// retired ones still within their retention, HMAC secrets included.
     pub fn verification_keys(&self) -> KeySet {
-        let now = self.inner.clock.now();
-        let keys = self.inner.keys.load();
-        std::iter::once(&keys.current)
-            .chain(
-                keys.retired
-                    .iter()
-                    .filter(|(_, at)| *at > now)
-                    .map(|(k, _)| k),
-            )
-            .map(|k| k.verification_key().clone())
-            .collect()
+        self.collect_live_keys(|k| Some(k.verification_key().clone()))
     }
 
     /// The JWKS document (RFC 7517 §5) for `/.well-known/jwks.json`: the public halves of
     /// [`verification_keys`](Self::verification_keys). HMAC secrets are never included.
     pub fn jwks(&self) -> Jwks {
+        self.collect_live_keys(|k| k.public_jwk().cloned())
+    }
+
+    /// `pick` over the current key and the retired keys still within their retention.
+    fn collect_live_keys<T, C: FromIterator<T>>(
+        &self,
+        pick: impl FnMut(&SigningKey) -> Option<T>,
+    ) -> C {
         let now = self.inner.clock.now();
         let keys = self.inner.keys.load();
+        let retired = keys.retired.iter().filter(|(_, at)| *at > now);
         std::iter::once(&keys.current)
-            .chain(
-                keys.retired
-                    .iter()
-                    .filter(|(_, at)| *at > now)
-                    .map(|(k, _)| k),
-            )
-            .filter_map(|k| k.public_jwk().cloned())
+            .chain(retired.map(|(k, _)| k))
+            .filter_map(pick)
             .collect()
     }
 
