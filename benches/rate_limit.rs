@@ -47,42 +47,17 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use criterion::{BenchmarkId, Criterion, criterion_group};
-use http::{HeaderName, HeaderValue, Request, Response};
+use http::{HeaderValue, Request, Response};
 use tollgate::Quota;
 use tollgate::identity::AppIdentity;
-use tollgate::rate_limit::{GcraStore, Key, KeyExtractor, RateLimitLayer, RequestHead};
+use tollgate::rate_limit::{GcraStore, RateLimitLayer};
 use tower::{Layer, Service};
 
+#[path = "common/header_keys.rs"]
+mod header_keys;
+use header_keys::{API_KEY, GovernorHeaderKey, HeaderKey};
+
 const DISTINCT: usize = 10_000;
-static API_KEY: HeaderName = HeaderName::from_static("x-api-key");
-
-/// Keys by the `x-api-key` header, borrowed (no allocation).
-#[derive(Clone, Copy)]
-struct HeaderKey;
-
-impl KeyExtractor for HeaderKey {
-    fn extract<'r>(&self, request: &RequestHead<'r>) -> Option<Key<'r>> {
-        request
-            .headers()
-            .get(&API_KEY)
-            .map(|v| Key::bytes(v.as_bytes()))
-    }
-}
-
-/// tower_governor's side: the header value is the key.
-#[derive(Clone, Copy)]
-struct GovernorHeaderKey;
-
-impl tower_governor::key_extractor::KeyExtractor for GovernorHeaderKey {
-    type Key = HeaderValue;
-
-    fn extract<T>(&self, req: &Request<T>) -> Result<Self::Key, tower_governor::GovernorError> {
-        req.headers()
-            .get(&API_KEY)
-            .cloned()
-            .ok_or(tower_governor::GovernorError::UnableToExtractKey)
-    }
-}
 
 #[derive(Clone)]
 struct Keys {

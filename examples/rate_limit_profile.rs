@@ -17,35 +17,15 @@ use std::hint::black_box;
 use std::task::{Context, Poll, Waker};
 
 use axum::body::Body;
-use http::{HeaderName, HeaderValue, Request, Response};
+use http::{HeaderValue, Request, Response};
 use tollgate::Quota;
 use tollgate::identity::AppIdentity;
-use tollgate::rate_limit::{GcraStore, Key, KeyExtractor, RateLimitLayer, RequestHead};
+use tollgate::rate_limit::{GcraStore, RateLimitLayer};
 use tower::{Layer, Service};
 
-static API_KEY: HeaderName = HeaderName::from_static("x-api-key");
-
-#[derive(Clone, Copy)]
-struct HeaderKey;
-impl KeyExtractor for HeaderKey {
-    fn extract<'r>(&self, request: &RequestHead<'r>) -> Option<Key<'r>> {
-        request
-            .headers()
-            .get(&API_KEY)
-            .map(|v| Key::bytes(v.as_bytes()))
-    }
-}
-#[derive(Clone, Copy)]
-struct GovernorHeaderKey;
-impl tower_governor::key_extractor::KeyExtractor for GovernorHeaderKey {
-    type Key = HeaderValue;
-    fn extract<T>(&self, req: &Request<T>) -> Result<Self::Key, tower_governor::GovernorError> {
-        req.headers()
-            .get(&API_KEY)
-            .cloned()
-            .ok_or(tower_governor::GovernorError::UnableToExtractKey)
-    }
-}
+#[path = "../benches/common/header_keys.rs"]
+mod header_keys;
+use header_keys::{API_KEY, GovernorHeaderKey, HeaderKey};
 
 fn bare()
 -> impl Service<Request<Body>, Response = Response<Body>, Error = std::convert::Infallible> + Clone
