@@ -25,14 +25,15 @@ pub(crate) struct Config {
     /// Whether `users` are the built-in demo users (whose passwords the banner may print).
     pub(crate) demo_users: bool,
     /// A `tg_` key to preload as the demo app's key instead of generating one.
-    pub(crate) demo_key: Option<String>,
+    pub(crate) demo_key: Option<Secret>,
     pub(crate) preload: Vec<PreloadKey>,
     /// The per-key limit on the API-key routes (seed 000: 1000 per hour).
     pub(crate) rate_limit: Quota,
     /// A per-client-IP limit in front of auth on every route, when set.
     pub(crate) ip_rate_limit: Option<Quota>,
-    pub(crate) postgres_url: Option<String>,
-    pub(crate) redis_url: Option<String>,
+    /// URLs may carry a password: `Secret`, so `Debug` never shows them.
+    pub(crate) postgres_url: Option<Secret>,
+    pub(crate) redis_url: Option<Secret>,
 }
 
 /// Where the keys that verify bearer tokens from other issuers come from: one static key or
@@ -177,12 +178,12 @@ impl Config {
             signing,
             users,
             demo_users,
-            demo_key: var("TOLLGATE_DEMO_KEY"),
+            demo_key: var("TOLLGATE_DEMO_KEY").map(Secret),
             preload,
             rate_limit,
             ip_rate_limit,
-            postgres_url: var("TOLLGATE_POSTGRES_URL"),
-            redis_url: var("TOLLGATE_REDIS_URL"),
+            postgres_url: var("TOLLGATE_POSTGRES_URL").map(Secret),
+            redis_url: var("TOLLGATE_REDIS_URL").map(Secret),
         })
     }
 }

@@ -65,7 +65,7 @@ pub(crate) async fn preload<K: KeyStore>(
     let demo = NewKey::new(DEMO_APP, "Demo app").scopes(DEMO_SCOPES);
     match &config.demo_key {
         Some(plaintext) => {
-            let key = ApiKey::from_plaintext(plaintext.clone());
+            let key = ApiKey::from_plaintext(plaintext.0.clone());
             if !keys.format().is_well_formed(key.expose().as_bytes()) {
                 return Err("TOLLGATE_DEMO_KEY is not a well-formed tg_ key".to_owned());
             }

@@ -76,6 +76,8 @@ use tollgate::jwt::RevocationList;
 use tollgate::rate_limit::RateLimitLayer;
 use tracing_subscriber::EnvFilter;
 
+#[cfg(any(feature = "postgres", feature = "redis"))]
+use crate::config::Secret;
 use crate::config::{Config, DemoUser};
 use crate::tokens::Tokens;
 
@@ -97,7 +99,7 @@ async fn start() -> Result<(), String> {
     let mut config = Config::from_env("127.0.0.1:3000")?;
     let users = std::mem::take(&mut config.users);
     #[cfg(feature = "postgres")]
-    if let Some(url) = &config.postgres_url {
+    if let Some(Secret(url)) = &config.postgres_url {
         use tollgate::api_key::postgres::{PostgresKeyStore, migrate};
         use tollgate::issuer::PostgresRefreshStore;
         let store =
@@ -133,7 +135,7 @@ where
     let builder = ApiKeys::builder(store);
     #[cfg(feature = "redis")]
     let (builder, invalidation) = match &config.redis_url {
-        Some(url) => {
+        Some(Secret(url)) => {
             use tollgate::api_key::redis::RedisInvalidation;
             let redis = RedisInvalidation::connect(url, RedisInvalidation::DEFAULT_CHANNEL)
                 .await
@@ -167,7 +169,7 @@ where
     let per_key = RateLimitLayer::new(config.rate_limit).ietf_headers(true);
     // With Redis, every instance counts against one limit per key.
     #[cfg(feature = "redis")]
-    if let Some(url) = &config.redis_url {
+    if let Some(Secret(url)) = &config.redis_url {
         let store = tollgate::rate_limit::redis::RedisStore::connect(url)
             .await
             .map_err(|e| format!("TOLLGATE_REDIS_URL (rate limits): {e}"))?;
