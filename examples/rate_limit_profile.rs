@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo build --release --all-features --example rate_limit_profile
-//! valgrind --tool=callgrind --cache-sim=yes --toggle-collect='*measure*' \
+//! valgrind --tool=callgrind --cache-sim=yes --toggle-collect='*profiled_calls*' \
 //!     target/release/examples/rate_limit_profile header 100000
 //! ```
 //!
@@ -11,7 +11,7 @@
 //! fields), `header` (keyed by the `x-api-key` header, no fields, no plan quota read), `gcra`
 //! (as `header` on the `GcraStore`) and `governor` (tower_governor keyed by the header), as in `benches/rate_limit.rs`. Then the
 //! number of measured calls (default 100,000) and of distinct keys (default 10,000). Every key
-//! is tracked before the measured calls; only `measure` is counted with `--toggle-collect`, so
+//! is tracked before the measured calls; only `profiled_calls` is counted with `--toggle-collect`, so
 //! a row's figures divided by the calls, minus `bare`'s, are its overhead per request.
 use std::hint::black_box;
 use std::task::{Context, Poll, Waker};
@@ -60,9 +60,11 @@ impl Keys {
     }
 }
 
-/// The measured calls (a separate symbol for `--toggle-collect`).
+/// The measured calls (a separate symbol for `--toggle-collect`, named so that no other
+/// function matches the pattern: `--toggle-collect` flips collection on entering *any* match,
+/// and governor's `measure_and_replace` would switch it off inside the call).
 #[inline(never)]
-fn measure<S: Service<Request<Body>>>(s: &mut S, keys: &Keys, n: usize) {
+fn profiled_calls<S: Service<Request<Body>>>(s: &mut S, keys: &Keys, n: usize) {
     for i in 0..n {
         call_once(s, keys.request(i * 7));
     }
@@ -72,7 +74,7 @@ fn drive<S: Service<Request<Body>>>(mut s: S, keys: &Keys, n: usize) {
     for i in 0..keys.headers.len() * 7 {
         call_once(&mut s, keys.request(i));
     }
-    measure(&mut s, keys, n);
+    profiled_calls(&mut s, keys, n);
 }
 
 fn main() {
