@@ -578,7 +578,8 @@ where
             quotas.as_slice(),
             cost,
             self.clock.unix_nanos(),
-        );
+        )
+        .statuses_needed(self.headers.any());
         match self.store.try_hit(&hit) {
             // The common case, decided without moving the decision around.
             Some(Ok(decision)) if decision.is_allowed() && !self.headers.any() => Step::Pass(None),

@@ -67,6 +67,7 @@ pub struct Hit<'a> {
     quotas: &'a [Quota],
     cost: u32,
     now_nanos: u64,
+    statuses_needed: bool,
 }
 
 impl<'a> Hit<'a> {
@@ -96,7 +97,25 @@ impl<'a> Hit<'a> {
             quotas,
             cost,
             now_nanos,
+            statuses_needed: true,
         }
+    }
+
+    /// Sets whether the caller reads the [`statuses`](Decision::statuses) of an admitted
+    /// decision (the layer does when its responses carry rate-limit fields). When it does not, a
+    /// store may answer an admitted hit with [`Decision::admitted`] and skip working them out. A
+    /// refused hit always carries its statuses: they give the `Retry-After`.
+    #[inline]
+    #[must_use]
+    pub fn statuses_needed(mut self, needed: bool) -> Self {
+        self.statuses_needed = needed;
+        self
+    }
+
+    /// Whether the caller reads an admitted decision's statuses (by default, it does).
+    #[inline]
+    pub fn needs_statuses(&self) -> bool {
+        self.statuses_needed
     }
 
     /// The rate-limit key (opaque bytes; see [`Key`](super::Key)).
@@ -270,6 +289,17 @@ impl Decision {
             allowed: !statuses.iter().any(LimitStatus::exceeded),
             len: statuses.len() as u8,
             statuses: all,
+        }
+    }
+
+    /// An admitted hit reported without statuses, for a [`Hit`] whose caller does not
+    /// [need them](Hit::needs_statuses).
+    #[inline]
+    pub fn admitted() -> Self {
+        Self {
+            allowed: true,
+            len: 0,
+            statuses: [LimitStatus::from_nanos(0, 0, 0, false); MAX_LIMITS],
         }
     }
 
