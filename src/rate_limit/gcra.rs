@@ -1,23 +1,25 @@
 //! The GCRA store on `governor`.
 
+use std::cell::Cell;
 use std::fmt;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
-use governor::middleware::StateInformationMiddleware;
+use governor::middleware::{StateInformationMiddleware, StateSnapshot};
+use governor::nanos::Nanos;
 use governor::state::keyed::DashMapStateStore;
+use governor::{InsufficientCapacity, NotUntil};
 
 use super::store::{Decision, Hit, HitFuture, LimitStatus, RateLimitStore, StoreError};
 use crate::Quota;
-use crate::clock::SharedClock;
 
 type Limiter = governor::RateLimiter<
     u64,
     DashMapStateStore<u64, PreHashed>,
-    GovClock,
+    HitClock,
     StateInformationMiddleware,
 >;
 
@@ -77,8 +79,8 @@ impl std::hash::Hasher for PreHashedHasher {
 /// again (`governor`'s `retain_recent`). There is no hard cap on keys between sweeps; use
 /// [`MemoryStore`](super::MemoryStore) where one is required.
 ///
-/// The store reads time from its own clock ([`GcraStore::with_clock`]), a `governor` clock over
-/// tollgate's [`Clock`](crate::clock::Clock).
+/// Like every store, it decides a hit at the time the hit carries (read once per request from
+/// the layer's [`clock`](super::RateLimitLayer::clock)).
 #[derive(Clone)]
 pub struct GcraStore {
     inner: Arc<Inner>,
@@ -88,38 +90,50 @@ struct Inner {
     first: OnceLock<(Quota, Limiter)>,
     others: DashMap<Quota, Limiter>,
     hasher: super::siphash::SipKey,
-    clock: GovClock,
     sweep_interval: u64,
     next_sweep: AtomicU64,
 }
 
-#[derive(Clone)]
-struct GovClock(SharedClock);
+thread_local! {
+    /// The time of the hit this thread is deciding, in nanoseconds since the Unix epoch.
+    /// `governor` reads its clock inside every check, and the hit already carries the time the
+    /// layer read: handing it over here saves a second clock read per request and makes the
+    /// store decide at the hit's time, as every store does.
+    static HIT_TIME: Cell<u64> = const { Cell::new(0) };
+}
 
-impl governor::clock::Clock for GovClock {
+/// `governor`'s clock: the time of the hit being decided on this thread ([`HIT_TIME`]).
+#[derive(Clone, Copy, Default)]
+struct HitClock;
+
+impl governor::clock::Clock for HitClock {
     // Integer nanoseconds since the Unix epoch: governor's arithmetic on them is plain integer
     // math, where `SystemTime` would pay for timespec arithmetic several times per check.
-    type Instant = governor::nanos::Nanos;
+    type Instant = Nanos;
 
-    fn now(&self) -> governor::nanos::Nanos {
-        governor::nanos::Nanos::from(self.0.unix_nanos())
+    #[inline]
+    fn now(&self) -> Nanos {
+        Nanos::from(HIT_TIME.get())
     }
 }
 
-impl GcraStore {
-    /// A store on the system clock, swept every 60 s.
-    pub fn new() -> Self {
-        Self::with_clock(crate::clock::system())
-    }
+/// Runs `f` with `governor`'s clock reading `now` on this thread.
+fn at_time<T>(now: u64, f: impl FnOnce() -> T) -> T {
+    let before = HIT_TIME.replace(now);
+    let result = f();
+    HIT_TIME.set(before);
+    result
+}
 
-    /// A store reading time from `clock` (a [`ManualClock`](crate::clock::ManualClock) in tests).
-    pub fn with_clock(clock: SharedClock) -> Self {
+impl GcraStore {
+    /// A store swept every 60 s. It decides each hit at the hit's time (the layer's
+    /// [`clock`](super::RateLimitLayer::clock)).
+    pub fn new() -> Self {
         Self {
             inner: Arc::new(Inner {
                 first: OnceLock::new(),
                 others: DashMap::new(),
                 hasher: super::siphash::SipKey::random(),
-                clock: GovClock(clock),
                 sweep_interval: 60_000_000_000,
                 next_sweep: AtomicU64::new(0),
             }),
@@ -145,8 +159,22 @@ impl GcraStore {
         first + self.inner.others.iter().map(|l| l.len()).sum::<usize>()
     }
 
-    /// Drops the keys whose bucket is full again. The store calls this itself.
-    pub fn sweep(&self) {
+    /// Drops the keys whose bucket is full again by `now`, returning how many. The store calls
+    /// this itself; it is public for tests and for shutdown-time reporting.
+    pub fn sweep(&self, now: SystemTime) -> usize {
+        let now = now
+            .duration_since(UNIX_EPOCH)
+            .ok()
+            .and_then(|d| u64::try_from(d.as_nanos()).ok())
+            .unwrap_or(0);
+        let before = self.tracked_keys();
+        at_time(now, || self.sweep_now());
+        // Keys other threads add meanwhile can make this an undercount, never a wrap.
+        before.saturating_sub(self.tracked_keys())
+    }
+
+    /// [`sweep`](Self::sweep) at the time [`HIT_TIME`] holds.
+    fn sweep_now(&self) {
         let sweep = |limiter: &Limiter| {
             limiter.retain_recent();
             limiter.shrink_to_fit();
@@ -161,11 +189,9 @@ impl GcraStore {
 
     /// Runs `f` with the limiter of `quota`, made on first use. The first quota seen (usually
     /// the layer's default) is reached without a map lookup.
+    #[inline]
     fn with_limiter<T>(&self, quota: Quota, f: impl FnOnce(&Limiter) -> T) -> T {
-        let (first_quota, first) = self
-            .inner
-            .first
-            .get_or_init(|| (quota, self.new_limiter(quota)));
+        let (first_quota, first) = self.inner.first.get_or_init(|| (quota, new_limiter(quota)));
         if *first_quota == quota {
             return f(first);
         }
@@ -176,47 +202,35 @@ impl GcraStore {
             .inner
             .others
             .entry(quota)
-            .or_insert_with(|| self.new_limiter(quota))
+            .or_insert_with(|| new_limiter(quota))
             .downgrade();
         f(limiter.value())
     }
 
-    fn new_limiter(&self, quota: Quota) -> Limiter {
-        governor::RateLimiter::dashmap_with_clock_and_hasher(
-            gcra_quota(quota),
-            self.inner.clock.clone(),
-            PreHashed,
-        )
-        .with_middleware::<StateInformationMiddleware>()
-    }
-
     fn decide(&self, hit: &Hit<'_>) -> Decision {
         let quota = hit.quotas()[0];
-        self.maybe_sweep(hit.now_nanos());
+        let now = hit.now_nanos();
+        HIT_TIME.set(now);
+        self.maybe_sweep(now);
         let key = self.inner.hasher.hash(hit.key());
-        let limit = quota.limit();
-        let burst = u32::try_from(limit).unwrap_or(u32::MAX);
-        let outcome = NonZeroU32::new(hit.cost())
-            .map(|n| self.with_limiter(quota, |limiter| limiter.check_key_n(&key, n)));
-        let status = match outcome {
+        match NonZeroU32::new(hit.cost()) {
+            Some(cost) => self.with_limiter(quota, |limiter| {
+                // The single-cell check is governor's cheaper path (no multiplication).
+                let outcome = if cost == NonZeroU32::MIN {
+                    Ok(limiter.check_key(&key))
+                } else {
+                    limiter.check_key_n(&key, cost)
+                };
+                status(quota, now, hit.needs_statuses(), outcome)
+            }),
             // A cost of 0 never reaches a store; treat it as admitted, uncharged.
-            None => LimitStatus::new(limit, limit, Duration::ZERO, false),
-            Some(Ok(Ok(snapshot))) => {
-                let remaining = snapshot.remaining_burst_capacity();
-                // Integer nanoseconds: the same whole-nanosecond period as `replenish_period`,
-                // without `Duration`'s division and multiplication on every admitted request.
-                let refill =
-                    period_nanos(quota).saturating_mul(u64::from(burst - remaining.min(burst)));
-                LimitStatus::from_nanos(limit, u64::from(remaining), refill, false)
-            }
-            Some(Ok(Err(not_until))) => {
-                let wait = not_until.wait_time_from(governor::clock::Clock::now(&self.inner.clock));
-                LimitStatus::new(limit, 0, wait.max(Duration::from_nanos(1)), true)
-            }
-            // More than the whole burst: never admitted.
-            Some(Err(_)) => LimitStatus::new(limit, 0, quota.window(), true),
-        };
-        Decision::new(&[status])
+            None => Decision::new(&[LimitStatus::new(
+                quota.limit(),
+                quota.limit(),
+                Duration::ZERO,
+                false,
+            )]),
+        }
     }
 
     fn maybe_sweep(&self, now: u64) {
@@ -234,9 +248,50 @@ impl GcraStore {
                 .is_ok()
             && due != 0
         {
-            self.sweep();
+            self.sweep_now();
         }
     }
+}
+
+/// A limiter for `quota`, counting from the Unix epoch.
+fn new_limiter(quota: Quota) -> Limiter {
+    // governor measures from what its clock reads when the limiter is made: make that read 0,
+    // so every limiter counts from the Unix epoch as the hits' times do.
+    at_time(0, || {
+        governor::RateLimiter::dashmap_with_clock_and_hasher(gcra_quota(quota), HitClock, PreHashed)
+            .with_middleware::<StateInformationMiddleware>()
+    })
+}
+
+/// The decision for one governor check at `now`.
+#[inline]
+fn status(
+    quota: Quota,
+    now: u64,
+    needed: bool,
+    outcome: Result<Result<StateSnapshot, NotUntil<Nanos>>, InsufficientCapacity>,
+) -> Decision {
+    let limit = quota.limit();
+    let status = match outcome {
+        // What tower_governor's plain middleware does: no division for fields nobody reads.
+        Ok(Ok(_)) if !needed => return Decision::admitted(),
+        Ok(Ok(snapshot)) => {
+            let burst = u32::try_from(limit).unwrap_or(u32::MAX);
+            let remaining = snapshot.remaining_burst_capacity();
+            // Integer nanoseconds: the same whole-nanosecond period as `replenish_period`,
+            // without `Duration`'s division and multiplication on every admitted request.
+            let refill =
+                period_nanos(quota).saturating_mul(u64::from(burst - remaining.min(burst)));
+            LimitStatus::from_nanos(limit, u64::from(remaining), refill, false)
+        }
+        Ok(Err(not_until)) => {
+            let wait = not_until.wait_time_from(Nanos::from(now));
+            LimitStatus::new(limit, 0, wait.max(Duration::from_nanos(1)), true)
+        }
+        // More than the whole burst: never admitted.
+        Err(_) => LimitStatus::new(limit, 0, quota.window(), true),
+    };
+    Decision::new(&[status])
 }
 
 /// One request every `window / limit`, bursts up to `limit`.
@@ -293,40 +348,91 @@ impl RateLimitStore for GcraStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::UNIX_EPOCH;
 
-    use crate::clock::{Clock, ManualClock};
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_000_000 + secs)
+    }
+
+    fn hit(store: &GcraStore, key: &str, quotas: &[Quota], cost: u32, now: SystemTime) -> Decision {
+        store
+            .try_hit(&Hit::new(key.as_bytes(), quotas, cost, now))
+            .unwrap()
+            .unwrap()
+    }
 
     #[test]
-    fn smooth_per_quota_buckets() {
-        let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_000_000));
-        let store = GcraStore::with_clock(Arc::new(clock.clone()));
+    fn smooth_per_quota_buckets_at_the_hits_time() {
+        let store = GcraStore::new();
         let hourly = [Quota::per_hour(3600).unwrap()]; // 1 per second, burst 3600
         let tiny = [Quota::per_minute(2).unwrap()]; // 1 per 30 s, burst 2
-        let now = clock.now();
-        let hit = |key: &str, q: &[Quota]| {
-            store
-                .try_hit(&Hit::new(key.as_bytes(), q, 1, now))
-                .unwrap()
-                .unwrap()
-        };
-        assert!(hit("a", &tiny).is_allowed());
-        let second = hit("a", &tiny);
+        assert!(hit(&store, "a", &tiny, 1, at(0)).is_allowed());
+        let second = hit(&store, "a", &tiny, 1, at(0));
         assert!(second.is_allowed());
         assert_eq!(second.statuses()[0].remaining(), 0);
         assert_eq!(second.statuses()[0].reset(), Duration::from_secs(60));
-        let refused = hit("a", &tiny);
+        let refused = hit(&store, "a", &tiny, 1, at(0));
         assert!(!refused.is_allowed());
         assert_eq!(refused.retry_after(), Some(Duration::from_secs(30)));
         // Another quota is another limiter: the same key is not refused there.
-        assert!(hit("a", &hourly).is_allowed());
-        clock.advance(Duration::from_secs(30));
-        let now = clock.now();
-        let again = store
-            .try_hit(&Hit::new(b"a", &tiny, 1, now))
-            .unwrap()
-            .unwrap();
-        assert!(again.is_allowed(), "one cell refilled after 30 s");
+        assert!(hit(&store, "a", &hourly, 1, at(0)).is_allowed());
+        // The store has no clock of its own: 30 s later is the hit's time, from any thread.
+        let again = std::thread::scope(|s| s.spawn(|| hit(&store, "a", &tiny, 1, at(30))).join());
+        assert!(again.unwrap().is_allowed(), "one cell refilled after 30 s");
+        assert!(!hit(&store, "a", &tiny, 1, at(30)).is_allowed());
         assert_eq!(store.tracked_keys(), 2);
+    }
+
+    #[test]
+    fn weighted_hits_are_all_or_nothing_and_never_beyond_the_burst() {
+        let store = GcraStore::new();
+        let five = [Quota::per_second(5).unwrap()];
+        let three = hit(&store, "w", &five, 3, at(0));
+        assert!(three.is_allowed());
+        assert_eq!(three.statuses()[0].remaining(), 2);
+        // Three more do not fit in the two left: refused, and nothing is charged.
+        assert!(!hit(&store, "w", &five, 3, at(0)).is_allowed());
+        assert_eq!(
+            hit(&store, "w", &five, 2, at(0)).statuses()[0].remaining(),
+            0
+        );
+        // More than the whole burst can never pass; it waits a whole window.
+        let six = hit(&store, "x", &five, 6, at(0));
+        assert!(!six.is_allowed());
+        assert_eq!(six.retry_after(), Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn statuses_are_skipped_only_when_not_needed_and_only_when_admitted() {
+        let store = GcraStore::new();
+        let two = [Quota::per_minute(2).unwrap()];
+        let lean = |now| {
+            let hit = Hit::new(b"k", &two, 1, now).statuses_needed(false);
+            store.try_hit(&hit).unwrap().unwrap()
+        };
+        let admitted = lean(at(0));
+        assert!(admitted.is_allowed());
+        assert!(admitted.statuses().is_empty());
+        assert!(lean(at(0)).is_allowed());
+        // A refusal still says how long to wait.
+        let refused = lean(at(0));
+        assert!(!refused.is_allowed());
+        assert_eq!(refused.retry_after(), Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn a_sweep_drops_the_keys_whose_bucket_is_full_again() {
+        let store = GcraStore::new();
+        let minute = [Quota::per_minute(60).unwrap()];
+        for key in 0..100 {
+            assert!(hit(&store, &format!("k{key}"), &minute, 1, at(0)).is_allowed());
+        }
+        assert!(hit(&store, "late", &minute, 30, at(50)).is_allowed());
+        assert_eq!(store.tracked_keys(), 101);
+        // After 1 s every one-request bucket is full again; the 30-request one refills by 80 s.
+        assert_eq!(store.sweep(at(0)), 0);
+        assert_eq!(store.sweep(at(60)), 100);
+        assert_eq!(store.tracked_keys(), 1);
+        assert_eq!(store.sweep(at(81)), 1);
+        assert_eq!(store.tracked_keys(), 0);
     }
 }

@@ -696,8 +696,10 @@ async fn gcra_store_limits_smoothly_per_key_quota() {
     use tollgate::rate_limit::GcraStore;
 
     let (clock, shared) = clock();
+    // The store decides at the time the layer reads from its clock.
     let layer = RateLimitLayer::new(Quota::per_minute(2).unwrap())
-        .store(GcraStore::with_clock(shared))
+        .clock(shared)
+        .store(GcraStore::new())
         .unwrap()
         .ietf_headers(true);
     let service = layer.layer(Echo::default());
