@@ -738,6 +738,49 @@ async fn gcra_store_limits_smoothly_per_key_quota() {
     assert!(matches!(two, Err(ConfigError::TooManyLimits { max: 1 })));
 }
 
+#[cfg(feature = "governor")]
+#[tokio::test]
+async fn gcra_store_on_a_real_axum_server_refills_smoothly_per_key() {
+    use tollgate::rate_limit::GcraStore;
+
+    // 2 a minute: a burst of 2, then one every 30 s, on the layer's (manual) clock.
+    let (clock, shared) = clock();
+    let limit = RateLimitLayer::new(Quota::per_minute(2).unwrap())
+        .clock(shared)
+        .store(GcraStore::new())
+        .unwrap();
+    let router = Router::new()
+        .route("/", get(ok))
+        .route_layer(limit)
+        .layer(tower::util::MapRequestLayer::new(identities));
+    let client = HttpClient::new(serve_axum(router).await);
+    let k1: &[(&str, &[u8])] = &[("x-test-key", b"k1@a")];
+    let k2: &[(&str, &[u8])] = &[("x-test-key", b"k2@a")];
+    let first = client.get("/", k1).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(
+        first.header("ratelimit-policy"),
+        Some("\"default\";q=2;w=60")
+    );
+    assert_eq!(first.header("ratelimit"), Some("\"default\";r=1;t=30"));
+    assert_eq!(client.get("/", k1).await.status, StatusCode::OK);
+    let refused = client.get("/", k1).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.header("retry-after"), Some("30"));
+    assert_eq!(refused.json()["code"], "rate_limited");
+    // Another key has its own bucket.
+    assert_eq!(client.get("/", k2).await.status, StatusCode::OK);
+    // Smooth: 30 s later exactly one more, not a whole new window.
+    clock.advance(Duration::from_secs(30));
+    assert_eq!(client.get("/", k1).await.status, StatusCode::OK);
+    assert_eq!(
+        client.get("/", k1).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // No key at all is the configured outcome (401), never a 500.
+    assert_eq!(client.get("/", &[]).await.status, StatusCode::UNAUTHORIZED);
+}
+
 #[cfg(feature = "api-key")]
 #[tokio::test]
 async fn with_the_api_key_layer_each_key_has_its_plan() {
