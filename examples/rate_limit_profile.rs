@@ -9,10 +9,11 @@
 //!
 //! Rows (first argument): `bare`, `appkey` (`RateLimitLayer` keyed by the `AppIdentity`, no
 //! fields), `header` (keyed by the `x-api-key` header, no fields, no plan quota read), `gcra`
-//! (as `header` on the `GcraStore`) and `governor` (tower_governor keyed by the header), as in `benches/rate_limit.rs`. Then the
-//! number of measured calls (default 100,000) and of distinct keys (default 10,000). Every key
-//! is tracked before the measured calls; only `profiled_calls` is counted with `--toggle-collect`, so
-//! a row's figures divided by the calls, minus `bare`'s, are its overhead per request.
+//! (as `header` on the `GcraStore`) and `governor` (tower_governor keyed by the header), as in
+//! `benches/rate_limit.rs`. Then the number of measured calls (default 100,000) and of distinct
+//! keys (default 10,000). Every key is tracked before the measured calls; only
+//! `profiled_calls` is counted with `--toggle-collect`, so a row's figures divided by the calls,
+//! minus `bare`'s, are its overhead per request.
 use std::hint::black_box;
 use std::task::{Context, Poll, Waker};
 
