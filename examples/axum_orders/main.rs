@@ -15,7 +15,7 @@
 //! | `GET /notifications` | API key with `notifications:read` |
 //! | `GET /users/me` | bearer token; answers the caller's `sub` and scopes |
 //! | `POST /auth/login` | none: a demo user store; answers an access and a refresh token |
-//! | `POST /auth/token` | none: `grant_type=refresh_token` (form data) rotates the refresh token |
+//! | `POST /auth/token` | none: `grant_type=refresh_token` (form data) rotates the refresh token; `scope` narrows the access token |
 //! | `POST /auth/token-exchange` | API key with `token:exchange`: a 180 s token for `{"userId": …}` |
 //! | `GET /.well-known/jwks.json` | none: the public key tokens are signed with |
 //! | `POST /admin/api-keys`, `GET /admin/api-keys` | bearer token with `keys:admin`: generate an app's primary or secondary key (`{"type": "primary", "appId": …, "graceSeconds": …}`), list them masked (`?appId=…`) |

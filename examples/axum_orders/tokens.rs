@@ -124,9 +124,11 @@ pub(crate) async fn login<S: RefreshTokenStore>(
 pub(crate) struct TokenForm {
     grant_type: Option<String>,
     refresh_token: Option<String>,
+    scope: Option<String>,
 }
 
-/// `POST /auth/token` (form data, seed 001): `grant_type=refresh_token&refresh_token=…`.
+/// `POST /auth/token` (form data, seed 001): `grant_type=refresh_token&refresh_token=…`,
+/// optionally `&scope=…` for an access token with less than the session was granted.
 /// Every use rotates the refresh token; a used one presented again revokes the session.
 pub(crate) async fn token<S: RefreshTokenStore>(
     State(tokens): State<Arc<Tokens<S>>>,
@@ -153,7 +155,17 @@ pub(crate) async fn token<S: RefreshTokenStore>(
             "refresh_token is missing.",
         ));
     };
-    answer(tokens.service.refresh(&refresh_token).await)
+    let refreshed = match form.scope {
+        Some(scope) => {
+            let scopes = scope.split_whitespace();
+            tokens
+                .service
+                .refresh_with_scopes(&refresh_token, scopes)
+                .await
+        }
+        None => tokens.service.refresh(&refresh_token).await,
+    };
+    answer(refreshed)
 }
 
 #[derive(Deserialize)]

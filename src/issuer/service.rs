@@ -86,6 +86,44 @@ impl<S: RefreshTokenStore> TokenService<S> {
     ///
     /// As above; `temporarily_unavailable` if the store fails.
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenResponse, OAuthError> {
+        self.rotate(refresh_token, None).await
+    }
+
+    /// Refresh asking for a narrower scope (RFC 6749 §6, the `scope` parameter): as
+    /// [`refresh`](Self::refresh), but the new access token carries only `scopes`. The successor
+    /// refresh token keeps the whole original grant, as §6 requires, so a later refresh may
+    /// ask for the rest again.
+    ///
+    /// # Errors
+    ///
+    /// As [`refresh`](Self::refresh); `invalid_scope` if `scopes` is empty (empty strings, as
+    /// from splitting `"a  b"` on spaces, are skipped) or names a scope the session was not
+    /// granted. That check comes first: a refused request does not use up the
+    /// refresh token.
+    pub async fn refresh_with_scopes<I, T>(
+        &self,
+        refresh_token: &str,
+        scopes: I,
+    ) -> Result<TokenResponse, OAuthError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        let mut requested: Vec<String> = scopes
+            .into_iter()
+            .map(Into::into)
+            .filter(|scope| !scope.is_empty())
+            .collect();
+        crate::identity::normalize_scopes(&mut requested);
+        self.rotate(refresh_token, Some(requested)).await
+    }
+
+    /// The refresh grant; `narrowed` is the access token's scope when the client asked for one.
+    async fn rotate(
+        &self,
+        refresh_token: &str,
+        narrowed: Option<Vec<String>>,
+    ) -> Result<TokenResponse, OAuthError> {
         let token = RefreshToken::parse(refresh_token)
             .ok_or_else(|| OAuthError::invalid_grant("The refresh token is malformed."))?;
         let digest = token.digest();
@@ -93,6 +131,15 @@ impl<S: RefreshTokenStore> TokenService<S> {
         let Some(old) = store.find(&digest).await.map_err(unavailable)? else {
             return Err(unknown());
         };
+        if let Some(requested) = &narrowed {
+            let granted = |scope: &String| crate::identity::contains_scope(&old.scopes, scope);
+            if requested.is_empty() || !requested.iter().all(granted) {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidScope,
+                    "The requested scope is empty or exceeds what the session was granted.",
+                ));
+            }
+        }
         let now = self.inner.issuer.clock().now();
         let next = token.successor(&old.seed);
         let grant = Grant::new(old.subject.clone()).scopes(old.scopes.clone());
@@ -131,7 +178,8 @@ impl<S: RefreshTokenStore> TokenService<S> {
                 "The refresh-token store answered inconsistently.",
             ));
         }
-        let grant = Grant::new(successor.subject.clone()).scopes(successor.scopes.clone());
+        let scopes = narrowed.unwrap_or_else(|| successor.scopes.clone());
+        let grant = Grant::new(successor.subject.clone()).scopes(scopes);
         let access = self.mint(&grant, &successor)?;
         Ok(self.response(&access, &next, now))
     }

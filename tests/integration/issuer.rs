@@ -74,7 +74,14 @@ async fn token(State(service): State<Service>, Json(body): Json<Value>) -> Respo
         return reply(Err(error));
     }
     let refresh_token = body["refresh_token"].as_str().unwrap_or_default();
-    reply(service.refresh(refresh_token).await)
+    match body["scope"].as_str() {
+        Some(scope) => reply(
+            service
+                .refresh_with_scopes(refresh_token, scope.split(' '))
+                .await,
+        ),
+        None => reply(service.refresh(refresh_token).await),
+    }
 }
 
 async fn logout(State(service): State<Service>, Json(body): Json<Value>) -> Response {
@@ -239,6 +246,37 @@ async fn refresh_rotates_through_a_chain_of_five() {
         6,
         "one login and five rotations"
     );
+}
+
+#[tokio::test]
+async fn refresh_narrows_the_access_tokens_scope_but_never_widens_it() {
+    let f = token_server(Duration::ZERO).await;
+    let login = f.login("alice", "orders:read orders:write").await;
+    let scoped = |token: &str, scope: &str| json!({"grant_type": "refresh_token", "refresh_token": token, "scope": scope});
+    // Narrower: the access token carries only what was asked for.
+    let narrow = f
+        .post(
+            "/token",
+            scoped(str_of(&login, "refresh_token"), "orders:read"),
+        )
+        .await;
+    assert_eq!(narrow.status, 200, "{}", narrow.text());
+    let narrow = narrow.json();
+    assert_eq!(narrow["scope"], "orders:read");
+    let me = f.me(str_of(&narrow, "access_token")).await.json();
+    assert_eq!(me["scopes"], json!(["orders:read"]));
+    // Wider, or nothing at all: invalid_scope, and the refresh token is not used up by it.
+    let next = str_of(&narrow, "refresh_token");
+    for scope in ["orders:read admin", "orders", ""] {
+        let refused = f.post("/token", scoped(next, scope)).await;
+        assert_eq!(refused.status, 400, "{scope:?}");
+        assert_eq!(refused.json()["error"], "invalid_scope", "{scope:?}");
+    }
+    // The successor kept the whole grant: a plain refresh gets it all back.
+    let full = f.refresh(next).await;
+    assert_eq!(full.status, 200, "{}", full.text());
+    assert_eq!(full.json()["scope"], "orders:read orders:write");
+    assert_eq!(f.family_len(next).await, 3, "one login and two rotations");
 }
 
 #[tokio::test]

@@ -488,6 +488,16 @@ async fn axum_orders_token_flows() {
         .get("/users/me", &[("authorization", second_bearer.as_bytes())])
         .await;
     assert_eq!(answer.status, 200, "{}", answer.text());
+    // A narrower scope on refresh (RFC 6749 §6); more than the session holds is refused and
+    // spends nothing.
+    let scoped = |scope: &str| {
+        format!("grant_type=refresh_token&refresh_token={second_refresh}&scope={scope}")
+    };
+    let answer = post_form(&client, "/auth/token", &scoped("orders:read+admin")).await;
+    assert_oauth_error(&answer, 400, "invalid_scope");
+    let answer = post_form(&client, "/auth/token", &scoped("orders:read")).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json()["scope"], "orders:read");
     let answer = post_form(&client, "/auth/token", "grant_type=password&username=alice").await;
     assert_oauth_error(&answer, 400, "unsupported_grant_type");
     let answer = post_form(&client, "/auth/token", "grant_type=refresh_token").await;
