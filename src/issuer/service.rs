@@ -98,8 +98,10 @@ impl<S: RefreshTokenStore> TokenService<S> {
     ///
     /// As [`refresh`](Self::refresh); `invalid_scope` if `scopes` is empty (empty strings, as
     /// from splitting `"a  b"` on spaces, are skipped) or names a scope the session was not
-    /// granted. That check comes first: a refused request does not use up the
-    /// refresh token.
+    /// granted. An active token asking for too much is refused before it is used, so it can
+    /// be presented again. A spent token is still decided by the store first, whatever it asks
+    /// for: a reuse revokes its family, and a retry within the grace window spends the one
+    /// retry it has.
     pub async fn refresh_with_scopes<I, T>(
         &self,
         refresh_token: &str,
@@ -131,16 +133,17 @@ impl<S: RefreshTokenStore> TokenService<S> {
         let Some(old) = store.find(&digest).await.map_err(unavailable)? else {
             return Err(unknown());
         };
-        if let Some(requested) = &narrowed {
-            let granted = |scope: &String| crate::identity::contains_scope(&old.scopes, scope);
-            if requested.is_empty() || !requested.iter().all(granted) {
-                return Err(OAuthError::new(
-                    ErrorCode::InvalidScope,
-                    "The requested scope is empty or exceeds what the session was granted.",
-                ));
-            }
-        }
         let now = self.inner.issuer.clock().now();
+        let granted = |scope: &String| crate::identity::contains_scope(&old.scopes, scope);
+        let scope_refused = narrowed
+            .as_ref()
+            .is_some_and(|requested| requested.is_empty() || !requested.iter().all(granted));
+        // A usable token asking for too much is refused before it is spent. Any other token
+        // still goes through the store, so that a reuse is detected (and its family revoked)
+        // whatever scope it asks for.
+        if scope_refused && old.state == RefreshState::Active && old.expires_at > now {
+            return Err(invalid_scope());
+        }
         let next = token.successor(&old.seed);
         let grant = Grant::new(old.subject.clone()).scopes(old.scopes.clone());
         let candidate = self.record(&next, old.family.clone(), &grant, now);
@@ -170,6 +173,11 @@ impl<S: RefreshTokenStore> TokenService<S> {
             }
             RotateOutcome::Unknown => return Err(unknown()),
         };
+        if scope_refused {
+            // A grace-window retry asking for too much: its successor exists already; nothing
+            // new is issued.
+            return Err(invalid_scope());
+        }
         // The store answers with the successor it keeps; it must be the one this token
         // derives (a store that let another in would be handing out a token we cannot name).
         if successor.digest != next.digest() {
@@ -386,6 +394,13 @@ impl<S> fmt::Debug for TokenServiceBuilder<S> {
             .field("grace", &self.grace)
             .finish_non_exhaustive()
     }
+}
+
+fn invalid_scope() -> OAuthError {
+    OAuthError::new(
+        ErrorCode::InvalidScope,
+        "The requested scope is empty or exceeds what the session was granted.",
+    )
 }
 
 fn unknown() -> OAuthError {

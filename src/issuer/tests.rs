@@ -145,6 +145,34 @@ async fn grace_window_returns_the_same_successor_once() {
 }
 
 #[tokio::test]
+async fn a_narrowed_retry_within_the_grace_window_is_still_one_retry() {
+    let clock = clock();
+    let service = service(&clock, Duration::from_secs(10));
+    let code = |result: Result<TokenResponse, OAuthError>| result.unwrap_err().code();
+
+    // A retry may narrow: the same successor, an access token with less.
+    let t0 = service.issue("alice", ["a", "b"]).await.unwrap();
+    let t0 = t0.refresh_token.unwrap();
+    let first = service.refresh(&t0).await.unwrap();
+    let again = service.refresh_with_scopes(&t0, ["a"]).await.unwrap();
+    assert_eq!(again.refresh_token, first.refresh_token);
+    assert_eq!(again.scope.as_deref(), Some("a"));
+
+    // A retry asking for more is refused, and it was the one retry: the next is a reuse.
+    let t0 = service.issue("bob", ["a"]).await.unwrap();
+    let t0 = t0.refresh_token.unwrap();
+    let first = service.refresh(&t0).await.unwrap();
+    let wider = service.refresh_with_scopes(&t0, ["a", "admin"]).await;
+    assert_eq!(code(wider), ErrorCode::InvalidScope);
+    assert_eq!(code(service.refresh(&t0).await), ErrorCode::InvalidGrant);
+    let successor = first.refresh_token.unwrap();
+    assert_eq!(
+        code(service.refresh(&successor).await),
+        ErrorCode::InvalidGrant
+    );
+}
+
+#[tokio::test]
 async fn grace_window_accepts_only_the_direct_predecessor_in_time() {
     let clock = clock();
     let service = service(&clock, Duration::from_secs(10));

@@ -275,8 +275,13 @@ async fn refresh_narrows_the_access_tokens_scope_but_never_widens_it() {
     // The successor kept the whole grant: a plain refresh gets it all back.
     let full = f.refresh(next).await;
     assert_eq!(full.status, 200, "{}", full.text());
-    assert_eq!(full.json()["scope"], "orders:read orders:write");
+    let full = full.json();
+    assert_eq!(full["scope"], "orders:read orders:write");
     assert_eq!(f.family_len(next).await, 3, "one login and two rotations");
+    // A spent token is a reuse whatever scope it asks for: the session is revoked.
+    let reused = f.post("/token", scoped(next, "admin")).await;
+    assert_invalid_grant(&reused);
+    assert_invalid_grant(&f.refresh(str_of(&full, "refresh_token")).await);
 }
 
 #[tokio::test]
