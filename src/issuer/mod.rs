@@ -40,6 +40,10 @@
 //! - **Races**: two refreshes with the same token derive the same successor, and the store's
 //!   atomic [`rotate`](RefreshTokenStore::rotate) lets it in once: with a grace window both
 //!   get it, without one the second is a reuse.
+//! - **A session's grant** is fixed at login: its subject, scopes and custom claims
+//!   ([`TokenService::issue_grant`]) are minted into every access token it refreshes. A refresh
+//!   may ask for fewer scopes ([`TokenService::refresh_with_scopes`], RFC 6749 §6); the
+//!   successor still holds them all.
 //! - **Bad input** (malformed, unknown, expired, revoked tokens) is `invalid_grant`.
 //!
 //! # Example

@@ -15,7 +15,8 @@ use super::refresh::{
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const COLUMNS: &str = "digest, family, subject, scopes, created_at, expires_at, state, \
-                       rotated_at, successor, grace_used, seed, access_jti, access_expires_at";
+                       rotated_at, successor, grace_used, seed, access_jti, access_expires_at, \
+                       claims";
 
 /// Serialises every rotation and revocation of one family (held until commit), taken before
 /// any row lock so that rotations and revocations of a family always lock in the same order.
@@ -208,7 +209,7 @@ async fn insert(
 ) -> Result<(), tokio_postgres::Error> {
     let insert = format!(
         "INSERT INTO tollgate_refresh_tokens ({COLUMNS}) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'active', NULL, NULL, false, $7, $8, $9)"
+         VALUES ($1, $2, $3, $4, $5, $6, 'active', NULL, NULL, false, $7, $8, $9, $10)"
     );
     client
         .execute(
@@ -223,6 +224,7 @@ async fn insert(
                 &r.seed.as_slice(),
                 &r.access_jti,
                 &r.access_expires_at,
+                &serde_json::Value::Object(r.claims.clone()),
             ],
         )
         .await
@@ -275,5 +277,9 @@ fn record(row: &Row) -> RefreshRecord {
         seed: bytes32(10).unwrap_or_default(),
         access_jti: row.get(11),
         access_expires_at: row.get(12),
+        claims: match row.get(13) {
+            serde_json::Value::Object(claims) => claims,
+            _ => serde_json::Map::new(),
+        },
     }
 }

@@ -64,9 +64,38 @@ impl<S: RefreshTokenStore> TokenService<S> {
         I: IntoIterator<Item = T>,
         T: Into<String>,
     {
+        self.issue_grant(Grant::new(subject).scopes(scopes)).await
+    }
+
+    /// After a login, with custom claims: as [`issue`](Self::issue) for `grant`'s subject and
+    /// scopes, and every access token of the session, the refreshed ones included, carries
+    /// `grant`'s custom claims ([`Grant::claims`], e.g. a tenant). The session's access tokens
+    /// live the issuer's lifetime and are the subject's own: `grant`'s lifetime and actor are
+    /// not used.
+    ///
+    /// ```
+    /// # async fn run(service: tollgate::issuer::TokenService<tollgate::issuer::InMemoryRefreshStore>)
+    /// # -> Result<(), Box<dyn std::error::Error>> {
+    /// use tollgate::issuer::Grant;
+    ///
+    /// let grant = Grant::new("alice")
+    ///     .scopes(["orders:read"])
+    ///     .claims(&serde_json::json!({"tenant": "acme"}))?;
+    /// let tokens = service.issue_grant(grant).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `temporarily_unavailable` if the store or the signer fails.
+    pub async fn issue_grant(&self, grant: Grant) -> Result<TokenResponse, OAuthError> {
         let now = self.inner.issuer.clock().now();
         let token = RefreshToken::generate();
-        let grant = Grant::new(subject).scopes(scopes);
+        let grant = Grant {
+            lifetime: None,
+            actor: None,
+            ..grant
+        };
         let record = self.record(&token, FamilyId::generate(), &grant, now);
         let access = self.mint(&grant, &record)?;
         self.inner.store.insert(record).await.map_err(unavailable)?;
@@ -141,12 +170,11 @@ impl<S: RefreshTokenStore> TokenService<S> {
         // A usable token asking for too much is refused before it is spent. Any other token
         // still goes through the store, so that a reuse is detected (and its family revoked)
         // whatever scope it asks for.
-        if scope_refused && old.state == RefreshState::Active && old.expires_at > now {
+        if scope_refused && old.is_usable(now) {
             return Err(invalid_scope());
         }
         let next = token.successor(&old.seed);
-        let grant = Grant::new(old.subject.clone()).scopes(old.scopes.clone());
-        let candidate = self.record(&next, old.family.clone(), &grant, now);
+        let candidate = self.record(&next, old.family.clone(), &session_grant(&old), now);
         let outcome = store
             .rotate(&digest, candidate, now, self.inner.grace)
             .await
@@ -186,8 +214,10 @@ impl<S: RefreshTokenStore> TokenService<S> {
                 "The refresh-token store answered inconsistently.",
             ));
         }
-        let scopes = narrowed.unwrap_or_else(|| successor.scopes.clone());
-        let grant = Grant::new(successor.subject.clone()).scopes(scopes);
+        let mut grant = session_grant(&successor);
+        if let Some(scopes) = narrowed {
+            grant.scopes = scopes;
+        }
         let access = self.mint(&grant, &successor)?;
         Ok(self.response(&access, &next, now))
     }
@@ -276,6 +306,7 @@ impl<S: RefreshTokenStore> TokenService<S> {
             seed: random_bytes(),
             access_jti: random_id(),
             access_expires_at: now + self.inner.issuer.lifetime(),
+            claims: grant.extra.clone(),
         }
     }
 
@@ -394,6 +425,13 @@ impl<S> fmt::Debug for TokenServiceBuilder<S> {
             .field("grace", &self.grace)
             .finish_non_exhaustive()
     }
+}
+
+/// What every access token of `record`'s session grants: its subject, scopes and claims.
+fn session_grant(record: &RefreshRecord) -> Grant {
+    let mut grant = Grant::new(record.subject.clone()).scopes(record.scopes.clone());
+    grant.extra = record.claims.clone();
+    grant
 }
 
 fn invalid_scope() -> OAuthError {

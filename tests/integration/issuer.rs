@@ -16,7 +16,7 @@ use tollgate::api_key::{ApiKeyLayer, ApiKeys, InMemoryKeyStore, NewKey};
 use tollgate::clock::ManualClock;
 use tollgate::identity::{AppIdentity, UserIdentity};
 use tollgate::issuer::{
-    InMemoryRefreshStore, OAuthError, SigningKey, TokenExchange, TokenIssuer, TokenResponse,
+    Grant, InMemoryRefreshStore, OAuthError, SigningKey, TokenExchange, TokenIssuer, TokenResponse,
     TokenService,
 };
 use tollgate::jwt::jwks::HyperJwksFetcher;
@@ -61,7 +61,11 @@ fn reply(result: Result<TokenResponse, OAuthError>) -> Response {
 async fn login(State(service): State<Service>, Json(body): Json<Value>) -> Response {
     let sub = body["sub"].as_str().unwrap_or_default();
     let scope = body["scope"].as_str().unwrap_or_default();
-    reply(service.issue(sub, scope.split(' ')).await)
+    let grant = Grant::new(sub).scopes(scope.split(' '));
+    match &body["claims"] {
+        Value::Null => reply(service.issue_grant(grant).await),
+        claims => reply(service.issue_grant(grant.claims(claims).unwrap()).await),
+    }
 }
 
 /// The refresh grant (JSON instead of a form, to keep the test's dependencies as they are).
@@ -104,6 +108,7 @@ async fn me(
         "azp": claims.azp,
         "client_id": claims.client_id,
         "jti": claims.jti,
+        "roles": claims.roles,
     }))
 }
 
@@ -282,6 +287,37 @@ async fn refresh_narrows_the_access_tokens_scope_but_never_widens_it() {
     let reused = f.post("/token", scoped(next, "admin")).await;
     assert_invalid_grant(&reused);
     assert_invalid_grant(&f.refresh(str_of(&full, "refresh_token")).await);
+}
+
+#[tokio::test]
+async fn a_sessions_custom_claims_ride_along_every_refresh() {
+    let f = token_server(Duration::ZERO).await;
+    let login = f
+        .post(
+            "/login",
+            json!({"sub": "alice", "scope": "orders:read orders:write", "claims": {"roles": ["support"]}}),
+        )
+        .await;
+    assert_eq!(login.status, 200, "{}", login.text());
+    let mut tokens = login.json();
+    for step in 0..3 {
+        let me = f.me(str_of(&tokens, "access_token")).await;
+        assert_eq!(me.status, 200, "step {step}: {}", me.text());
+        assert_eq!(me.json()["roles"], json!(["support"]), "step {step}");
+        let next = if step == 1 {
+            let body = json!({"grant_type": "refresh_token", "scope": "orders:read",
+                              "refresh_token": str_of(&tokens, "refresh_token")});
+            f.post("/token", body).await
+        } else {
+            f.refresh(str_of(&tokens, "refresh_token")).await
+        };
+        assert_eq!(next.status, 200, "step {step}: {}", next.text());
+        tokens = next.json();
+    }
+    // A session without claims mints tokens without them.
+    let plain = f.login("bob", "orders:read").await;
+    let me = f.me(str_of(&plain, "access_token")).await.json();
+    assert_eq!(me["roles"], Value::Null);
 }
 
 #[tokio::test]

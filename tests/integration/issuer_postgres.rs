@@ -8,7 +8,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use futures_util::future::join_all;
 use tollgate::clock::ManualClock;
 use tollgate::issuer::{
-    ErrorCode, PostgresRefreshStore, RefreshTokenStore, SigningKey, TokenIssuer, TokenService,
+    ErrorCode, Grant, PostgresRefreshStore, RefreshTokenStore, SigningKey, TokenIssuer,
+    TokenService,
 };
 use tollgate::jwt::Algorithm;
 
@@ -29,6 +30,16 @@ fn service(
         .build()
 }
 
+/// The claims of a compact JWT (the layer verifies them elsewhere; here only what was minted).
+fn payload(token: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let part = token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
 fn clock() -> ManualClock {
     ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
 }
@@ -39,12 +50,22 @@ async fn postgres_rotation_reuse_grace_and_logout() {
     let store = PostgresRefreshStore::new(migrated_pool().await);
     let service = service(&clock, store.clone(), Duration::from_secs(10));
 
-    let login = service.issue("alice", ["orders:read"]).await.unwrap();
+    // Custom claims are kept in PostgreSQL with the session (migration 0003).
+    let grant = Grant::new("alice")
+        .scopes(["orders:read"])
+        .claims(&serde_json::json!({"tenant": "acme", "tier": 2}))
+        .unwrap();
+    let login = service.issue_grant(grant).await.unwrap();
     let mut chain = vec![login.refresh_token.unwrap()];
     for _ in 0..4 {
         clock.advance(Duration::from_secs(30));
         let next = service.refresh(chain.last().unwrap()).await.unwrap();
         assert_eq!(next.scope.as_deref(), Some("orders:read"));
+        let claims = payload(&next.access_token);
+        assert_eq!(
+            (&claims["tenant"], &claims["tier"]),
+            (&"acme".into(), &2.into())
+        );
         chain.push(next.refresh_token.unwrap());
     }
     let family = service.family_of(&chain[0]).await.unwrap().unwrap();

@@ -40,6 +40,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "refresh_tokens",
         sql: include_str!("../../../migrations/0002_refresh_tokens.sql"),
     },
+    Migration {
+        version: 3,
+        name: "refresh_token_claims",
+        sql: include_str!("../../../migrations/0003_refresh_token_claims.sql"),
+    },
 ];
 
 /// The key of the advisory lock that serialises concurrent [`migrate`] runs ("tollgate" in

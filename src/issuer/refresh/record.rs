@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use super::token::{FamilyId, TokenDigest};
 
@@ -44,6 +45,10 @@ pub struct RefreshRecord {
     pub(crate) seed: [u8; 32],
     pub(crate) access_jti: String,
     pub(crate) access_expires_at: SystemTime,
+    /// Custom claims every access token of the session carries (absent in records written
+    /// before they existed).
+    #[serde(default)]
+    pub(crate) claims: Map<String, Value>,
 }
 
 impl RefreshRecord {
@@ -95,6 +100,12 @@ impl RefreshRecord {
     /// When that access token expires.
     pub fn access_expires_at(&self) -> SystemTime {
         self.access_expires_at
+    }
+
+    /// The custom claims every access token minted for its session carries
+    /// ([`TokenService::issue_grant`](crate::issuer::TokenService::issue_grant)).
+    pub fn claims(&self) -> &Map<String, Value> {
+        &self.claims
     }
 
     /// Whether it is active and unexpired at `now`.
