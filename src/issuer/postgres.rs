@@ -25,8 +25,8 @@ const COLUMNS: &str = "digest, family, subject, scopes, created_at, expires_at, 
 const LOCK_FAMILY: &str =
     "SELECT pg_advisory_xact_lock(hashtextextended('tollgate_refresh_tokens/' || $1, 0))";
 
-/// A [`RefreshTokenStore`] on PostgreSQL, in the table `tollgate_refresh_tokens` (migration
-/// 0002, applied by [`migrate`](crate::api_key::postgres::migrate)).
+/// A [`RefreshTokenStore`] on PostgreSQL, in the table `tollgate_refresh_tokens` (migrations
+/// 0002 and 0003, applied by [`migrate`](crate::api_key::postgres::migrate)).
 ///
 /// [`rotate`](RefreshTokenStore::rotate) is one transaction: it takes a per-family advisory
 /// lock, then the presented token's row `FOR UPDATE`, and applies the transition the trait
