@@ -5,7 +5,7 @@ use std::fmt;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use dashmap::DashMap;
 use governor::middleware::{StateInformationMiddleware, StateSnapshot};
@@ -162,13 +162,8 @@ impl GcraStore {
     /// Drops the keys whose bucket is full again by `now`, returning how many. The store calls
     /// this itself; it is public for tests and for shutdown-time reporting.
     pub fn sweep(&self, now: SystemTime) -> usize {
-        let now = now
-            .duration_since(UNIX_EPOCH)
-            .ok()
-            .and_then(|d| u64::try_from(d.as_nanos()).ok())
-            .unwrap_or(0);
         let before = self.tracked_keys();
-        at_time(now, || self.sweep_now());
+        at_time(super::store::unix_nanos(now), || self.sweep_now());
         // Keys other threads add meanwhile can make this an undercount, never a wrap.
         before.saturating_sub(self.tracked_keys())
     }
@@ -348,6 +343,7 @@ impl RateLimitStore for GcraStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     fn at(secs: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(1_000_000 + secs)

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -105,13 +105,6 @@ fn unpack(word: u64) -> (u32, u32) {
     ((word >> 32) as u32, word as u32)
 }
 
-fn nanos(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .ok()
-        .and_then(|d| u64::try_from(d.as_nanos()).ok())
-        .unwrap_or(0)
-}
-
 impl MemoryStore {
     /// A store with the default sweep interval (60 s) and key cap (1,000,000).
     pub fn new() -> Self {
@@ -134,7 +127,7 @@ impl MemoryStore {
     /// Removes every key whose windows have all ended by `now`, returning how many. The store
     /// calls this itself; it is public for tests and for shutdown-time reporting.
     pub fn sweep(&self, now: SystemTime) -> usize {
-        self.inner.sweep(nanos(now))
+        self.inner.sweep(super::store::unix_nanos(now))
     }
 }
 
@@ -427,6 +420,7 @@ mod tests {
     use super::*;
     use crate::Quota;
     use crate::rate_limit::StoreErrorKind;
+    use std::time::UNIX_EPOCH;
 
     fn at(secs: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs)

@@ -154,7 +154,8 @@ impl<'a> Hit<'a> {
     }
 }
 
-fn unix_nanos(t: SystemTime) -> u64 {
+/// `t` in nanoseconds since the Unix epoch: 0 before it, saturated after the year 2554.
+pub(super) fn unix_nanos(t: SystemTime) -> u64 {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
         Err(_) => 0,
