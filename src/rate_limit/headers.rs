@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 use std::sync::{Mutex, PoisonError};
 
+use http::header::Entry;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::Limit;
@@ -180,11 +181,62 @@ impl Rendered {
             .filter_map(|(i, value)| Some((Self::name(i).clone(), value?)))
     }
 
-    /// Sets the fields on `headers`, replacing any the inner service set.
+    /// Adds the fields to a response an inner service made, which may carry another
+    /// limiter's (a per-IP layer outside a per-key one, say).
+    ///
+    /// - The IETF fields are lists of named limits: this layer's members join the ones already
+    ///   there, in one field line, so a client sees every limit, and a 429 from an inner
+    ///   limiter keeps the state of the limit that refused it.
+    /// - The legacy fields describe one limit: the one with the fewest requests remaining
+    ///   keeps them, so an inner limiter's 429 (0 remaining) is never overwritten.
     pub(crate) fn apply(self, headers: &mut HeaderMap) {
-        for (name, value) in self.into_pairs() {
-            headers.insert(name, value);
+        let [policy, state, limit, remaining, reset] = self.values;
+        for (name, value) in [(&RATELIMIT_POLICY, policy), (&RATELIMIT, state)] {
+            if let Some(value) = value {
+                join_list(headers, name, value);
+            }
         }
+        let Some(remaining) = remaining else {
+            return;
+        };
+        let theirs = headers
+            .get(&X_REMAINING)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let ours = remaining.to_str().ok().and_then(|v| v.parse::<u64>().ok());
+        if theirs.is_some_and(|theirs| ours.is_none_or(|ours| theirs <= ours)) {
+            return;
+        }
+        headers.insert(&X_REMAINING, remaining);
+        for (name, value) in [(&X_LIMIT, limit), (&X_RESET, reset)] {
+            match value {
+                Some(value) => headers.insert(name, value),
+                None => headers.remove(name),
+            };
+        }
+    }
+}
+
+/// Adds `value`'s members to the list field `name`: set as is when the field is absent (the
+/// usual case), else joined after the existing lines with `", "` into one line (equivalent in
+/// HTTP, and readable by clients that look at the first line only).
+fn join_list(headers: &mut HeaderMap, name: &HeaderName, value: HeaderValue) {
+    let mut existing = match headers.entry(name) {
+        Entry::Vacant(vacant) => {
+            vacant.insert(value);
+            return;
+        }
+        Entry::Occupied(existing) => existing,
+    };
+    let mut joined = Vec::new();
+    for line in existing.iter().chain([&value]) {
+        if !joined.is_empty() {
+            joined.extend_from_slice(b", ");
+        }
+        joined.extend_from_slice(line.as_bytes());
+    }
+    // Joining valid field values with ", " keeps them valid; keep the existing field if not.
+    if let Ok(joined) = HeaderValue::from_bytes(&joined) {
+        existing.insert(joined);
     }
 }
 
@@ -289,5 +341,52 @@ mod tests {
             .into_pairs()
             .collect();
         assert_eq!(pairs[0].1, "\"default\";q=7;w=60");
+    }
+
+    /// One layer's fields, as `render` makes them.
+    fn fields(mode: HeaderMode, name: &str, limit: u64, remaining: u64) -> Rendered {
+        let limits = [Limit::new(name, Quota::per_hour(limit).unwrap()).unwrap()];
+        let status = LimitStatus::new(limit, remaining, Duration::from_secs(60), remaining == 0);
+        let quotas = [limits[0].quota()];
+        render(mode, &limits, None, &quotas, &Decision::new(&[status]))
+    }
+
+    #[test]
+    fn stacked_limiters_list_every_limit_and_the_tightest_keeps_the_legacy_fields() {
+        let both = HeaderMode {
+            ietf: true,
+            legacy: true,
+        };
+        // An inner per-key limiter refused (0 left); the outer per-IP one admitted (5 left).
+        let mut headers = HeaderMap::new();
+        fields(both, "per-key", 2, 0).apply(&mut headers);
+        fields(both, "per-ip", 6, 5).apply(&mut headers);
+        assert_eq!(
+            headers[&RATELIMIT_POLICY],
+            "\"per-key\";q=2;w=3600, \"per-ip\";q=6;w=3600"
+        );
+        assert_eq!(
+            headers[&RATELIMIT],
+            "\"per-key\";r=0;t=60, \"per-ip\";r=5;t=60"
+        );
+        assert_eq!(headers.get_all(&RATELIMIT).iter().count(), 1, "one line");
+        assert_eq!(headers[&X_LIMIT], "2");
+        assert_eq!(headers[&X_REMAINING], "0");
+        // The other way round: the outer limiter has fewer left, so it takes the legacy fields.
+        let mut headers = HeaderMap::new();
+        fields(both, "per-key", 100, 40).apply(&mut headers);
+        fields(both, "per-ip", 6, 3).apply(&mut headers);
+        assert_eq!(
+            (&headers[&X_LIMIT], &headers[&X_REMAINING]),
+            (
+                &"6".parse::<HeaderValue>().unwrap(),
+                &"3".parse::<HeaderValue>().unwrap()
+            )
+        );
+        // Alone, a layer's fields are set as rendered.
+        let mut headers = HeaderMap::new();
+        fields(HeaderMode::default(), "default", 10, 9).apply(&mut headers);
+        assert_eq!(headers[&RATELIMIT], "\"default\";r=9;t=60");
+        assert!(headers.get(&X_REMAINING).is_none());
     }
 }

@@ -133,6 +133,13 @@
 //! [`legacy_headers(true)`](RateLimitLayer::legacy_headers) adds `X-RateLimit-Limit`,
 //! `X-RateLimit-Remaining` and `X-RateLimit-Reset` for clients that only know those.
 //!
+//! Limiters stack: with a per-IP layer outside a per-key one, each adds its items to the IETF
+//! fields (joined into one line), so a client sees both limits, and a 429 from the inner one
+//! keeps that limit's state. Name the limits apart
+//! ([`with_limit`](RateLimitLayer::with_limit)`(`[`Limit::new`]`("per-ip", quota)?)`) so the
+//! items can be told apart. The legacy fields describe one limit: the one with the fewest
+//! requests remaining.
+//!
 //! # Contents
 //!
 //! - [`RateLimitLayer`], [`KeyedRateLimit`], [`ResponseFuture`]: the middleware.
