@@ -376,13 +376,8 @@ mod tests {
         let mut headers = HeaderMap::new();
         fields(both, "per-key", 100, 40).apply(&mut headers);
         fields(both, "per-ip", 6, 3).apply(&mut headers);
-        assert_eq!(
-            (&headers[&X_LIMIT], &headers[&X_REMAINING]),
-            (
-                &"6".parse::<HeaderValue>().unwrap(),
-                &"3".parse::<HeaderValue>().unwrap()
-            )
-        );
+        assert_eq!(headers[&X_LIMIT], "6");
+        assert_eq!(headers[&X_REMAINING], "3");
         // Alone, a layer's fields are set as rendered.
         let mut headers = HeaderMap::new();
         fields(HeaderMode::default(), "default", 10, 9).apply(&mut headers);
