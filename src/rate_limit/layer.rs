@@ -185,6 +185,11 @@ impl<K, St, R> RateLimitLayer<K, St, R> {
     /// Keeps counters in `store` (default a fresh [`MemoryStore`]). Share one store between
     /// layers by passing clones of it.
     ///
+    /// Layers sharing a store share its counters: a key's slot for its first limit is the same
+    /// whichever layer charges it. That is what cloning one layer onto several routes means
+    /// (one budget). Layers with different limits on the same kind of key need a store each,
+    /// or, on Redis, a key prefix each.
+    ///
     /// # Errors
     ///
     /// [`ConfigError::TooManyLimits`] if the store decides fewer limits than configured.
