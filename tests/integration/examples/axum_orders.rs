@@ -408,6 +408,15 @@ async fn post_form(client: &HttpClient, path: &str, body: &str) -> Answer {
     client.send(request).await
 }
 
+/// `POST /auth/token` with the refresh grant for `token`, and `&scope=…` when given.
+async fn refresh(client: &HttpClient, token: &str, scope: Option<&str>) -> Answer {
+    let mut form = format!("grant_type=refresh_token&refresh_token={token}");
+    if let Some(scope) = scope {
+        form = format!("{form}&scope={scope}");
+    }
+    post_form(client, "/auth/token", &form).await
+}
+
 fn assert_oauth_error(answer: &Answer, status: u16, error: &str) {
     assert_eq!(answer.status, status, "{}", answer.text());
     assert_eq!(answer.header("content-type"), Some("application/json"));
@@ -472,12 +481,7 @@ async fn axum_orders_token_flows() {
     assert_oauth_error(&answer, 400, "invalid_grant");
 
     // Refresh (form data): a new pair; the used refresh token is spent.
-    let answer = post_form(
-        &client,
-        "/auth/token",
-        &format!("grant_type=refresh_token&refresh_token={first_refresh}"),
-    )
-    .await;
+    let answer = refresh(&client, &first_refresh, None).await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert_eq!(answer.header("cache-control"), Some("no-store"));
     let refreshed = answer.json();
@@ -490,12 +494,9 @@ async fn axum_orders_token_flows() {
     assert_eq!(answer.status, 200, "{}", answer.text());
     // A narrower scope on refresh (RFC 6749 §6); more than the session holds is refused and
     // spends nothing.
-    let scoped = |scope: &str| {
-        format!("grant_type=refresh_token&refresh_token={second_refresh}&scope={scope}")
-    };
-    let answer = post_form(&client, "/auth/token", &scoped("orders:read+admin")).await;
+    let answer = refresh(&client, &second_refresh, Some("orders:read+admin")).await;
     assert_oauth_error(&answer, 400, "invalid_scope");
-    let answer = post_form(&client, "/auth/token", &scoped("orders:read")).await;
+    let answer = refresh(&client, &second_refresh, Some("orders:read")).await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert_eq!(answer.json()["scope"], "orders:read");
     let answer = post_form(&client, "/auth/token", "grant_type=password&username=alice").await;
@@ -504,23 +505,13 @@ async fn axum_orders_token_flows() {
     assert_oauth_error(&answer, 400, "invalid_request");
 
     // Reuse of the spent token: the whole session dies, its access tokens with it.
-    let answer = post_form(
-        &client,
-        "/auth/token",
-        &format!("grant_type=refresh_token&refresh_token={first_refresh}"),
-    )
-    .await;
+    let answer = refresh(&client, &first_refresh, None).await;
     assert_oauth_error(&answer, 400, "invalid_grant");
     assert_eq!(
         answer.text(),
         r#"{"error":"invalid_grant","error_description":"The refresh token was already used; its session is revoked."}"#
     );
-    let answer = post_form(
-        &client,
-        "/auth/token",
-        &format!("grant_type=refresh_token&refresh_token={second_refresh}"),
-    )
-    .await;
+    let answer = refresh(&client, &second_refresh, None).await;
     assert_oauth_error(&answer, 400, "invalid_grant");
     let answer = client
         .get("/users/me", &[("authorization", second_bearer.as_bytes())])
