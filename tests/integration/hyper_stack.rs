@@ -10,7 +10,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
 use tollgate::Quota;
-use tollgate::api_key::{ApiKeyLayer, ApiKeys, InMemoryKeyStore, NewKey};
+use tollgate::api_key::ApiKeyLayer;
 use tollgate::identity::AppIdentity;
 use tollgate::rate_limit::{ClientIp, Limit, RateLimitLayer};
 use tollgate::scope::RequireScopesLayer;
@@ -33,24 +33,16 @@ async fn handler(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, In
 
 #[tokio::test]
 async fn the_readme_hyper_recipe_guards_a_plain_hyper_server() {
-    let keys = ApiKeys::builder(InMemoryKeyStore::new()).build();
-    let reader = keys
-        .generate(NewKey::new("app-1", "Shop").scopes(["orders:read"]))
-        .await
-        .unwrap();
-    let writer = keys
-        .generate(NewKey::new("app-2", "Sync").scopes(["orders:write"]))
-        .await
-        .unwrap();
+    // app-1's key grants orders:read, app-2's orders:write.
+    let keys = crate::scopes::keys().await;
     // Two limiters, named apart so a client can tell their fields apart.
     let per_ip = RateLimitLayer::with_limit(Limit::new("per-ip", per_hour(6)).unwrap())
         .key(ClientIp::peer());
-    let per_key =
-        RateLimitLayer::with_limits([Limit::new("per-key", per_hour(2)).unwrap()]).unwrap();
+    let per_key = RateLimitLayer::with_limit(Limit::new("per-key", per_hour(2)).unwrap());
 
     let service = ServiceBuilder::new()
         .layer(per_ip) // ClientIp::peer(): reads the SocketAddr inserted below
-        .layer(ApiKeyLayer::new(keys))
+        .layer(ApiKeyLayer::new(keys.keys))
         .layer(RequireScopesLayer::all(["orders:read"]).unwrap())
         .layer(per_key)
         .service_fn(handler);
@@ -73,8 +65,8 @@ async fn the_readme_hyper_recipe_guards_a_plain_hyper_server() {
     });
 
     let client = HttpClient::new(addr);
-    let reader: &[(&str, &[u8])] = &[("x-api-key", reader.key().expose().as_bytes())];
-    let writer: &[(&str, &[u8])] = &[("x-api-key", writer.key().expose().as_bytes())];
+    let reader: &[(&str, &[u8])] = &[("x-api-key", keys.reader.as_bytes())];
+    let writer: &[(&str, &[u8])] = &[("x-api-key", keys.writer.as_bytes())];
 
     let anonymous = client.get("/orders", &[]).await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);

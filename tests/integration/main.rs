@@ -12,7 +12,8 @@ mod api_key;
 // Any backend: `--features jwt` (aws-lc-rs) or `--features rust-crypto`.
 #[cfg(all(feature = "api-key", feature = "jwt"))]
 mod combined;
-#[cfg(all(feature = "api-key", feature = "rate-limit"))]
+// Shares the scope tests' keys.
+#[cfg(all(feature = "api-key", feature = "jwt", feature = "rate-limit"))]
 mod hyper_stack;
 #[cfg(all(feature = "issuer", feature = "api-key", feature = "jwks-hyper"))]
 mod issuer;
