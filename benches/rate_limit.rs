@@ -55,7 +55,7 @@ use tower::{Layer, Service};
 
 #[path = "common/header_keys.rs"]
 mod header_keys;
-use header_keys::{API_KEY, GovernorHeaderKey, HeaderKey};
+use header_keys::{API_KEY, GovernorHeaderKey, header_layer};
 
 const DISTINCT: usize = 10_000;
 
@@ -203,25 +203,15 @@ fn rows() -> Vec<(&'static str, Make)> {
             boxed(move || RateLimitLayer::new(huge).ietf_headers(false).layer(bare())),
         ),
         // Keyed by the header like tower_governor, and like it never reading the request's
-        // `AppIdentity` (with distinct keys, reading it for a plan quota is a cache miss that
-        // tower_governor's row does not pay).
+        // `AppIdentity` (see `header_layer`).
         (
             "fixed_window/header/no_headers",
-            boxed(move || {
-                RateLimitLayer::new(huge)
-                    .key(HeaderKey)
-                    .quota_from_identity(false)
-                    .ietf_headers(false)
-                    .layer(bare())
-            }),
+            boxed(move || header_layer(huge).layer(bare())),
         ),
         (
             "gcra/header/no_headers",
             boxed(move || {
-                RateLimitLayer::new(huge)
-                    .key(HeaderKey)
-                    .quota_from_identity(false)
-                    .ietf_headers(false)
+                header_layer(huge)
                     .store(GcraStore::new())
                     .unwrap()
                     .layer(bare())

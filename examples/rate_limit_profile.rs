@@ -26,7 +26,7 @@ use tower::{Layer, Service};
 
 #[path = "../benches/common/header_keys.rs"]
 mod header_keys;
-use header_keys::{API_KEY, GovernorHeaderKey, HeaderKey};
+use header_keys::{API_KEY, GovernorHeaderKey, header_layer};
 
 fn bare()
 -> impl Service<Request<Body>, Response = Response<Body>, Error = std::convert::Infallible> + Clone
@@ -102,20 +102,9 @@ fn main() {
             &keys,
             n,
         ),
-        "header" => drive(
-            RateLimitLayer::new(huge)
-                .key(HeaderKey)
-                .quota_from_identity(false)
-                .ietf_headers(false)
-                .layer(bare()),
-            &keys,
-            n,
-        ),
+        "header" => drive(header_layer(huge).layer(bare()), &keys, n),
         "gcra" => drive(
-            RateLimitLayer::new(huge)
-                .key(HeaderKey)
-                .quota_from_identity(false)
-                .ietf_headers(false)
+            header_layer(huge)
                 .store(GcraStore::new())
                 .unwrap()
                 .layer(bare()),

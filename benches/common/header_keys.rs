@@ -33,3 +33,15 @@ impl tower_governor::key_extractor::KeyExtractor for GovernorHeaderKey {
             .ok_or(tower_governor::GovernorError::UnableToExtractKey)
     }
 }
+
+/// `RateLimitLayer` keyed by [`HeaderKey`] as tower_governor is: no fields, and no plan quota
+/// read from the request's `AppIdentity` (with distinct keys, reading it is a cache miss
+/// tower_governor's row does not pay). The rows give it a store or keep the in-memory one.
+pub(crate) fn header_layer(
+    quota: tollgate::Quota,
+) -> tollgate::rate_limit::RateLimitLayer<HeaderKey> {
+    tollgate::rate_limit::RateLimitLayer::new(quota)
+        .key(HeaderKey)
+        .quota_from_identity(false)
+        .ietf_headers(false)
+}
