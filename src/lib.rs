@@ -17,6 +17,9 @@ pub mod scope;
 
 mod quota;
 
+#[cfg(any(feature = "api-key", feature = "jwt-base"))]
+mod front_table;
+
 #[cfg(feature = "axum")]
 mod extract;
 

@@ -65,9 +65,8 @@ impl KeyCache {
             .max_capacity(capacity)
             .time_to_live(positive_ttl.max(negative_ttl))
             .build();
-        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Self {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            id: crate::front_table::next_cache_id(),
             entries,
             in_flight: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
@@ -179,53 +178,34 @@ impl KeyCache {
     }
 }
 
-/// The per-thread front table: direct-mapped, 64 slots, filled from moka on a thread's first
-/// hit of a key. Bounded (64 entries a thread) and never authoritative: a slot counts only for
-/// the cache and generation it was filled under, and freshness is still judged per request.
+/// This thread's front table for API-key caches (see [`crate::front_table`]), tagged with the
+/// invalidation generation.
 mod front {
     use std::cell::RefCell;
 
     use super::{Entry, KeyDigest};
-
-    const SLOTS: usize = 64;
-
-    struct Slot {
-        cache: u64,
-        generation: u64,
-        digest: KeyDigest,
-        entry: Entry,
-    }
+    use crate::front_table::FrontTable;
 
     thread_local! {
-        static TABLE: RefCell<Vec<Option<Slot>>> = const { RefCell::new(Vec::new()) };
+        static TABLE: RefCell<FrontTable<KeyDigest, Entry>> =
+            const { RefCell::new(FrontTable::new()) };
     }
 
     fn index(digest: &KeyDigest) -> usize {
         // Digests are SHA-256 outputs: any byte is uniformly spread.
-        usize::from(digest.as_bytes()[0]) % SLOTS
+        usize::from(digest.as_bytes()[0])
     }
 
     pub(super) fn get(cache: u64, generation: u64, digest: &KeyDigest) -> Option<Entry> {
-        TABLE.with(|table| {
-            let table = table.borrow();
-            let slot = table.get(index(digest))?.as_ref()?;
-            (slot.cache == cache && slot.generation == generation && slot.digest == *digest)
-                .then(|| slot.entry.clone())
-        })
+        TABLE.with(|table| table.borrow().get(index(digest), cache, generation, digest))
     }
 
     pub(super) fn put(cache: u64, generation: u64, digest: KeyDigest, entry: Entry) {
         TABLE.with(|table| {
-            let mut table = table.borrow_mut();
-            if table.is_empty() {
-                table.resize_with(SLOTS, || None);
-            }
-            table[index(&digest)] = Some(Slot {
-                cache,
-                generation,
-                digest,
-                entry,
-            });
+            let index = index(&digest);
+            table
+                .borrow_mut()
+                .put(index, cache, generation, digest, entry);
         });
     }
 }

@@ -13,7 +13,6 @@
 //! moka does is harmless.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use moka::Expiry;
@@ -57,9 +56,8 @@ impl<C> Expiry<Box<[u8]>, Arc<Entry<C>>> for UntilExpiry {
 
 impl<C: Send + Sync + 'static> TokenCache<C> {
     pub(crate) fn new(capacity: u64) -> Self {
-        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Self {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            id: crate::front_table::next_cache_id(),
             cache: Cache::builder()
                 .max_capacity(capacity)
                 .expire_after(UntilExpiry)
@@ -93,26 +91,22 @@ impl<C: Send + Sync + 'static> TokenCache<C> {
     }
 }
 
-/// The per-thread front table: direct-mapped, 64 slots, filled from moka on a thread's first
-/// hit of a token. Bounded: 64 entries a thread, and tokens over 2 KiB are not kept here.
-/// Slots are matched on the cache id and the *whole* token, never on a hash, since a hit skips
-/// the signature check.
+/// This thread's front table for verified-token caches (see [`crate::front_table`]), keyed by
+/// the whole token. Tokens over 2 KiB are not kept here.
 mod front {
     use std::any::Any;
     use std::cell::RefCell;
     use std::sync::Arc;
 
-    const SLOTS: usize = 64;
+    use crate::front_table::FrontTable;
+
     const MAX_TOKEN: usize = 2048;
 
-    struct Slot {
-        cache: u64,
-        token: Box<[u8]>,
-        entry: Arc<dyn Any + Send + Sync>,
-    }
+    type Value = Arc<dyn Any + Send + Sync>;
 
     thread_local! {
-        static TABLE: RefCell<Vec<Option<Slot>>> = const { RefCell::new(Vec::new()) };
+        static TABLE: RefCell<FrontTable<Box<[u8]>, Value>> =
+            const { RefCell::new(FrontTable::new()) };
     }
 
     /// The slot of `token`, from its last 8 bytes (signature characters). A client choosing
@@ -122,52 +116,31 @@ mod front {
         let mut word = [0u8; 8];
         word[..tail.len()].copy_from_slice(tail);
         let hash = u64::from_le_bytes(word).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        // The top 6 bits: 64 slots.
+        // The top bits, well mixed by the multiplication.
         (hash >> 58) as usize
     }
 
-    pub(super) fn get(cache: u64, token: &[u8]) -> Option<Arc<dyn Any + Send + Sync>> {
+    // `try_with`: a token can be checked while the thread's locals are being torn down.
+    pub(super) fn get(cache: u64, token: &[u8]) -> Option<Value> {
         if token.len() > MAX_TOKEN {
             return None;
         }
         TABLE
-            .try_with(|table| {
-                let table = table.borrow();
-                let slot = table.get(index(token))?.as_ref()?;
-                (slot.cache == cache && *slot.token == *token).then(|| slot.entry.clone())
-            })
+            .try_with(|table| table.borrow().get(index(token), cache, 0, token))
             .ok()
             .flatten()
     }
 
-    pub(super) fn put(cache: u64, token: &[u8], entry: Arc<dyn Any + Send + Sync>) {
+    pub(super) fn put(cache: u64, token: &[u8], entry: Value) {
         if token.len() > MAX_TOKEN {
             return;
         }
         let _ = TABLE.try_with(|table| {
-            let mut table = table.borrow_mut();
-            if table.is_empty() {
-                table.resize_with(SLOTS, || None);
-            }
-            table[index(token)] = Some(Slot {
-                cache,
-                token: token.into(),
-                entry,
-            });
+            (table.borrow_mut()).put(index(token), cache, 0, token.into(), entry);
         });
     }
 
     pub(super) fn remove(cache: u64, token: &[u8]) {
-        let _ = TABLE.try_with(|table| {
-            let mut table = table.borrow_mut();
-            if let Some(slot) = table.get_mut(index(token)) {
-                if slot
-                    .as_ref()
-                    .is_some_and(|s| s.cache == cache && *s.token == *token)
-                {
-                    *slot = None;
-                }
-            }
-        });
+        let _ = TABLE.try_with(|table| table.borrow_mut().remove(index(token), cache, token));
     }
 }
