@@ -654,6 +654,16 @@ async fn axum_orders_admin_api_keys() {
         format!("Bearer {}", answer.json()["access_token"].as_str().unwrap())
     };
     let carol = login("carol").await;
+    // `POST /admin/api-keys` as carol (who holds keys:admin).
+    let generate_key = async |body: &str| {
+        post_json(
+            &client,
+            "/admin/api-keys",
+            &[("authorization", &carol)],
+            body,
+        )
+        .await
+    };
     let alice = login("alice").await;
 
     // Not an admin: 403 naming the scope; no token: 401.
@@ -674,13 +684,7 @@ async fn axum_orders_admin_api_keys() {
     );
 
     // A secondary key: shown once, works at once, beside the primary.
-    let answer = post_json(
-        &client,
-        "/admin/api-keys",
-        &[("authorization", &carol)],
-        r#"{"type":"secondary"}"#,
-    )
-    .await;
+    let answer = generate_key(r#"{"type":"secondary"}"#).await;
     assert_eq!(answer.status, 201, "{}", answer.text());
     let secondary = answer.json()["apiKey"].as_str().unwrap().to_owned();
     assert_eq!(answer.json()["type"], "secondary");
@@ -713,13 +717,7 @@ async fn axum_orders_admin_api_keys() {
     assert!(!answer.text().contains(key.expose()) && !answer.text().contains(&secondary));
 
     // A new primary retires the old one at once (seed 001); the secondary keeps working.
-    let answer = post_json(
-        &client,
-        "/admin/api-keys",
-        &[("authorization", &carol)],
-        r#"{"type":"primary"}"#,
-    )
-    .await;
+    let answer = generate_key(r#"{"type":"primary"}"#).await;
     assert_eq!(answer.status, 201, "{}", answer.text());
     let primary = answer.json()["apiKey"].as_str().unwrap().to_owned();
     assert_eq!(
@@ -737,21 +735,9 @@ async fn axum_orders_admin_api_keys() {
         200
     );
     assert_eq!(client.get("/orders", &with_secondary).await.status, 200);
-    let answer = post_json(
-        &client,
-        "/admin/api-keys",
-        &[("authorization", &carol)],
-        r#"{"type":"tertiary"}"#,
-    )
-    .await;
+    let answer = generate_key(r#"{"type":"tertiary"}"#).await;
     assert_eq!(answer.status, 400);
-    let answer = post_json(
-        &client,
-        "/admin/api-keys",
-        &[("authorization", &carol)],
-        r#"{"type":"primary","appId":"nobody"}"#,
-    )
-    .await;
+    let answer = generate_key(r#"{"type":"primary","appId":"nobody"}"#).await;
     assert_eq!(answer.status, 404);
 
     // The log names keys by hint only.
