@@ -141,7 +141,7 @@ fn main() {
         key: HeaderValue::from_str(key.key().expose()).unwrap(),
         bearer: HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
     };
-    let api_key = ApiKeyLayer::new(keys.clone());
+    let api_key = ApiKeyLayer::new(keys);
     // The first lookup of the key awaits the store: warm the cache on the runtime.
     let warm = runtime
         .block_on(tower::ServiceExt::oneshot(
