@@ -25,6 +25,11 @@ const CAPACITY_SWEEP_GAP: Duration = Duration::from_secs(1);
 ///
 /// - **Exact**: each key's counters are atomics, charged with compare-and-swap against the
 ///   limit, so no number of threads ever gets more than a quota's limit admitted in a window.
+///   A counter never moves back to an older window: a *late* hit, stamped before a boundary
+///   but charged after another request moved the key's counter past it (a thread preempted
+///   between reading the clock and charging, a clock stepped back by up to an hour), counts
+///   in the newer window, and its `reset` is that window's. A window's 32-bit index is
+///   compared with wrap-around in mind, so this holds in 2106 as it does today.
 ///   Several quotas are charged in order; if one refuses, the ones already charged are given
 ///   back, so a refused request consumes nothing (while it is being given back, a concurrent
 ///   request may see the counter briefly higher: the limiter can err towards refusing, never
@@ -103,6 +108,54 @@ fn pack(index: u64, count: u32) -> u64 {
 
 fn unpack(word: u64) -> (u32, u32) {
     ((word >> 32) as u32, word as u32)
+}
+
+/// How long before the start of the window a slot has moved to a hit may be stamped and still
+/// be charged there. Hits are late by the time between reading the clock and charging the store
+/// (preemption, a clock re-calibration, an NTP step back): seconds at worst. A slot further
+/// ahead than this is one left from long ago whose 32-bit index wrapped around.
+const MAX_LATENESS_NANOS: u64 = 3_600 * 1_000_000_000;
+
+/// Where a hit stamped in the window numbered `index` (the low 32 bits) counts, against a
+/// slot last charged in `slot_index`.
+enum Place {
+    /// The slot is in the hit's window.
+    Same,
+    /// The slot has moved to a newer window, ending this many nanoseconds after the hit's:
+    /// the late hit counts there. A window never moves backwards.
+    Newer(u64),
+    /// The slot is in an older window: the hit's window starts from zero.
+    Older,
+}
+
+#[inline]
+fn place(
+    slot_index: u32,
+    index: u32,
+    quota: &crate::Quota,
+    window_end: u64,
+    now: u64,
+    expires: &AtomicU64,
+) -> Place {
+    if slot_index == index {
+        return Place::Same;
+    }
+    // Wrapping distance: correct however the 32-bit indices wrapped.
+    let ahead = slot_index.wrapping_sub(index);
+    if ahead < 1 << 31 {
+        let length = u64::try_from(quota.window().as_nanos()).unwrap_or(u64::MAX);
+        let by = u64::from(ahead).saturating_mul(length);
+        // The hit is this late: from its stamp to the start of the slot's window.
+        let late = (window_end - now).saturating_add(by - length);
+        // A slot really in a newer window has raised `expires` to that window's end before
+        // it moved there; a slot left from long ago whose index only reads as newer has not.
+        if late <= MAX_LATENESS_NANOS
+            && expires.load(Ordering::Acquire) >= window_end.saturating_add(by)
+        {
+            return Place::Newer(by);
+        }
+    }
+    Place::Older
 }
 
 impl MemoryStore {
@@ -268,40 +321,59 @@ impl Inner {
         let cost = hit.cost();
         let mut statuses = [LimitStatus::from_nanos(0, 0, 0, false); MAX_LIMITS];
         let mut refused = None;
-        // The end of any window a slot was charged from zero in (a new window, or a new
-        // entry): only then can `expires` need raising.
-        let mut moved_to = 0;
+        // The window each quota was charged in (a late hit's is its slot's newer one).
+        let mut charged = [0u32; MAX_LIMITS];
         for (i, quota) in quotas.iter().enumerate() {
             let window = hit.window(quota);
-            let reset = window.end_nanos() - now;
             let limit = u32::try_from(quota.limit()).unwrap_or(u32::MAX);
             let slot = &entry.slots[i];
             let index = window.index() as u32;
             let mut current = slot.load(Ordering::Acquire);
             loop {
                 let (slot_index, slot_count) = unpack(current);
-                let count = if slot_index == index { slot_count } else { 0 };
+                let (count, into, end) = match place(
+                    slot_index,
+                    index,
+                    quota,
+                    window.end_nanos(),
+                    now,
+                    &entry.expires,
+                ) {
+                    Place::Same => (slot_count, index, window.end_nanos()),
+                    Place::Newer(ahead) => (
+                        slot_count,
+                        slot_index,
+                        window.end_nanos().saturating_add(ahead),
+                    ),
+                    Place::Older => (0, index, window.end_nanos()),
+                };
+                let reset = end.saturating_sub(now).max(1);
                 match count.checked_add(cost).filter(|&c| c <= limit) {
-                    Some(new) => match slot.compare_exchange_weak(
-                        current,
-                        pack(window.index(), new),
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    ) {
-                        Ok(_) => {
-                            if count == 0 {
-                                moved_to = moved_to.max(window.end_nanos());
-                            }
-                            statuses[i] = LimitStatus::from_nanos(
-                                u64::from(limit),
-                                u64::from(limit - new),
-                                reset,
-                                false,
-                            );
-                            break;
+                    Some(new) => {
+                        if count == 0 {
+                            // Charging a window from zero (moving the slot to a newer one, or
+                            // a new entry): `expires` covers it first (see below, and `place`).
+                            entry.expires.fetch_max(end, Ordering::AcqRel);
                         }
-                        Err(actual) => current = actual,
-                    },
+                        match slot.compare_exchange_weak(
+                            current,
+                            pack(u64::from(into), new),
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        ) {
+                            Ok(_) => {
+                                charged[i] = into;
+                                statuses[i] = LimitStatus::from_nanos(
+                                    u64::from(limit),
+                                    u64::from(limit - new),
+                                    reset,
+                                    false,
+                                );
+                                break;
+                            }
+                            Err(actual) => current = actual,
+                        }
+                    }
                     None => {
                         statuses[i] = LimitStatus::from_nanos(
                             u64::from(limit),
@@ -321,15 +393,14 @@ impl Inner {
         if let Some(failed) = refused {
             // All or nothing: give back what was charged (every quota before the refusing one),
             // and report the rest as they stand.
-            for (i, quota) in quotas.iter().enumerate().take(failed) {
-                let window = hit.window(quota);
-                give_back(&entry.slots[i], window.index() as u32, cost);
+            for (i, &into) in charged.iter().enumerate().take(failed) {
+                give_back(&entry.slots[i], into, cost);
                 let (_, count) = unpack(entry.slots[i].load(Ordering::Acquire));
-                let limit = statuses[i].limit();
+                let status = statuses[i];
                 statuses[i] = LimitStatus::new(
-                    limit,
-                    limit.saturating_sub(u64::from(count)),
-                    window.reset(),
+                    status.limit(),
+                    status.limit().saturating_sub(u64::from(count)),
+                    status.reset(),
                     false,
                 );
             }
@@ -337,28 +408,33 @@ impl Inner {
                 let window = hit.window(quota);
                 let limit = u32::try_from(quota.limit()).unwrap_or(u32::MAX);
                 let (slot_index, slot_count) = unpack(entry.slots[i].load(Ordering::Acquire));
-                let count = if slot_index == window.index() as u32 {
-                    slot_count
-                } else {
-                    0
+                let (count, end) = match place(
+                    slot_index,
+                    window.index() as u32,
+                    quota,
+                    window.end_nanos(),
+                    now,
+                    &entry.expires,
+                ) {
+                    Place::Same => (slot_count, window.end_nanos()),
+                    Place::Newer(ahead) => (slot_count, window.end_nanos().saturating_add(ahead)),
+                    Place::Older => (0, window.end_nanos()),
                 };
                 let exceeded = count.checked_add(cost).is_none_or(|c| c > limit);
-                statuses[i] = LimitStatus::new(
+                statuses[i] = LimitStatus::from_nanos(
                     u64::from(limit),
                     u64::from(limit.saturating_sub(count)),
-                    window.reset(),
+                    end.saturating_sub(now).max(1),
                     exceeded,
                 );
             }
         }
-        // `expires` covers every window a slot counts in: a slot's count in a window starts
-        // from zero, and whoever charges it from zero raises `expires` before releasing the
-        // shard's read lock, so a sweep (which takes the write lock) never sees a count in a
-        // window `expires` does not cover. Any other hit does not touch `expires` at all. (A refused hit's given-back slots stay in the window they moved
-        // to, covered likewise; quotas after the refusing one were not touched.)
-        if moved_to != 0 {
-            entry.expires.fetch_max(moved_to, Ordering::AcqRel);
-        }
+        // `expires` covers every window a slot counts in: a slot moves to a newer window only
+        // after `expires` was raised to that window's end, while the shard's read lock is
+        // held, so a sweep (which takes the write lock) never sees a count in a window
+        // `expires` does not cover, and a late hit that finds a slot ahead of it can tell a
+        // newer window (covered) from a slot left from long ago (not). A refused hit's
+        // given-back slots stay in the window they moved to, covered likewise.
         Ok(Decision::from_array(statuses, quotas.len()))
     }
 }
@@ -531,5 +607,46 @@ mod tests {
         assert_eq!(store.tracked_keys(), 1);
         assert_eq!(store.sweep(at(102)), 1);
         assert_eq!(store.tracked_keys(), 0);
+    }
+
+    #[test]
+    fn a_window_index_wrapping_past_32_bits_still_never_moves_backwards() {
+        // One-second windows: the window numbered 2^32 starts in 2106, and its low 32 bits are
+        // 0 while the window before it reads 0xFFFF_FFFF.
+        let store = MemoryStore::new();
+        let quota = [Quota::per_second(1).unwrap()];
+        let wrap = 1_u64 << 32;
+        let hit = |t: SystemTime| {
+            store
+                .try_hit(&Hit::new(b"k", &quota, 1, t))
+                .unwrap()
+                .unwrap()
+                .is_allowed()
+        };
+        assert!(hit(at(wrap)));
+        assert!(!hit(at(wrap) + Duration::from_millis(10)));
+        // Stamped in the window before (0xFFFF_FFFF), charged to the spent newer one (0).
+        assert!(!hit(at(wrap) - Duration::from_millis(10)));
+        assert!(hit(at(wrap + 1)), "the next window starts from zero");
+    }
+
+    #[test]
+    fn a_slot_left_from_long_ago_is_not_taken_for_a_newer_window() {
+        // A slot 2^32 - 1 windows old reads, in 32 bits, as one window *ahead*: it is stale,
+        // not newer, so the hit's window starts from zero.
+        let store = MemoryStore::builder()
+            .sweep_interval(Duration::from_secs(u64::MAX / 4))
+            .build();
+        let quota = [Quota::new(1, Duration::from_millis(1)).unwrap()];
+        let hit = |t: SystemTime| {
+            store
+                .try_hit(&Hit::new(b"k", &quota, 1, t))
+                .unwrap()
+                .unwrap()
+                .is_allowed()
+        };
+        let first = UNIX_EPOCH + Duration::from_millis(1_u64 << 40);
+        assert!(hit(first));
+        assert!(hit(first + Duration::from_millis((1_u64 << 32) - 1)));
     }
 }

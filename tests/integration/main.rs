@@ -36,6 +36,8 @@ mod scopes;
 
 #[cfg(feature = "rate-limit")]
 mod rate_limit;
+#[cfg(feature = "rate-limit")]
+mod window_exactness;
 
 // Starts the examples as child processes; they need these features to be built.
 #[cfg(all(feature = "api-key", feature = "jwt", feature = "rate-limit"))]

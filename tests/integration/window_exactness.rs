@@ -1,0 +1,220 @@
+//! Exactness of the fixed window across real window boundaries: threads on the real clock,
+//! each reading the time and then charging the store, so hits stamped just before a
+//! boundary land after it. No window may admit more than the limit (GCRA: no interval more
+//! than its burst plus its refill). The Redis variant runs against the real server
+//! `scripts/test.sh` starts.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use tollgate::Quota;
+use tollgate::clock::{Clock, SystemClock};
+use tollgate::rate_limit::{Decision, Hit, MemoryStore, RateLimitStore};
+
+const THREADS: usize = 4;
+const WINDOW: Duration = Duration::from_millis(10);
+const LIMIT: u64 = 50;
+/// 120 window boundaries.
+const RUN: Duration = Duration::from_millis(1_200);
+
+fn window_nanos() -> u64 {
+    u64::try_from(WINDOW.as_nanos()).unwrap()
+}
+
+/// The window an admitted hit stamped `now` was charged to: the one ending `reset` after it
+/// (a late hit is charged to the window its key has already moved to, not the one it was
+/// stamped in).
+fn charged_window(now: u64, decision: &Decision) -> u64 {
+    let reset = u64::try_from(decision.statuses()[0].reset().as_nanos()).unwrap();
+    (now + reset - 1) / window_nanos()
+}
+
+/// Runs `THREADS` threads hitting one key of `store` for `RUN`; returns each admitted hit's
+/// stamp and decision.
+fn hammer<S: RateLimitStore + Sync>(store: &S) -> Vec<(u64, Decision)> {
+    let quota = [Quota::new(LIMIT, WINDOW).unwrap()];
+    let deadline = Instant::now() + RUN;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut admitted = Vec::new();
+                    while Instant::now() < deadline {
+                        let now = SystemClock.unix_nanos();
+                        let hit = Hit::at_nanos(b"k", &quota, 1, now).statuses_needed(true);
+                        let decision = store.try_hit(&hit).unwrap().unwrap();
+                        if decision.is_allowed() {
+                            admitted.push((now, decision));
+                        }
+                    }
+                    admitted
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    })
+}
+
+/// Admitted hits per window, and the number of windows the run crossed.
+fn per_window(admitted: impl IntoIterator<Item = u64>) -> HashMap<u64, u64> {
+    let mut counts = HashMap::new();
+    for window in admitted {
+        *counts.entry(window).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn assert_never_over(counts: &HashMap<u64, u64>, what: &str) {
+    assert!(
+        counts.len() >= 100,
+        "{what}: the run crossed only {} windows",
+        counts.len()
+    );
+    let over: Vec<_> = counts.iter().filter(|&(_, &n)| n > LIMIT).collect();
+    assert!(
+        over.is_empty(),
+        "{what}: {} of {} windows admitted more than {LIMIT} (worst {})",
+        over.len(),
+        counts.len(),
+        counts.values().max().unwrap()
+    );
+}
+
+#[test]
+fn memory_store_never_admits_more_than_the_limit_across_real_window_boundaries() {
+    let store = MemoryStore::new();
+    let admitted = hammer(&store);
+    let counts = per_window(admitted.iter().map(|(now, d)| charged_window(*now, d)));
+    assert_never_over(&counts, "MemoryStore");
+}
+
+#[test]
+fn memory_store_charges_a_late_hit_to_the_newer_window_it_has_moved_to() {
+    let store = MemoryStore::new();
+    let quota = [Quota::per_second(2).unwrap()];
+    let at = |ms: u64| UNIX_EPOCH + Duration::from_millis(1_700_000_000_000 + ms);
+    let hit = |ms| {
+        store
+            .try_hit(&Hit::new(b"k", &quota, 1, at(ms)).statuses_needed(true))
+            .unwrap()
+            .unwrap()
+    };
+    assert!(hit(500).is_allowed() && hit(600).is_allowed());
+    assert!(!hit(700).is_allowed(), "the first second is spent");
+    // Alternating hits stamped either side of the boundary: the late ones (999 ms) count in
+    // the second the key has moved to, so the two seconds together admit 2 + 2, not 50 + 50.
+    let mut admitted = 0;
+    for _ in 0..50 {
+        admitted += usize::from(hit(1_000).is_allowed());
+        let late = hit(999);
+        if late.is_allowed() {
+            admitted += 1;
+            // Its reset is the newer window's: 1 s after 999 ms + 1 ms.
+            assert_eq!(late.statuses()[0].reset(), Duration::from_millis(1_001));
+        }
+    }
+    assert_eq!(
+        admitted, 2,
+        "2 per second, and the late hits count in the second one"
+    );
+    // The window has moved on for good: a later second starts from zero.
+    assert!(hit(2_000).is_allowed() && hit(2_001).is_allowed());
+    assert!(
+        !hit(1_999).is_allowed(),
+        "a late hit is charged to the full newer window"
+    );
+}
+
+#[cfg(feature = "governor")]
+#[test]
+fn gcra_store_never_admits_more_than_its_burst_plus_refill_across_real_window_boundaries() {
+    use tollgate::rate_limit::GcraStore;
+
+    let store = GcraStore::new();
+    let mut stamps: Vec<u64> = hammer(&store).into_iter().map(|(now, _)| now).collect();
+    stamps.sort_unstable();
+    assert!(!stamps.is_empty());
+    // GCRA with `LIMIT` per `WINDOW`: one request per `T = WINDOW / LIMIT`, bursts of `LIMIT`.
+    // Between any two admitted stamps t_i <= t_j, at most LIMIT + (t_j - t_i) / T are admitted:
+    // with g(k) = k * T - t_k, g(j) - g(i) + T <= LIMIT * T for every i <= j.
+    let t = i128::from(window_nanos() / LIMIT);
+    let mut lowest = i128::MAX;
+    let mut worst = i128::MIN;
+    for (k, &stamp) in stamps.iter().enumerate() {
+        let g = i128::try_from(k).unwrap() * t - i128::from(stamp);
+        lowest = lowest.min(g);
+        worst = worst.max(g - lowest + t);
+    }
+    assert!(
+        worst <= i128::from(LIMIT) * t,
+        "GcraStore admitted {} more than burst + refill allows",
+        (worst - i128::from(LIMIT) * t) / t
+    );
+    // And per aligned window, at most a burst and one window's refill.
+    let counts = per_window(stamps.iter().map(|now| now / window_nanos()));
+    assert!(counts.len() >= 100);
+    assert!(counts.values().all(|&n| n <= 2 * LIMIT), "{counts:?}");
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_store_never_admits_more_than_the_limit_across_real_window_boundaries() {
+    use std::sync::Arc;
+
+    use tollgate::rate_limit::redis::RedisStore;
+
+    let store = Arc::new(
+        RedisStore::builder()
+            .prefix(crate::servers::unique("exact"))
+            .connect(&crate::servers::redis_url())
+            .await
+            .unwrap(),
+    );
+    let quota = Quota::new(LIMIT, WINDOW).unwrap();
+    let deadline = Instant::now() + RUN;
+    let tasks: Vec<_> = (0..2 * THREADS)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let quotas = [quota];
+                let mut admitted = Vec::new();
+                while Instant::now() < deadline {
+                    let asked = SystemClock.unix_nanos();
+                    let hit = Hit::at_nanos(b"k", &quotas, 1, asked).statuses_needed(true);
+                    let decision = store.hit(&hit).await.unwrap();
+                    let answered = SystemClock.unix_nanos();
+                    if decision.is_allowed() {
+                        admitted.push((asked, answered, decision));
+                    }
+                }
+                admitted
+            })
+        })
+        .collect();
+    // The script decides on the Redis server's clock (this host's clock, in microseconds), at
+    // a time between the call and its answer; the window it charged ends `reset` later, on a
+    // boundary. When only one boundary fits that span, it names the window; a hit whose span
+    // holds two (an answer slower than a window) is left out.
+    let mut windows = Vec::new();
+    let mut ambiguous = 0;
+    for task in tasks {
+        for (asked, answered, decision) in task.await.unwrap() {
+            let reset = u64::try_from(decision.statuses()[0].reset().as_nanos()).unwrap();
+            let first = (asked - 999 + reset).div_ceil(window_nanos());
+            let last = (answered + reset) / window_nanos();
+            if first == last {
+                windows.push(first - 1);
+            } else {
+                ambiguous += 1;
+            }
+        }
+    }
+    assert!(
+        ambiguous * 10 <= windows.len(),
+        "{ambiguous} admitted hits could not be placed in a window"
+    );
+    assert_never_over(&per_window(windows), "RedisStore");
+}
