@@ -147,5 +147,5 @@ pub use self::error::ConfigError;
 pub use self::jwks::{FetchError, JwksDocument, JwksFetcher, JwksSource, JwksSourceBuilder};
 pub use self::keys::{JwtKey, KeySet};
 pub use self::layer::{JwtBuilder, JwtLayer, RequireJwt};
-pub use self::revocation::{Revocation, RevocationList};
+pub use self::revocation::{Revocation, RevocationList, RevokeError, RevokeFuture, Revoker};
 pub use self::validation::RequiredClaim;

@@ -627,6 +627,35 @@ async fn revoked_jti_and_cache_hits_still_check_expiry_and_revocation() {
     assert_refused(&bearer(&client, &fresh_revoked).await, "revoked_credential");
 }
 
+/// Review f2: a `jti` revoked until the token's `exp` (as the README shows) stays refused
+/// through the whole leeway after `exp`, whatever leeway the layer has, until the layer's own
+/// expiry check refuses the token.
+#[tokio::test]
+async fn a_revoked_jti_stays_refused_through_the_leeway_after_exp() {
+    for leeway in [60, 300] {
+        let clock = clock();
+        let revoked = RevocationList::with_clock(Arc::new(clock.clone()));
+        let layer = JwtLayer::builder(hs_key())
+            .clock(Arc::new(clock.clone()))
+            .leeway(Duration::from_secs(leeway))
+            .revocation(revoked.clone())
+            .build()
+            .unwrap();
+        let client = serve(layer).await;
+        let token = hs_token(json!({"jti": "t-1"}));
+        let exp = UNIX_EPOCH + Duration::from_secs(NOW + 600);
+        assert_eq!(bearer(&client, &token).await.status, 200);
+        revoked.revoke("t-1", exp);
+        assert_refused(&bearer(&client, &token).await, "revoked_credential");
+        for after_exp in [0, 1, leeway / 2, leeway - 1] {
+            clock.set(exp + Duration::from_secs(after_exp));
+            assert_refused(&bearer(&client, &token).await, "revoked_credential");
+        }
+        clock.set(exp + Duration::from_secs(leeway));
+        assert_refused(&bearer(&client, &token).await, "expired_credential");
+    }
+}
+
 #[tokio::test]
 async fn optional_mode_and_custom_claims() {
     #[derive(serde::Deserialize)]
