@@ -316,20 +316,32 @@ impl KeySet {
 
     /// Parses a JWKS document (RFC 7517 §5). Keys that are unusable for signature
     /// verification (encryption keys, private keys, unknown types, RSA keys without `alg`)
-    /// are skipped, as RFC 7517 §5 asks.
+    /// are skipped, as RFC 7517 §5 asks. Symmetric (`kty: oct`) keys are skipped too: a JWKS
+    /// document is meant to be published, and a published secret signs for anyone
+    /// (RFC 8725 §3.1). Configure a shared secret with [`JwtKey::hmac`] or
+    /// [`JwtKey::from_jwk_json`].
     ///
     /// # Errors
     ///
     /// [`ConfigError::InvalidKey`] if the document is not a JWKS.
     pub fn from_jwks_json(json: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
-        let set: JwkSet = serde_json::from_slice(json.as_ref()).map_err(|_| invalid("JWKS"))?;
-        Ok(Self::from_jwks(&set))
+        Self::parse_jwks(json.as_ref(), false)
     }
 
-    /// Builds a set from a parsed JWKS, skipping unusable keys.
-    pub(crate) fn from_jwks(set: &JwkSet) -> Self {
+    /// As [`from_jwks_json`](Self::from_jwks_json), keeping `oct` keys if `symmetric`.
+    pub(crate) fn parse_jwks(json: &[u8], symmetric: bool) -> Result<Self, ConfigError> {
+        let set: JwkSet = serde_json::from_slice(json).map_err(|_| invalid("JWKS"))?;
+        Ok(Self::from_jwks(&set, symmetric))
+    }
+
+    /// Builds a set from a parsed JWKS, skipping unusable keys, and `oct` keys unless
+    /// `symmetric`.
+    pub(crate) fn from_jwks(set: &JwkSet, symmetric: bool) -> Self {
         let mut out = Self::new();
         for jwk in &set.keys {
+            if !symmetric && matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_)) {
+                continue;
+            }
             if let Ok(key) = JwtKey::from_jwk(jwk) {
                 out.insert(key);
             }

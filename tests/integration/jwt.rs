@@ -923,6 +923,60 @@ async fn jwks_rotation_forged_kid_flood_and_provider_down() {
     assert_eq!(source.keys().len(), 2);
 }
 
+/// Review f6: a JWKS document is public, so a symmetric (`kty: oct`) key in a fetched one
+/// is no secret: it is skipped, and a token signed with it is refused. The provider's
+/// asymmetric keys still work.
+#[tokio::test]
+async fn a_fetched_jwks_cannot_bring_a_symmetric_key() {
+    let clock = clock();
+    let (provider, addr, _) = provider().await;
+    let oct = json!({"kty": "oct", "kid": "hs", "alg": "HS256", "k": b64(SECRET)});
+    provider.serve_keys(&[oct.clone(), rsa_jwk("rsa.key", "k1")], None);
+    let source = JwksSource::builder(fetcher(addr))
+        .clock(Arc::new(clock.clone()))
+        .build();
+    source.refresh().await.unwrap();
+    assert_eq!(source.keys().len(), 1, "the oct key is skipped");
+    let client = serve(layer_on(source, &clock)).await;
+    assert_eq!(
+        bearer(&client, &rs_token("rsa.key", "k1")).await.status,
+        200
+    );
+    // Minted by anyone who read the JWKS: same kid, the published secret.
+    assert_refused(
+        &bearer(&client, &hs_token(json!({}))).await,
+        "invalid_credential",
+    );
+    // Configured explicitly, the same key is trusted.
+    let explicit = JwtKey::from_jwk_json(oct.to_string()).unwrap();
+    let client = serve(layer_on(explicit, &clock)).await;
+    assert_eq!(bearer(&client, &hs_token(json!({}))).await.status, 200);
+}
+
+/// Review f9: a JWKS endpoint that never answers (and a fetcher with no timeout of its own)
+/// does not hold a request naming an unknown `kid`: the re-fetch is cut short by the source's
+/// own timeout and the request is refused as `invalid_token`. The second request, within the
+/// cooldown, is refused at once.
+#[tokio::test]
+async fn an_unknown_kid_refetch_that_never_answers_is_cut_short() {
+    let clock = clock();
+    let never = Router::new().route("/jwks", get(std::future::pending::<String>));
+    let source = JwksSource::builder(fetcher(serve_axum(never).await))
+        .unknown_kid_timeout(Duration::from_millis(200))
+        .clock(Arc::new(clock.clone()))
+        .build();
+    let client = serve(layer_on(source, &clock)).await;
+    for kid in ["k1", "k2"] {
+        let answer = tokio::time::timeout(
+            Duration::from_secs(30),
+            bearer(&client, &rs_token("rsa.key", kid)),
+        )
+        .await
+        .expect("the request was never answered");
+        assert_refused(&answer, "invalid_credential");
+    }
+}
+
 #[tokio::test]
 async fn jwks_refresh_interval_and_key_removal_invalidates_cached_tokens() {
     let clock = clock();
