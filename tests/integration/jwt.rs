@@ -701,6 +701,57 @@ async fn optional_mode_and_custom_claims() {
     assert_eq!(wrong.status, 401);
 }
 
+/// Review f8: a client-chosen `content-type: application/grpc` does not change what a plain
+/// HTTP/1.1 client is told (401, `no-store`, the challenge); a real gRPC request (HTTP/2)
+/// gets the trailers-only form, which carries `no-store` too.
+#[tokio::test]
+async fn a_client_chosen_grpc_content_type_changes_nothing_for_http_clients() {
+    let clock = clock();
+    let router = Router::new()
+        .route("/me", get(me))
+        .route_layer(layer_on(hs_key(), &clock));
+    let addr = serve_axum(router).await;
+    let http1 = HttpClient::new(addr);
+    let expired = format!("Bearer {}", hs_token(json!({"exp": NOW - 3600})));
+    for content_type in ["application/grpc", "application/grpc+proto"] {
+        let missing = http1
+            .get("/me", &[("content-type", content_type.as_bytes())])
+            .await;
+        assert_eq!(missing.status, 401, "{content_type}");
+        assert_eq!(missing.header("cache-control"), Some("no-store"));
+        assert_eq!(missing.header("www-authenticate"), Some("Bearer"));
+        assert_eq!(missing.header("grpc-status"), None);
+        let answer = http1
+            .get(
+                "/me",
+                &[
+                    ("content-type", content_type.as_bytes()),
+                    ("authorization", expired.as_bytes()),
+                ],
+            )
+            .await;
+        assert_refused(&answer, "expired_credential");
+        assert_eq!(answer.header("cache-control"), Some("no-store"));
+    }
+
+    // A real gRPC request: HTTP/2, `te: trailers`.
+    let http2: hyper_util::client::legacy::Client<_, Full<Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http2_only(true)
+            .build_http();
+    let request = http::Request::post(format!("http://{addr}/me"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("authorization", &expired)
+        .body(Full::default())
+        .unwrap();
+    let response = http2.request(request).await.unwrap();
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["grpc-status"], "16");
+    assert_eq!(response.headers()["cache-control"], "no-store");
+}
+
 #[tokio::test]
 async fn grpc_rejections_are_unauthenticated_in_a_real_tonic_client() {
     let clock = clock();
@@ -729,6 +780,23 @@ async fn grpc_rejections_are_unauthenticated_in_a_real_tonic_client() {
         assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
         assert!(!status.message().contains(&expired));
     }
+}
+
+/// Review #16: a malformed request (here two bearer tokens folded into one header) is gRPC
+/// 3 `INVALID_ARGUMENT`, as its HTTP form is 400 `invalid_request`, not `UNAUTHENTICATED`.
+#[tokio::test]
+async fn an_invalid_request_is_invalid_argument_in_a_real_tonic_client() {
+    let clock = clock();
+    let probe = ProbeServer::new(|_| "reached".to_owned());
+    let addr = serve_tonic(layer_on(hs_key(), &clock), probe).await;
+    let token = hs_token(json!({}));
+    let folded = format!("Bearer {token}, Bearer {token}");
+    let status = call_whoami(addr, &[("authorization", &folded)])
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    let ok = call_whoami(addr, &[("authorization", &format!("Bearer {token}"))]).await;
+    assert_eq!(ok.unwrap(), "reached");
 }
 
 // ---------------------------------------------------------------------------------------
