@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use super::grant::{AccessToken, Grant};
 use super::refresh::{
     FamilyId, RefreshRecord, RefreshState, RefreshToken, RefreshTokenStore, RotateOutcome,
-    StoreError, random_bytes,
+    StoreError, later, random_bytes,
 };
 use super::response::{ErrorCode, OAuthError, TokenResponse};
 use super::token_issuer::{TokenIssuer, random_id};
@@ -299,11 +299,11 @@ impl<S: RefreshTokenStore> TokenService<S> {
             subject: grant.subject.clone(),
             scopes: grant.scopes.clone(),
             created_at: now,
-            expires_at: now + self.inner.refresh_lifetime,
+            expires_at: later(now, self.inner.refresh_lifetime),
             state: RefreshState::Active,
             seed: random_bytes(),
             access_jti: random_id(),
-            access_expires_at: now + self.inner.issuer.lifetime(),
+            access_expires_at: later(now, self.inner.issuer.lifetime()),
             claims: grant.extra.clone(),
         }
     }

@@ -440,6 +440,24 @@ async fn grace_window_gives_the_direct_predecessor_the_same_successor_once() {
     assert_invalid_grant(&f.refresh(str_of(&u2, "refresh_token")).await);
 }
 
+/// Review #10: a grace window too long to add to a time (`Duration::MAX`, as from an
+/// unchecked setting) is "always within", not a panic in the token endpoint.
+#[tokio::test]
+async fn a_huge_grace_window_is_always_within_not_a_panic() {
+    let f = token_server(Duration::MAX).await;
+    let t0 = f.login("alice", "orders:read").await;
+    let t1 = f.refresh(str_of(&t0, "refresh_token")).await;
+    assert_eq!(t1.status, 200, "{}", t1.text());
+    f.clock.advance(Duration::from_secs(3600));
+    let again = f.refresh(str_of(&t0, "refresh_token")).await;
+    assert_eq!(again.status, 200, "{}", again.text());
+    assert_eq!(
+        str_of(&again.json(), "refresh_token"),
+        str_of(&t1.json(), "refresh_token"),
+        "the same successor"
+    );
+}
+
 // Several worker threads, so the handlers really interleave between lookup and rotation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_refreshes_with_one_token_yield_one_successor() {
