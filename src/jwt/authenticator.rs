@@ -332,7 +332,7 @@ where
         let message = &token.as_bytes()[..message_len];
 
         let (mut header_stack, mut header_heap) = ([0; 256], Vec::new());
-        let header_json = b64_into(header_b64, &mut header_stack, &mut header_heap)?;
+        let header_json = utf8(b64_into(header_b64, &mut header_stack, &mut header_heap)?)?;
         let header: Header<'_> = from_object(header_json).ok_or_else(malformed)?;
         if header.crit.is_some() {
             return Err(invalid(
@@ -351,7 +351,11 @@ where
         verify_signature(signature_b64, message, key)?;
 
         let (mut payload_stack, mut payload_heap) = ([0; 1024], Vec::new());
-        let payload = b64_into(payload_b64, &mut payload_stack, &mut payload_heap)?;
+        let payload = utf8(b64_into(
+            payload_b64,
+            &mut payload_stack,
+            &mut payload_heap,
+        )?)?;
         let custom_scopes = match inner.scope_claim.as_deref() {
             Some(name) => Some(named_scopes(payload, name).ok_or_else(malformed)?),
             None => None,
@@ -463,6 +467,17 @@ const REVOKED: Refusal = Refusal::new(
     RejectionKind::RevokedCredential,
     "The token has been revoked.",
 );
+
+/// `json` if it is valid UTF-8. The header and the payload must be UTF-8 JSON (RFC 7515
+/// §5.2, RFC 7519 §7.2), but a JSON parser skips members nobody reads without looking at
+/// their bytes, so the whole text is checked here, once.
+#[inline]
+fn utf8(json: &[u8]) -> Result<&[u8], Refusal> {
+    match std::str::from_utf8(json) {
+        Ok(_) => Ok(json),
+        Err(_) => Err(malformed()),
+    }
+}
 
 const fn unknown_kid() -> Refusal {
     invalid("The token was signed with an unknown key.")

@@ -600,6 +600,36 @@ async fn malformed_tokens_and_headers() {
     assert_eq!(missing.header("www-authenticate"), Some("Bearer"));
 }
 
+/// RFC 7515 §5.2 / RFC 7519 §7.2: the header and the payload are UTF-8 JSON. Invalid UTF-8
+/// inside a member no claims type names (which a JSON parser skips unread) is still refused,
+/// though the token is signed with the right key.
+#[tokio::test]
+async fn invalid_utf8_in_an_unknown_member_is_refused() {
+    init();
+    let clock = clock();
+    let client = serve(layer_on(hs_key(), &clock)).await;
+    let signed = |header: &[u8], payload: &[u8]| {
+        let message = format!("{}.{}", b64(header), b64(payload));
+        let signature =
+            jsonwebtoken::crypto::sign(message.as_bytes(), &hs256(), Alg::HS256).unwrap();
+        format!("{message}.{signature}")
+    };
+    let header = br#"{"alg":"HS256","kid":"hs"}"#.to_vec();
+    let payload = format!(r#"{{"sub":"alice","exp":{},"note":"#, NOW + 600).into_bytes();
+    let with = |prefix: &[u8], bytes: &[u8]| [prefix, b"\"", bytes, b"\"}"].concat();
+    // The control: the same token with valid UTF-8 passes.
+    let good = signed(&header, &with(&payload, "caf\u{e9}".as_bytes()));
+    assert_eq!(bearer(&client, &good).await.status, 200);
+    for bad in [&b"caf\xe9"[..], b"\xff\xfe", b"\xed\xa0\x80"] {
+        let token = signed(&header, &with(&payload, bad));
+        assert_refused(&bearer(&client, &token).await, "malformed_credential");
+        let header = with(br#"{"alg":"HS256","kid":"hs","x":"#, bad);
+        let claims = claims(json!({})).to_string();
+        let token = signed(&header, claims.as_bytes());
+        assert_refused(&bearer(&client, &token).await, "malformed_credential");
+    }
+}
+
 #[tokio::test]
 async fn revoked_jti_and_cache_hits_still_check_expiry_and_revocation() {
     let clock = clock();
