@@ -270,8 +270,7 @@ mod tests {
 
     #[test]
     fn far_expiries_do_not_overflow() {
-        let clock = ManualClock::new(at(1_000));
-        let list = RevocationList::with_clock(Arc::new(clock.clone()));
+        let list = RevocationList::with_clock(Arc::new(ManualClock::new(at(1_000))));
         list.keep_after_expiry(Duration::MAX);
         assert_eq!(list.retention(), Duration::from_secs(u64::MAX));
         list.revoke("far", at(253_402_300_799));
