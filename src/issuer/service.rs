@@ -186,7 +186,8 @@ impl<S: RefreshTokenStore> TokenService<S> {
                     family = %old.family,
                     "refresh token reused: family revoked"
                 );
-                self.denylist(&family).await;
+                // The answer is `invalid_grant` either way; a failure to share is logged.
+                let _ = self.denylist(&family).await;
                 return Err(OAuthError::invalid_grant(
                     "The refresh token was already used; its session is revoked.",
                 ));
@@ -226,7 +227,8 @@ impl<S: RefreshTokenStore> TokenService<S> {
     ///
     /// # Errors
     ///
-    /// `temporarily_unavailable` if the store fails.
+    /// As [`revoke_family`](Self::revoke_family): `temporarily_unavailable` if the store fails
+    /// or the denylist could not share the revocation (call again).
     pub async fn logout(&self, refresh_token: &str) -> Result<bool, OAuthError> {
         let Some(token) = RefreshToken::parse(refresh_token) else {
             return Ok(false);
@@ -243,7 +245,10 @@ impl<S: RefreshTokenStore> TokenService<S> {
     ///
     /// # Errors
     ///
-    /// `temporarily_unavailable` if the store fails.
+    /// `temporarily_unavailable` if the store fails, or if the denylist could not share the
+    /// revocation of the family's access tokens (Redis down): the family is revoked and its
+    /// access tokens are refused on this instance; call again (with any token of the family)
+    /// to share it.
     pub async fn revoke_family(&self, family: &FamilyId) -> Result<bool, OAuthError> {
         let records = self
             .inner
@@ -251,7 +256,7 @@ impl<S: RefreshTokenStore> TokenService<S> {
             .revoke_family(family)
             .await
             .map_err(unavailable)?;
-        self.denylist(&records).await;
+        self.denylist(&records).await?;
         Ok(!records.is_empty())
     }
 
@@ -342,9 +347,9 @@ impl<S: RefreshTokenStore> TokenService<S> {
     /// Puts the access tokens of `records` on the denylist in one call, each until its `exp`
     /// (the denylist keeps it for the JWT layer's leeway after that, and drops what has
     /// ended). A failure to share the revocation is logged: the local copy holds already.
-    async fn denylist(&self, records: &[RefreshRecord]) {
+    async fn denylist(&self, records: &[RefreshRecord]) -> Result<(), OAuthError> {
         let Some(revoker) = &self.inner.denylist else {
-            return;
+            return Ok(());
         };
         let entries: Vec<(String, SystemTime)> = records
             .iter()
@@ -358,7 +363,12 @@ impl<S: RefreshTokenStore> TokenService<S> {
                 "sharing a family's access-token revocations failed"
             );
             drop(error);
+            return Err(OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                "The session is revoked, but not yet everywhere: try again.",
+            ));
         }
+        Ok(())
     }
 }
 
@@ -409,7 +419,10 @@ impl<S: RefreshTokenStore> TokenServiceBuilder<S> {
     /// - A [`RevocationList`](crate::jwt::RevocationList) revokes in this process only.
     /// - With several instances, wire `RedisRevocation` (features `redis` + `jwt`): the
     ///   revocation holds here at once and reaches every instance through Redis. If Redis
-    ///   fails, the failure is logged and the tokens are refused here only.
+    ///   fails, the tokens are refused here only: [`logout`](TokenService::logout) and
+    ///   [`revoke_family`](TokenService::revoke_family) then answer `temporarily_unavailable`
+    ///   so the caller can try again; a detected reuse still answers `invalid_grant` (the
+    ///   failure is logged).
     pub fn denylist(mut self, revoker: impl Revoker) -> Self {
         self.denylist = Some(Arc::new(revoker));
         self

@@ -244,6 +244,10 @@ mod token_service {
     /// it, and an API behind the issuer's JWT layer. `store` stands for the refresh-token
     /// store every instance shares (PostgreSQL in production).
     async fn instance(prefix: &str, store: Arc<InMemoryRefreshStore>) -> Instance {
+        instance_on(&redis_url(), prefix, store).await
+    }
+
+    async fn instance_on(url: &str, prefix: &str, store: Arc<InMemoryRefreshStore>) -> Instance {
         let key = SigningKey::hmac("k1", SECRET, Algorithm::HS256).unwrap();
         let issuer = TokenIssuer::builder("https://auth.example", key)
             .audience("https://api.example")
@@ -251,7 +255,8 @@ mod token_service {
             .unwrap();
         let revocation = RedisRevocation::builder()
             .prefix(prefix)
-            .connect(&redis_url())
+            .timeout(Duration::from_millis(300))
+            .connect(url)
             .await
             .unwrap();
         let service = TokenService::builder(issuer.clone(), store)
@@ -321,5 +326,52 @@ mod token_service {
             assert_eq!(a.status(access).await, 401);
         }
         assert_eq!(b.status(&other.access_token).await, 200);
+    }
+
+    /// With Redis unreachable, a logout still revokes the session here, but says it could not
+    /// share it (`temporarily_unavailable`); called again once Redis is back, it reaches the
+    /// other instances.
+    #[tokio::test]
+    async fn a_logout_that_cannot_reach_redis_says_so_and_can_be_repeated() {
+        let prefix = unique("tollgate-test:jti");
+        let proxy = Proxy::start(redis_addr()).await;
+        let store = Arc::new(InMemoryRefreshStore::new());
+        let a = instance_on(
+            &format!("redis://{}", proxy.addr()),
+            &prefix,
+            Arc::clone(&store),
+        )
+        .await;
+        let b = instance(&prefix, store).await;
+        let login = a.service.issue("alice", ["orders:read"]).await.unwrap();
+        let refresh = login.refresh_token.as_deref().unwrap();
+        assert_eq!(b.status(&login.access_token).await, 200);
+
+        proxy.cut().await;
+        let error = a.service.logout(refresh).await.unwrap_err();
+        assert_eq!(error.status(), 503, "{error:?}");
+        assert_eq!(
+            a.status(&login.access_token).await,
+            401,
+            "refused here at once"
+        );
+        assert_eq!(b.status(&login.access_token).await, 200, "not shared yet");
+
+        proxy.restore().await;
+        let started = Instant::now();
+        while a.service.logout(refresh).await.is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "Redis never came back"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        while b.status(&login.access_token).await != 401 {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "never reached B"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
