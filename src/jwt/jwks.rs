@@ -30,7 +30,7 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use futures_util::future::Shared;
 
-use super::keys::KeySet;
+use super::key_set::KeySet;
 use crate::clock::SharedClock;
 
 #[cfg(feature = "jwks-hyper")]

@@ -8,10 +8,11 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use super::ConfigError;
-use super::authenticator::{Inner, JwtAuthenticator, KeySource, Source};
+use super::authenticator::{Inner, JwtAuthenticator};
 use super::cache::TokenCache;
 use super::claims::StandardClaims;
 use super::extract::Sources;
+use super::key_set::{KeySource, Source};
 use super::revocation::Revocation;
 use super::validation::{RequiredClaim, Validation};
 use crate::auth::{AuthLayer, Authenticate};

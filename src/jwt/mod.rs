@@ -131,21 +131,26 @@ mod claims;
 mod error;
 mod extract;
 pub mod jwks;
+mod key_set;
 mod keys;
 mod layer;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
 mod revocation;
+mod signature;
 mod validation;
+mod verified;
 
 pub use jsonwebtoken::Algorithm;
 
-pub use self::authenticator::{JwtAuthenticator, KeyFetch, KeySource, VerifiedToken};
+pub use self::authenticator::{JwtAuthenticator, KeyFetch};
 pub use self::claims::{Audience, Claims, ScopeClaim, StandardClaims};
 pub use self::error::ConfigError;
 pub use self::jwks::{FetchError, JwksDocument, JwksFetcher, JwksSource, JwksSourceBuilder};
-pub use self::keys::{JwtKey, KeySet};
+pub use self::key_set::{KeySet, KeySource};
+pub use self::keys::JwtKey;
 pub use self::layer::{JwtBuilder, JwtLayer, RequireJwt};
 pub use self::revocation::{Revocation, RevocationList, RevokeError, RevokeFuture, Revoker};
 pub use self::validation::RequiredClaim;
+pub use self::verified::VerifiedToken;
