@@ -186,6 +186,9 @@ mod tests {
 
     fn request(user: Option<&str>, content_type: &str) -> Request<String> {
         let mut builder = Request::builder().header("content-type", content_type);
+        if content_type.starts_with("application/grpc") {
+            builder = builder.version(http::Version::HTTP_2); // as gRPC always is
+        }
         if let Some(user) = user {
             builder = builder.header("x-user", user);
         }

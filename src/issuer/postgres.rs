@@ -122,7 +122,7 @@ impl PostgresRefreshStore {
                     .map(|row| record(&row))
                     .filter(|n| n.is_usable(now));
                 match next {
-                    Some(next) if !grace_used && now < at + grace => {
+                    Some(next) if !grace_used && super::refresh::before(now, at, grace) => {
                         tx.execute(
                             "UPDATE tollgate_refresh_tokens SET grace_used = true WHERE digest = $1",
                             &[&digest],

@@ -7,11 +7,11 @@ use std::time::{Duration, SystemTime};
 use super::grant::{AccessToken, Grant};
 use super::refresh::{
     FamilyId, RefreshRecord, RefreshState, RefreshToken, RefreshTokenStore, RotateOutcome,
-    StoreError, random_bytes,
+    StoreError, later, random_bytes,
 };
 use super::response::{ErrorCode, OAuthError, TokenResponse};
 use super::token_issuer::{TokenIssuer, random_id};
-use crate::jwt::RevocationList;
+use crate::jwt::Revoker;
 
 /// Issues access + refresh token pairs and rotates refresh tokens. See the
 /// [module docs](super) for the rules.
@@ -26,8 +26,7 @@ struct Inner<S> {
     store: S,
     refresh_lifetime: Duration,
     grace: Duration,
-    denylist: Option<RevocationList>,
-    denylist_margin: Duration,
+    denylist: Option<Arc<dyn Revoker>>,
 }
 
 impl<S> Clone for TokenService<S> {
@@ -49,7 +48,6 @@ impl<S: RefreshTokenStore> TokenService<S> {
             refresh_lifetime: Duration::from_secs(30 * 24 * 3600),
             grace: Duration::ZERO,
             denylist: None,
-            denylist_margin: Duration::from_secs(60),
         }
     }
 
@@ -188,7 +186,8 @@ impl<S: RefreshTokenStore> TokenService<S> {
                     family = %old.family,
                     "refresh token reused: family revoked"
                 );
-                self.denylist(&family, now);
+                // The answer is `invalid_grant` either way; a failure to share is logged.
+                let _ = self.denylist(&family).await;
                 return Err(OAuthError::invalid_grant(
                     "The refresh token was already used; its session is revoked.",
                 ));
@@ -228,7 +227,8 @@ impl<S: RefreshTokenStore> TokenService<S> {
     ///
     /// # Errors
     ///
-    /// `temporarily_unavailable` if the store fails.
+    /// As [`revoke_family`](Self::revoke_family): `temporarily_unavailable` if the store fails
+    /// or the denylist could not share the revocation (call again).
     pub async fn logout(&self, refresh_token: &str) -> Result<bool, OAuthError> {
         let Some(token) = RefreshToken::parse(refresh_token) else {
             return Ok(false);
@@ -245,7 +245,10 @@ impl<S: RefreshTokenStore> TokenService<S> {
     ///
     /// # Errors
     ///
-    /// `temporarily_unavailable` if the store fails.
+    /// `temporarily_unavailable` if the store fails, or if the denylist could not share the
+    /// revocation of the family's access tokens (Redis down): the family is revoked and its
+    /// access tokens are refused on this instance; call again (with any token of the family)
+    /// to share it.
     pub async fn revoke_family(&self, family: &FamilyId) -> Result<bool, OAuthError> {
         let records = self
             .inner
@@ -253,7 +256,7 @@ impl<S: RefreshTokenStore> TokenService<S> {
             .revoke_family(family)
             .await
             .map_err(unavailable)?;
-        self.denylist(&records, self.inner.issuer.clock().now());
+        self.denylist(&records).await?;
         Ok(!records.is_empty())
     }
 
@@ -301,11 +304,11 @@ impl<S: RefreshTokenStore> TokenService<S> {
             subject: grant.subject.clone(),
             scopes: grant.scopes.clone(),
             created_at: now,
-            expires_at: now + self.inner.refresh_lifetime,
+            expires_at: later(now, self.inner.refresh_lifetime),
             state: RefreshState::Active,
             seed: random_bytes(),
             access_jti: random_id(),
-            access_expires_at: now + self.inner.issuer.lifetime(),
+            access_expires_at: later(now, self.inner.issuer.lifetime()),
             claims: grant.extra.clone(),
         }
     }
@@ -341,18 +344,31 @@ impl<S: RefreshTokenStore> TokenService<S> {
         }
     }
 
-    /// Puts the still-valid access tokens of `records` on the denylist, until their expiry
-    /// plus the margin (the JWT layer's leeway).
-    fn denylist(&self, records: &[RefreshRecord], now: SystemTime) {
-        let Some(list) = &self.inner.denylist else {
-            return;
+    /// Puts the access tokens of `records` on the denylist in one call, each until its `exp`
+    /// (the denylist keeps it for the JWT layer's leeway after that, and drops what has
+    /// ended). A failure to share the revocation is logged: the local copy holds already.
+    async fn denylist(&self, records: &[RefreshRecord]) -> Result<(), OAuthError> {
+        let Some(revoker) = &self.inner.denylist else {
+            return Ok(());
         };
-        for record in records {
-            let until = record.access_expires_at + self.inner.denylist_margin;
-            if until > now {
-                list.revoke(&record.access_jti, until);
-            }
+        let entries: Vec<(String, SystemTime)> = records
+            .iter()
+            .map(|record| (record.access_jti.clone(), record.access_expires_at))
+            .collect();
+        if let Err(error) = revoker.revoke_many(entries).await {
+            #[cfg(feature = "tracing")]
+            tracing::warn!(
+                target: "tollgate::issuer",
+                %error,
+                "sharing a family's access-token revocations failed"
+            );
+            drop(error);
+            return Err(OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                "The session is revoked, but not yet everywhere: try again.",
+            ));
         }
+        Ok(())
     }
 }
 
@@ -375,8 +391,7 @@ pub struct TokenServiceBuilder<S> {
     store: S,
     refresh_lifetime: Duration,
     grace: Duration,
-    denylist: Option<RevocationList>,
-    denylist_margin: Duration,
+    denylist: Option<Arc<dyn Revoker>>,
 }
 
 impl<S: RefreshTokenStore> TokenServiceBuilder<S> {
@@ -396,10 +411,20 @@ impl<S: RefreshTokenStore> TokenServiceBuilder<S> {
     }
 
     /// Wires a `jti` denylist: when a family is revoked (logout or detected reuse), the access
-    /// tokens minted from it go on `list` until they expire. Give the same list to the JWT
-    /// layer with [`JwtBuilder::revocation`](crate::jwt::JwtBuilder::revocation).
-    pub fn denylist(mut self, list: RevocationList) -> Self {
-        self.denylist = Some(list);
+    /// tokens minted from it are revoked through `revoker` in one call, each until its `exp`.
+    /// Give the same denylist to the JWT layer with
+    /// [`JwtBuilder::revocation`](crate::jwt::JwtBuilder::revocation): the layer tells it its
+    /// leeway, and it keeps each entry that long after `exp`.
+    ///
+    /// - A [`RevocationList`](crate::jwt::RevocationList) revokes in this process only.
+    /// - With several instances, wire `RedisRevocation` (features `redis` + `jwt`): the
+    ///   revocation holds here at once and reaches every instance through Redis. If Redis
+    ///   fails, the tokens are refused here only: [`logout`](TokenService::logout) and
+    ///   [`revoke_family`](TokenService::revoke_family) then answer `temporarily_unavailable`
+    ///   so the caller can try again; a detected reuse still answers `invalid_grant` (the
+    ///   failure is logged).
+    pub fn denylist(mut self, revoker: impl Revoker) -> Self {
+        self.denylist = Some(Arc::new(revoker));
         self
     }
 
@@ -412,7 +437,6 @@ impl<S: RefreshTokenStore> TokenServiceBuilder<S> {
                 refresh_lifetime: self.refresh_lifetime,
                 grace: self.grace,
                 denylist: self.denylist,
-                denylist_margin: self.denylist_margin,
             }),
         }
     }

@@ -353,3 +353,22 @@ async fn the_memory_store_sweeps_expired_sessions_as_it_grows() {
             .is_ok()
     );
 }
+
+#[tokio::test]
+async fn lifetimes_too_long_to_add_saturate_instead_of_panicking() {
+    let clock = clock();
+    let key = SigningKey::hmac("k1", [7; 32], Algorithm::HS256).unwrap();
+    let issuer = TokenIssuer::builder("https://auth.example", key)
+        .lifetime(Duration::MAX)
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    let token = issuer.mint(&Grant::new("alice")).unwrap();
+    assert!(part(token.as_str(), 1)["exp"].as_u64().unwrap() > NOW);
+    issuer.rotate_key(SigningKey::hmac("k2", [8; 32], Algorithm::HS256).unwrap());
+    let service = TokenService::builder(issuer, InMemoryRefreshStore::new())
+        .refresh_lifetime(Duration::MAX)
+        .build();
+    let login = service.issue("alice", ["read"]).await.unwrap();
+    assert!(service.refresh(&login.refresh_token.unwrap()).await.is_ok());
+}

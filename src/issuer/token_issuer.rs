@@ -68,7 +68,9 @@ impl TokenIssuer {
         let lifetime = grant
             .lifetime
             .map_or(self.inner.lifetime, |l| l.min(self.inner.lifetime));
-        let expires_at = grant.expires_at.unwrap_or(issued_at + lifetime);
+        let expires_at = grant
+            .expires_at
+            .unwrap_or_else(|| super::refresh::later(issued_at, lifetime));
         let jti = grant.jti.clone().unwrap_or_else(random_id);
 
         let mut claims = Map::new();
@@ -130,7 +132,10 @@ impl TokenIssuer {
     #[allow(clippy::needless_pass_by_value)]
     pub fn rotate_key(&self, key: SigningKey) {
         let now = self.inner.clock.now();
-        let until = now + self.inner.lifetime + self.inner.retention;
+        let until = super::refresh::later(
+            now,
+            self.inner.lifetime.saturating_add(self.inner.retention),
+        );
         self.inner.keys.rcu(|keys| {
             let mut retired: Vec<_> = keys
                 .retired

@@ -9,8 +9,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, UNIX_EPOCH};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::DeserializeOwned;
 
 use super::cache::{Entry, TokenCache};
@@ -18,87 +16,16 @@ use super::claims::{
     Claims, Header, Registered, StandardClaims, from_object, named_scopes, split_scopes,
 };
 use super::extract::{self, Found, Sources};
-use super::jwks::JwksSource;
-use super::keys::{JwtKey, KeySet};
+use super::key_set::{KeySet, Source};
+use super::keys::JwtKey;
 use super::revocation::Revocation;
+use super::signature::{b64_into, utf8, verify_signature};
 use super::validation::{Refusal, Validation, invalid, malformed};
-use crate::auth::{Authenticator, Identity, Outcome};
+use super::verified::VerifiedToken;
+use crate::auth::{Authenticator, Outcome};
 use crate::clock::SharedClock;
 use crate::identity::UserIdentity;
 use crate::rejection::{Challenge, Rejection, RejectionKind};
-
-/// What a valid token hands downstream: the [`UserIdentity`] and the [`Claims<C>`], both
-/// inserted into the request extensions.
-pub struct VerifiedToken<C = StandardClaims> {
-    user: UserIdentity,
-    claims: Claims<C>,
-}
-
-impl<C> VerifiedToken<C> {
-    /// The user the token speaks for.
-    pub fn user(&self) -> &UserIdentity {
-        &self.user
-    }
-
-    /// The validated claims.
-    pub fn claims(&self) -> &Claims<C> {
-        &self.claims
-    }
-}
-
-impl<C> Clone for VerifiedToken<C> {
-    fn clone(&self) -> Self {
-        Self {
-            user: self.user.clone(),
-            claims: self.claims.clone(),
-        }
-    }
-}
-
-impl<C: fmt::Debug> fmt::Debug for VerifiedToken<C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VerifiedToken")
-            .field("user", &self.user)
-            .field("claims", &self.claims)
-            .finish()
-    }
-}
-
-impl<C: Send + Sync + 'static> Identity for VerifiedToken<C> {
-    fn insert_into(self, extensions: &mut http::Extensions) {
-        extensions.insert(self.user);
-        extensions.insert(self.claims);
-    }
-}
-
-/// Where a layer's keys come from: a static [`KeySet`] (or one [`JwtKey`]) or a
-/// [`JwksSource`]. Made with `From`.
-#[derive(Clone, Debug)]
-pub struct KeySource(pub(crate) Source);
-
-#[derive(Clone, Debug)]
-pub(crate) enum Source {
-    Static(Arc<KeySet>),
-    Jwks(JwksSource),
-}
-
-impl From<KeySet> for KeySource {
-    fn from(keys: KeySet) -> Self {
-        Self(Source::Static(Arc::new(keys)))
-    }
-}
-
-impl From<JwtKey> for KeySource {
-    fn from(key: JwtKey) -> Self {
-        KeySet::from(key).into()
-    }
-}
-
-impl From<JwksSource> for KeySource {
-    fn from(source: JwksSource) -> Self {
-        Self(Source::Jwks(source))
-    }
-}
 
 /// Validates bearer JWTs. Built by [`JwtLayer`](super::JwtLayer)'s constructors; see the
 /// [module docs](super).
@@ -148,97 +75,6 @@ enum Failure {
 impl From<Refusal> for Failure {
     fn from(refusal: Refusal) -> Self {
         Self::Rejected(refusal)
-    }
-}
-
-/// Verifies `signature_b64` over `message` with `key`, with the backend chosen by this crate's
-/// features (aws-lc-rs when both are enabled), used directly so that jsonwebtoken's
-/// process-wide default provider does not matter.
-#[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
-fn verify_signature(signature_b64: &str, message: &[u8], key: &JwtKey) -> Result<(), Refusal> {
-    #[cfg(feature = "aws-lc-rs")]
-    let provider = &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
-    #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
-    let provider = &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
-
-    let mut signature = Vec::with_capacity(signature_b64.len() * 3 / 4 + 3);
-    b64(signature_b64, &mut signature)?;
-    if signature.is_empty() {
-        return Err(BAD_SIGNATURE);
-    }
-    VERIFIERS.with_borrow_mut(|verifiers| {
-        // jsonwebtoken's verifiers are neither `Send` nor `Sync`, so they cannot live in the
-        // shared key set; each thread keeps the few it uses, keyed by the key's unique id,
-        // so a request does not pay for key setup (HMAC pads, key copies) every time.
-        let index = match verifiers.iter().position(|(id, _)| *id == key.id()) {
-            Some(index) => index,
-            None => {
-                let verifier = (provider.verifier_factory)(&key.algorithm(), key.decoding_key())
-                    .map_err(|_| BAD_SIGNATURE)?;
-                if verifiers.len() == MAX_VERIFIERS_PER_THREAD {
-                    verifiers.remove(0);
-                }
-                verifiers.push((key.id(), verifier));
-                verifiers.len() - 1
-            }
-        };
-        verifiers[index]
-            .1
-            .verify(message, &signature)
-            .map_err(|_| BAD_SIGNATURE)
-    })
-}
-
-#[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
-const MAX_VERIFIERS_PER_THREAD: usize = 16;
-
-#[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
-thread_local! {
-    static VERIFIERS: std::cell::RefCell<Vec<(u64, Box<dyn jsonwebtoken::crypto::JwtVerifier>)>> =
-        const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Without a backend feature (`jwt-base` alone), the provider the application installed with
-/// `jsonwebtoken::crypto::CryptoProvider::install_default` verifies.
-#[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
-fn verify_signature(signature_b64: &str, message: &[u8], key: &JwtKey) -> Result<(), Refusal> {
-    if signature_b64.is_empty() {
-        return Err(BAD_SIGNATURE);
-    }
-    match jsonwebtoken::crypto::verify(signature_b64, message, key.decoding_key(), key.algorithm())
-    {
-        Ok(true) => Ok(()),
-        _ => Err(BAD_SIGNATURE),
-    }
-}
-
-const BAD_SIGNATURE: Refusal = invalid("The token signature is not valid.");
-
-/// Decodes base64url without padding, into `buf`.
-#[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
-fn b64(input: &str, buf: &mut Vec<u8>) -> Result<(), Refusal> {
-    buf.clear();
-    URL_SAFE_NO_PAD
-        .decode_vec(input, buf)
-        .map_err(|_| malformed())
-}
-
-/// Decodes base64url without padding into `stack` when it fits, else into `heap`.
-fn b64_into<'b, const N: usize>(
-    input: &str,
-    stack: &'b mut [u8; N],
-    heap: &'b mut Vec<u8>,
-) -> Result<&'b [u8], Refusal> {
-    if input.len() / 4 * 3 + 3 <= N {
-        let len = URL_SAFE_NO_PAD
-            .decode_slice(input, stack)
-            .map_err(|_| malformed())?;
-        Ok(&stack[..len])
-    } else {
-        URL_SAFE_NO_PAD
-            .decode_vec(input, heap)
-            .map_err(|_| malformed())?;
-        Ok(heap)
     }
 }
 
@@ -332,7 +168,7 @@ where
         let message = &token.as_bytes()[..message_len];
 
         let (mut header_stack, mut header_heap) = ([0; 256], Vec::new());
-        let header_json = b64_into(header_b64, &mut header_stack, &mut header_heap)?;
+        let header_json = utf8(b64_into(header_b64, &mut header_stack, &mut header_heap)?)?;
         let header: Header<'_> = from_object(header_json).ok_or_else(malformed)?;
         if header.crit.is_some() {
             return Err(invalid(
@@ -351,7 +187,11 @@ where
         verify_signature(signature_b64, message, key)?;
 
         let (mut payload_stack, mut payload_heap) = ([0; 1024], Vec::new());
-        let payload = b64_into(payload_b64, &mut payload_stack, &mut payload_heap)?;
+        let payload = utf8(b64_into(
+            payload_b64,
+            &mut payload_stack,
+            &mut payload_heap,
+        )?)?;
         let custom_scopes = match inner.scope_claim.as_deref() {
             Some(name) => Some(named_scopes(payload, name).ok_or_else(malformed)?),
             None => None,

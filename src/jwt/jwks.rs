@@ -6,7 +6,12 @@
 //!   `Cache-Control: max-age`, clamped between a floor and a ceiling.
 //! - **Unknown `kid`**: a token naming a key the set does not hold triggers one re-fetch,
 //!   shared by every request waiting on it (single-flight), and at most one per cooldown: a
-//!   flood of forged kids costs the provider one request per cooldown.
+//!   flood of forged kids costs the provider one request per cooldown. The wait is bounded
+//!   by the source's own timeout (5 s by default), whatever the fetcher does: when it runs
+//!   out, the token is refused as `invalid_token`. The wait needs a tokio runtime.
+//! - **Symmetric keys** (`kty: oct`) in the document are skipped unless
+//!   [`trust_symmetric_keys`](JwksSourceBuilder::trust_symmetric_keys) says otherwise: the
+//!   document is meant to be public, and a public secret signs for anyone.
 //! - **Provider down**: a failed fetch keeps the last good keys.
 //! - The source never follows `jku`, `x5u`, `x5c` or an embedded `jwk` from a token: the
 //!   only URL it fetches is the one your [`JwksFetcher`] knows.
@@ -25,7 +30,7 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use futures_util::future::Shared;
 
-use super::keys::KeySet;
+use super::key_set::KeySet;
 use crate::clock::SharedClock;
 
 #[cfg(feature = "jwks-hyper")]
@@ -160,6 +165,8 @@ struct Inner {
     floor: Duration,
     ceiling: Duration,
     cooldown: Duration,
+    refetch_timeout: Duration,
+    symmetric: bool,
     state: Mutex<RefetchState>,
 }
 
@@ -180,6 +187,8 @@ impl JwksSource {
             floor: Duration::from_secs(60),
             ceiling: Duration::from_secs(24 * 3600),
             cooldown: Duration::from_secs(30),
+            refetch_timeout: Duration::from_secs(5),
+            symmetric: false,
         }
     }
 
@@ -234,15 +243,26 @@ impl JwksSource {
         }
         let now = self.inner.clock.now();
         if let Some(last) = state.last_forced {
-            if now < last + self.inner.cooldown && now >= last {
+            // A cooldown too long to add never ends.
+            let cooling = last
+                .checked_add(self.inner.cooldown)
+                .is_none_or(|end| now < end);
+            if cooling && now >= last {
                 return None;
             }
         }
         state.last_forced = Some(now);
         let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        let timeout = self.inner.refetch_timeout;
         let future: BoxFuture<()> = Box::pin(async move {
             if let Some(inner) = weak.upgrade() {
-                let _ = refresh_logged(&inner).await;
+                // Bounded whatever the fetcher does; on timeout the fetch is dropped.
+                if tokio::time::timeout(timeout, refresh_logged(&inner))
+                    .await
+                    .is_err()
+                {
+                    log_warn!("JWKS re-fetch for an unknown kid timed out; abandoned");
+                }
                 inner
                     .state
                     .lock()
@@ -268,7 +288,7 @@ async fn refresh_logged(inner: &Inner) -> Result<Duration, FetchError> {
 
 async fn refresh(inner: &Inner) -> Result<Duration, FetchError> {
     let document = (inner.fetch)().await?;
-    let keys = KeySet::from_jwks_json(&document.body)
+    let keys = KeySet::parse_jwks(&document.body, inner.symmetric)
         .map_err(|_| FetchError::new("the document is not a JWKS"))?;
     let keys = keys.reuse_unchanged(&inner.keys.load());
     inner.keys.store(Arc::new(keys));
@@ -297,6 +317,8 @@ pub struct JwksSourceBuilder {
     floor: Duration,
     ceiling: Duration,
     cooldown: Duration,
+    refetch_timeout: Duration,
+    symmetric: bool,
 }
 
 impl JwksSourceBuilder {
@@ -319,6 +341,29 @@ impl JwksSourceBuilder {
         self
     }
 
+    /// How long a request naming an unknown `kid` waits for the re-fetch it triggered
+    /// (default 5 s), whatever the fetcher does. When it runs out, the re-fetch is abandoned
+    /// (the next one may start after the cooldown) and the request is refused as
+    /// `invalid_token`.
+    ///
+    /// # Panics
+    ///
+    /// If `timeout` is zero.
+    pub fn unknown_kid_timeout(mut self, timeout: Duration) -> Self {
+        assert!(!timeout.is_zero(), "a zero timeout abandons every re-fetch");
+        self.refetch_timeout = timeout;
+        self
+    }
+
+    /// Trusts symmetric (`kty: oct`) keys found in the document. Off by default: a JWKS
+    /// document is meant to be public, and anyone who can read a symmetric key can sign with
+    /// it (RFC 8725 §3.1). Only for a document as secret as the keys, from an endpoint you
+    /// control; prefer [`JwtKey::hmac`](super::JwtKey::hmac) for shared secrets.
+    pub fn trust_symmetric_keys(mut self) -> Self {
+        self.symmetric = true;
+        self
+    }
+
     /// The clock the cooldown is measured on (default: the system clock).
     pub fn clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
@@ -336,6 +381,8 @@ impl JwksSourceBuilder {
                 floor: self.floor,
                 ceiling,
                 cooldown: self.cooldown,
+                refetch_timeout: self.refetch_timeout,
+                symmetric: self.symmetric,
                 state: Mutex::new(RefetchState::default()),
             }),
         }
@@ -378,6 +425,7 @@ mod tests {
         let fetches = Arc::new(AtomicUsize::new(0));
         let source = JwksSource::builder(Fixed(Arc::clone(&fetches)))
             .refresh_floor(Duration::from_secs(60))
+            .trust_symmetric_keys()
             .build();
         let task = source.spawn_refresh();
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -391,6 +439,14 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(240)).await;
         assert!(task.is_finished(), "the task ends once the source is gone");
         assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn symmetric_keys_only_when_trusted() {
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let source = JwksSource::builder(Fixed(Arc::clone(&fetches))).build();
+        source.refresh().await.unwrap();
+        assert_eq!(source.keys().len(), 0, "the oct key is skipped by default");
     }
 
     #[test]

@@ -1,13 +1,10 @@
-//! Verification keys, each pinned to one algorithm, and key sets selected by `kid`.
+//! Verification keys, each pinned to one algorithm (from PEM, DER or JWK).
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use jsonwebtoken::jwk::{
-    AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse,
-};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind};
 
 use super::ConfigError;
@@ -221,6 +218,11 @@ impl JwtKey {
         self
     }
 
+    /// The key id, shared.
+    pub(crate) fn kid_arc(&self) -> Option<Arc<str>> {
+        self.kid.clone()
+    }
+
     fn with_kid_opt(mut self, kid: Option<&str>) -> Self {
         self.kid = kid.map(Arc::from);
         self
@@ -273,135 +275,6 @@ impl fmt::Debug for JwtKey {
             .field("kid", &self.kid)
             .field("algorithm", &self.algorithm)
             .finish_non_exhaustive()
-    }
-}
-
-/// The keys a layer accepts, looked up by `kid`.
-///
-/// A token with a `kid` is verified only with the key of that id. A token without a `kid`
-/// is verified with the set's key that has no id, or with the only key when the set holds
-/// exactly one.
-#[derive(Clone, Default)]
-pub struct KeySet {
-    by_kid: HashMap<Arc<str>, Arc<JwtKey>>,
-    anonymous: Option<Arc<JwtKey>>,
-    len: usize,
-}
-
-impl KeySet {
-    /// An empty set.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds `key`. A later key with the same `kid` (or a second key without one) replaces
-    /// the earlier.
-    #[must_use]
-    pub fn with(mut self, key: JwtKey) -> Self {
-        self.insert(key);
-        self
-    }
-
-    /// Adds `key`, replacing one with the same `kid`.
-    pub fn insert(&mut self, key: JwtKey) {
-        let key = Arc::new(key);
-        match key.kid.clone() {
-            Some(kid) => {
-                self.by_kid.insert(kid, key);
-            }
-            None => self.anonymous = Some(key),
-        }
-        self.len = self.by_kid.len() + usize::from(self.anonymous.is_some());
-    }
-
-    /// Parses a JWKS document (RFC 7517 §5). Keys that are unusable for signature
-    /// verification (encryption keys, private keys, unknown types, RSA keys without `alg`)
-    /// are skipped, as RFC 7517 §5 asks.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::InvalidKey`] if the document is not a JWKS.
-    pub fn from_jwks_json(json: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
-        let set: JwkSet = serde_json::from_slice(json.as_ref()).map_err(|_| invalid("JWKS"))?;
-        Ok(Self::from_jwks(&set))
-    }
-
-    /// Builds a set from a parsed JWKS, skipping unusable keys.
-    pub(crate) fn from_jwks(set: &JwkSet) -> Self {
-        let mut out = Self::new();
-        for jwk in &set.keys {
-            if let Ok(key) = JwtKey::from_jwk(jwk) {
-                out.insert(key);
-            }
-        }
-        out
-    }
-
-    /// How many keys the set holds.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether the set is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The key a token with header `kid` must be verified with.
-    #[inline]
-    pub(crate) fn select(&self, kid: Option<&str>) -> Option<&Arc<JwtKey>> {
-        match kid {
-            Some(kid) => self.by_kid.get(kid),
-            None => self.anonymous.as_ref().or_else(|| {
-                if self.len == 1 {
-                    self.by_kid.values().next()
-                } else {
-                    None
-                }
-            }),
-        }
-    }
-
-    /// Reuses the `Arc`s of `previous` for keys that did not change, so verified-token cache
-    /// entries survive a JWKS refresh that only re-served the same keys.
-    pub(crate) fn reuse_unchanged(mut self, previous: &Self) -> Self {
-        for (kid, key) in &mut self.by_kid {
-            if let Some(old) = previous.by_kid.get(kid) {
-                if old.same_as(key) {
-                    *key = Arc::clone(old);
-                }
-            }
-        }
-        if let (Some(new), Some(old)) = (&mut self.anonymous, &previous.anonymous) {
-            if old.same_as(new) {
-                *new = Arc::clone(old);
-            }
-        }
-        self
-    }
-}
-
-impl From<JwtKey> for KeySet {
-    fn from(key: JwtKey) -> Self {
-        Self::new().with(key)
-    }
-}
-
-impl FromIterator<JwtKey> for KeySet {
-    fn from_iter<T: IntoIterator<Item = JwtKey>>(iter: T) -> Self {
-        let mut out = Self::new();
-        for key in iter {
-            out.insert(key);
-        }
-        out
-    }
-}
-
-impl fmt::Debug for KeySet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list()
-            .entries(self.anonymous.iter().chain(self.by_kid.values()))
-            .finish()
     }
 }
 
@@ -488,7 +361,7 @@ fn check_ed(key: &DecodingKey) -> Result<(), ConfigError> {
     }
 }
 
-fn invalid(what: &'static str) -> ConfigError {
+pub(crate) fn invalid(what: &'static str) -> ConfigError {
     ConfigError::InvalidKey { what }
 }
 
@@ -537,28 +410,5 @@ mod tests {
         }
         assert!(JwtKey::hmac([0; 31], Algorithm::HS256).is_err());
         assert!(JwtKey::hmac([0; 32], Algorithm::RS256).is_err());
-    }
-
-    #[test]
-    fn selection_by_kid() {
-        let a = JwtKey::hmac([1; 32], Algorithm::HS256)
-            .unwrap()
-            .with_kid("a");
-        let b = JwtKey::hmac([2; 32], Algorithm::HS256)
-            .unwrap()
-            .with_kid("b");
-        let one = KeySet::from(a.clone());
-        assert!(
-            one.select(None).is_some(),
-            "a single key serves tokens without kid"
-        );
-        assert!(one.select(Some("a")).is_some());
-        assert!(one.select(Some("b")).is_none());
-        let two = KeySet::new().with(a).with(b);
-        assert!(two.select(None).is_none(), "no guessing among several keys");
-        assert_eq!(two.select(Some("b")).unwrap().kid(), Some("b"));
-        let anonymous = two.with(JwtKey::hmac([3; 32], Algorithm::HS256).unwrap());
-        assert_eq!(anonymous.select(None).unwrap().kid(), None);
-        assert_eq!(anonymous.len(), 3);
     }
 }

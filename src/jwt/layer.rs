@@ -8,10 +8,11 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use super::ConfigError;
-use super::authenticator::{Inner, JwtAuthenticator, KeySource, Source};
+use super::authenticator::{Inner, JwtAuthenticator};
 use super::cache::TokenCache;
 use super::claims::StandardClaims;
 use super::extract::Sources;
+use super::key_set::{KeySource, Source};
 use super::revocation::Revocation;
 use super::validation::{RequiredClaim, Validation};
 use crate::auth::{AuthLayer, Authenticate};
@@ -187,6 +188,8 @@ where
     }
 
     /// Refuses tokens whose `jti` `revocation` lists, on every request (cache hits too).
+    /// [`build`](Self::build) tells it the leeway ([`Revocation::keep_after_expiry`]), so an
+    /// entry revoked until the token's `exp` holds until the layer refuses the token as expired.
     pub fn revocation(mut self, revocation: impl Revocation) -> Self {
         self.revocation = Some(Arc::new(revocation));
         self
@@ -247,6 +250,10 @@ where
             return Err(ConfigError::Zero {
                 what: "the cache capacity",
             });
+        }
+        if let Some(revocation) = &self.revocation {
+            // A token is accepted until `exp + leeway`: its denylist entry must last as long.
+            revocation.keep_after_expiry(Duration::from_secs(self.validation.leeway));
         }
         let authenticator = JwtAuthenticator::from_inner(Inner {
             keys: self.keys.0,

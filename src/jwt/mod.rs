@@ -23,7 +23,7 @@
 //! 2. **Verified-token cache**: a token verified before (same bytes) skips base64, JSON and the
 //!    signature. Its `exp`/`nbf` and revocation are still checked on every request, and an
 //!    entry dies with the token's `exp` or with its key's removal from the key set.
-//! 3. **Header**: decoded and parsed once. `crit` is refused (this layer understands no
+//! 3. **Header**: decoded, checked to be UTF-8 and parsed once. `crit` is refused (this layer understands no
 //!    extension, RFC 7515 §4.1.11); `jku`, `x5u`, `x5c` and `jwk` are ignored, never followed.
 //! 4. **Key**: chosen by `kid` from a [`KeySet`] or a [`JwksSource`]. Each [`JwtKey`] is pinned
 //!    to one algorithm; the token's `alg` must equal it exactly, so `none` (in any spelling)
@@ -37,12 +37,14 @@
 //!    | `jwt-base` alone | the provider your application installs with `jsonwebtoken::crypto::CryptoProvider::install_default` |
 //!
 //!    With both backend features on, aws-lc-rs verifies.
-//! 6. **Claims**: decoded once; duplicate members, wrong types and out-of-range numbers are
-//!    rejections. `exp` is required and checked with a leeway (60 s by default), `nbf` and
+//! 6. **Claims**: decoded once and checked to be UTF-8 (unknown members included); duplicate
+//!    members, wrong types and out-of-range numbers are rejections. `exp` is required and checked with a leeway (60 s by default), `nbf` and
 //!    `iat` likewise; issuers and audiences are checked when configured (a configured one that
 //!    is missing from the token is a rejection); optional required claims, maximum lifetime
 //!    and `typ: at+jwt` (RFC 9068).
-//! 7. **Revocation** by `jti` ([`Revocation`], [`RevocationList`]).
+//! 7. **Revocation** by `jti` ([`Revocation`], [`RevocationList`]): the layer tells its
+//!    denylist its leeway, so an entry revoked until the token's `exp` lasts until the layer
+//!    refuses the token as expired. [`Revoker`] is what a token service revokes through.
 //!
 //! Every failure is a [`Rejection`](crate::rejection::Rejection) with a fixed, token-free
 //! detail: `401` with `WWW-Authenticate: Bearer realm=…, error="invalid_token",
@@ -131,21 +133,26 @@ mod claims;
 mod error;
 mod extract;
 pub mod jwks;
+mod key_set;
 mod keys;
 mod layer;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
 mod revocation;
+mod signature;
 mod validation;
+mod verified;
 
 pub use jsonwebtoken::Algorithm;
 
-pub use self::authenticator::{JwtAuthenticator, KeyFetch, KeySource, VerifiedToken};
+pub use self::authenticator::{JwtAuthenticator, KeyFetch};
 pub use self::claims::{Audience, Claims, ScopeClaim, StandardClaims};
 pub use self::error::ConfigError;
 pub use self::jwks::{FetchError, JwksDocument, JwksFetcher, JwksSource, JwksSourceBuilder};
-pub use self::keys::{JwtKey, KeySet};
+pub use self::key_set::{KeySet, KeySource};
+pub use self::keys::JwtKey;
 pub use self::layer::{JwtBuilder, JwtLayer, RequireJwt};
-pub use self::revocation::{Revocation, RevocationList};
+pub use self::revocation::{Revocation, RevocationList, RevokeError, RevokeFuture, Revoker};
 pub use self::validation::RequiredClaim;
+pub use self::verified::VerifiedToken;

@@ -17,8 +17,16 @@
 //!   published meanwhile are lost. While Redis is unreachable, each instance keeps refusing
 //!   what it already knows; a revocation made meanwhile on another instance takes effect here
 //!   after the reconnection.
-//! - **Expiry**: local entries and Redis keys both end at the token's `exp`, after which the
-//!   token is refused as expired anyway. Pass `exp` plus the layer's leeway to be exact.
+//! - **Expiry**: pass the token's own `exp`. Local entries and Redis keys are kept for a
+//!   retention after it: the JWT layer accepts a token until `exp + leeway`, so the layer
+//!   raises the retention to its leeway when it is built (and it is at least
+//!   [`keep_after_expiry`](RedisRevocationBuilder::keep_after_expiry), 5 minutes by default).
+//!   Each instance applies its own retention to what it receives. Instances that share a
+//!   prefix should have the same leeway, or a `keep_after_expiry` at least as long as the
+//!   largest, so that an instance starting late still loads every entry that matters to it.
+//! - **Bad values**: a message or stored value that does not parse is skipped; an `exp` too
+//!   far in the future to represent is held as the year 9999. Nothing a Redis server sends
+//!   stops the subscription.
 //!
 //! Needs Redis 6.2 or later (`SET … EXAT`). The subscription runs as long as any clone of the [`RedisRevocation`] is alive (the one
 //! given to [`JwtBuilder::revocation`](super::JwtBuilder::revocation) included).
@@ -56,7 +64,7 @@ use ::redis::{Client, RedisError};
 use futures_util::StreamExt;
 use tokio::task::JoinHandle;
 
-use super::revocation::{Revocation, RevocationList};
+use super::revocation::{Revocation, RevocationList, RevokeFuture, Revoker};
 
 /// The `redis` crate, re-exported for [`RedisError`].
 pub use ::redis as redis_crate;
@@ -69,6 +77,10 @@ const PING_EVERY: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Keys asked for per `SCAN` step.
 const SCAN_COUNT: usize = 1000;
+/// How long entries outlive their token's `exp` at least, unless told otherwise.
+const DEFAULT_RETENTION: Duration = Duration::from_secs(300);
+/// The latest `exp` held (9999-12-31T23:59:59Z): a later one from Redis is clamped to it.
+const MAX_EXP_SECS: u64 = 253_402_300_799;
 
 /// A `jti` denylist in Redis, mirrored in memory on every instance; see the
 /// [module docs](self).
@@ -122,35 +134,62 @@ impl RedisRevocation {
         RedisRevocationBuilder {
             prefix: Self::DEFAULT_PREFIX.to_owned(),
             timeout: DEFAULT_TIMEOUT,
+            retention: DEFAULT_RETENTION,
             list: None,
         }
     }
 
-    /// Revokes the token with id `jti` until `expires_at` (its `exp`, plus the JWT layer's
-    /// leeway to be exact) on this instance at once, and on every instance through Redis.
-    /// A token already expired is only added locally (it is refused as expired anyway).
+    /// Revokes the token with id `jti` whose `exp` is `expires_at`, on this instance at once
+    /// and on every instance through Redis, for the retention after `exp` (see the
+    /// [module docs](self)). A token already past that is not revoked (it is refused as
+    /// expired anyway).
     ///
     /// # Errors
     ///
     /// Redis could not be reached or did not answer within the timeout. The token is still
     /// revoked on this instance; call again to share it.
     pub async fn revoke(&self, jti: &str, expires_at: SystemTime) -> Result<(), RedisError> {
-        self.inner.list.revoke(jti, expires_at);
-        let Some(exp) = exat(expires_at) else {
-            return Ok(());
-        };
-        let mut connection = self.inner.connection.clone();
+        self.revoke_all(&[(jti, expires_at)]).await
+    }
+
+    /// As [`revoke`](Self::revoke) for every `(jti, expires_at)` of `entries`, in one round
+    /// trip.
+    ///
+    /// # Errors
+    ///
+    /// As [`revoke`](Self::revoke).
+    pub async fn revoke_all<J: AsRef<str>>(
+        &self,
+        entries: &[(J, SystemTime)],
+    ) -> Result<(), RedisError> {
+        let list = &self.inner.list;
+        list.revoke_many(entries.iter().map(|(jti, exp)| (jti.as_ref(), *exp)));
+        let retention = list.retention().as_secs();
+        let now = SystemTime::now();
         let mut pipe = ::redis::pipe();
-        pipe.cmd("SET")
-            .arg(format!("{}:{jti}", self.inner.prefix))
-            .arg(exp)
-            .arg("EXAT")
-            .arg(exp)
-            .ignore()
-            .cmd("PUBLISH")
-            .arg(&*self.inner.prefix)
-            .arg(format!("{exp}:{jti}"))
-            .ignore();
+        let mut shared = 0usize;
+        for (jti, expires_at) in entries {
+            let (jti, exp) = (jti.as_ref(), exp_secs(*expires_at));
+            let end = exp.saturating_add(retention);
+            if epoch_plus(end) <= now {
+                continue; // past the retention: refused as expired everywhere
+            }
+            pipe.cmd("SET")
+                .arg(format!("{}:{jti}", self.inner.prefix))
+                .arg(exp)
+                .arg("EXAT")
+                .arg(end)
+                .ignore()
+                .cmd("PUBLISH")
+                .arg(&*self.inner.prefix)
+                .arg(format!("{exp}:{jti}"))
+                .ignore();
+            shared += 1;
+        }
+        if shared == 0 {
+            return Ok(());
+        }
+        let mut connection = self.inner.connection.clone();
         with_timeout(self.inner.timeout, pipe.query_async(&mut connection)).await
     }
 
@@ -170,6 +209,16 @@ impl Revocation for RedisRevocation {
     fn is_revoked(&self, jti: &str) -> bool {
         self.inner.list.is_revoked(jti)
     }
+
+    fn keep_after_expiry(&self, leeway: Duration) {
+        self.inner.list.keep_after_expiry(leeway);
+    }
+}
+
+impl Revoker for RedisRevocation {
+    fn revoke_many(&self, entries: Vec<(String, SystemTime)>) -> RevokeFuture<'_> {
+        Box::pin(async move { Ok(self.revoke_all(&entries).await?) })
+    }
 }
 
 /// Configures a [`RedisRevocation`].
@@ -178,10 +227,19 @@ impl Revocation for RedisRevocation {
 pub struct RedisRevocationBuilder {
     prefix: String,
     timeout: Duration,
+    retention: Duration,
     list: Option<RevocationList>,
 }
 
 impl RedisRevocationBuilder {
+    /// Keeps every entry, here and in Redis, at least `retention` after its token's `exp`
+    /// (default 5 minutes). The JWT layers given this denylist raise it to their leeway; set
+    /// it to the largest leeway of the instances sharing the prefix if they differ.
+    pub fn keep_after_expiry(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
     /// Prefixes every key, and names the channel (default [`RedisRevocation::DEFAULT_PREFIX`]).
     /// Every instance that shares the denylist must use the same prefix.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
@@ -224,6 +282,7 @@ impl RedisRevocationBuilder {
             .set_max_delay(Duration::from_millis(500));
         let mut connection = client.get_connection_manager_with_config(config).await?;
         let list = self.list.unwrap_or_default();
+        list.keep_after_expiry(self.retention);
         let prefix: Arc<str> = Arc::from(self.prefix);
         let mirror = Mirror {
             client,
@@ -248,13 +307,18 @@ impl RedisRevocationBuilder {
     }
 }
 
-/// `expires_at` as whole seconds since the epoch, rounded up; `None` if already past.
-fn exat(expires_at: SystemTime) -> Option<u64> {
-    if expires_at <= SystemTime::now() {
-        return None;
-    }
-    let since = expires_at.duration_since(UNIX_EPOCH).ok()?;
-    Some(since.as_secs() + u64::from(since.subsec_nanos() > 0))
+/// `expires_at` as whole seconds since the epoch, rounded up (0 before the epoch).
+fn exp_secs(expires_at: SystemTime) -> u64 {
+    expires_at.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        since
+            .as_secs()
+            .saturating_add(u64::from(since.subsec_nanos() > 0))
+    })
+}
+
+/// The epoch plus `secs`, clamped to the year 9999 (no `SystemTime` arithmetic can overflow).
+fn epoch_plus(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs.min(MAX_EXP_SECS))
 }
 
 async fn with_timeout<T>(
@@ -274,7 +338,7 @@ async fn with_timeout<T>(
 /// A message or a stored value: `<exp>:<jti>` / key suffix and `<exp>`.
 fn parse_message(payload: &[u8]) -> Option<(&str, SystemTime)> {
     let (exp, jti) = std::str::from_utf8(payload).ok()?.split_once(':')?;
-    Some((jti, UNIX_EPOCH + Duration::from_secs(exp.parse().ok()?)))
+    Some((jti, epoch_plus(exp.parse().ok()?)))
 }
 
 /// `prefix` with the glob characters of `SCAN … MATCH` escaped.
@@ -321,7 +385,7 @@ async fn load(
             list.revoke_many(keys.iter().zip(values).filter_map(|(key, exp)| {
                 let jti = std::str::from_utf8(key.get(skip..)?).ok()?;
                 let exp: u64 = std::str::from_utf8(&exp?).ok()?.parse().ok()?;
-                Some((jti, UNIX_EPOCH + Duration::from_secs(exp)))
+                Some((jti, epoch_plus(exp)))
             }));
         }
         if next == 0 {
@@ -418,10 +482,14 @@ mod tests {
     }
 
     #[test]
-    fn expiry_rounds_up_and_past_is_none() {
+    fn expiry_rounds_up_and_huge_values_are_clamped() {
         let later = SystemTime::now() + Duration::from_millis(1_500);
         let secs = later.duration_since(UNIX_EPOCH).unwrap();
-        assert_eq!(exat(later), Some(secs.as_secs() + 1));
-        assert_eq!(exat(UNIX_EPOCH + Duration::from_secs(5)), None);
+        assert_eq!(exp_secs(later), secs.as_secs() + 1);
+        assert_eq!(exp_secs(UNIX_EPOCH), 0);
+        let (jti, exp) = parse_message(b"18446744073709551615:x").unwrap();
+        assert_eq!(jti, "x");
+        assert_eq!(exp, epoch_plus(MAX_EXP_SECS));
+        assert_eq!(epoch_plus(u64::MAX), epoch_plus(MAX_EXP_SECS));
     }
 }

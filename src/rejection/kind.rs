@@ -56,8 +56,8 @@ impl RejectionKind {
     /// The gRPC status code of this kind (`grpc-status`).
     pub fn grpc_code(self) -> u8 {
         match self {
+            Self::InvalidRequest => 3, // INVALID_ARGUMENT, as HTTP 400
             Self::MissingCredential
-            | Self::InvalidRequest
             | Self::MalformedCredential
             | Self::InvalidCredential
             | Self::ExpiredCredential

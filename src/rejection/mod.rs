@@ -8,8 +8,10 @@
 //! - HTTP requests with the kind's status, RFC 6750 / `ApiKey` challenges in
 //!   `WWW-Authenticate`, and an RFC 9457 `application/problem+json` body:
 //!   `{"type":"about:blank","title":"Unauthorized","status":401,"code":"expired_credential","detail":"…"}`;
-//! - gRPC requests (`content-type: application/grpc…`) with a trailers-only response: HTTP 200,
-//!   `grpc-status` (16, 7, 8 or 14) and `grpc-message`, which tonic clients read as a `Status`.
+//! - gRPC requests (HTTP/2 with `content-type: application/grpc…`, or gRPC-Web) with a
+//!   trailers-only response: HTTP 200, `Cache-Control: no-store`, `grpc-status` (16, 3, 7, 8
+//!   or 14) and `grpc-message`, which tonic clients read as a `Status`. An HTTP/1.1 request
+//!   that only claims `application/grpc` gets the HTTP form.
 //!
 //! Whatever renders it, the middleware puts the [`RejectionKind`] and the [`Rejection`] into the
 //! response's extensions, so outer layers (logging, metrics) can see why a request was refused.

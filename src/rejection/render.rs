@@ -48,6 +48,8 @@ pub(super) fn grpc(rejection: &Rejection, content_type: HeaderValue) -> Response
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, content_type);
+    // HTTP 200 to intermediaries: say it must not be stored or reused.
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(
         "grpc-status",
         HeaderValue::from(u16::from(rejection.kind().grpc_code())),

@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
-use http::{Extensions, HeaderMap, HeaderValue, Method, Response, Uri};
+use http::{Extensions, HeaderMap, HeaderValue, Method, Response, Uri, Version};
 
 use super::{Rejection, render};
 
@@ -14,6 +14,7 @@ pub struct RequestHead<'a> {
     uri: &'a Uri,
     headers: &'a HeaderMap,
     extensions: &'a Extensions,
+    version: Version,
 }
 
 impl<'a> RequestHead<'a> {
@@ -24,7 +25,13 @@ impl<'a> RequestHead<'a> {
             uri: request.uri(),
             headers: request.headers(),
             extensions: request.extensions(),
+            version: request.version(),
         }
+    }
+
+    /// The request's HTTP version.
+    pub fn version(&self) -> Version {
+        self.version
     }
 
     /// The request method.
@@ -47,11 +54,22 @@ impl<'a> RequestHead<'a> {
         self.extensions
     }
 
-    /// Whether the request is a gRPC call: its `content-type` starts with `application/grpc`.
+    /// Whether the request is a gRPC call: HTTP/2 with a `content-type` of
+    /// `application/grpc` or `application/grpc+…` (gRPC runs on HTTP/2 only), or gRPC-Web
+    /// (`application/grpc-web…`, any version: browsers speak HTTP/1.1 too). A plain HTTP/1.1
+    /// request that merely claims `application/grpc` is not one, so it gets the HTTP answer.
     pub fn is_grpc(&self) -> bool {
-        self.headers
-            .get(CONTENT_TYPE)
-            .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc"))
+        let Some(ct) = self.headers.get(CONTENT_TYPE) else {
+            return false;
+        };
+        let ct = ct.as_bytes();
+        let Some(rest) = ct.strip_prefix(b"application/grpc") else {
+            return false;
+        };
+        if rest.starts_with(b"-web") {
+            return true;
+        }
+        self.version == Version::HTTP_2 && matches!(rest.first(), None | Some(b'+' | b';'))
     }
 }
 
@@ -91,8 +109,9 @@ where
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Flavor {
-    /// gRPC for requests whose `content-type` starts with `application/grpc`, HTTP otherwise.
-    /// Right for servers that serve axum and tonic on one port.
+    /// gRPC for gRPC requests ([`RequestHead::is_grpc`]: HTTP/2 and `application/grpc`, or
+    /// gRPC-Web), HTTP otherwise. Right for servers that serve axum and tonic on one port.
+    /// Both forms carry `Cache-Control: no-store`.
     #[default]
     Auto,
     /// Always problem+json over HTTP.

@@ -10,8 +10,14 @@ use crate::principal::EffectiveScopes;
 use crate::rejection::{Challenge, RejectionKind};
 
 fn request(app: Option<&[&str]>, user: Option<&[&str]>, content_type: &str) -> Request<String> {
+    let version = if content_type.starts_with("application/grpc") {
+        http::Version::HTTP_2 // as gRPC always is
+    } else {
+        http::Version::HTTP_11
+    };
     let mut request = Request::builder()
         .header("content-type", content_type)
+        .version(version)
         .body(String::from("payload"))
         .unwrap();
     if let Some(scopes) = app {

@@ -122,6 +122,11 @@ struct Fixture {
 /// A token endpoint and an API guarded by the issuer's own `jwt_layer`, with the denylist
 /// wired between the service and the layer.
 async fn token_server(grace: Duration) -> Fixture {
+    token_server_with_leeway(grace, Duration::from_secs(60)).await
+}
+
+/// As [`token_server`], with the layer's leeway `leeway`.
+async fn token_server_with_leeway(grace: Duration, leeway: Duration) -> Fixture {
     let clock = clock();
     let denylist = RevocationList::with_clock(Arc::new(clock.clone()));
     let issuer = issuer(&clock, rsa_key());
@@ -130,7 +135,12 @@ async fn token_server(grace: Duration) -> Fixture {
         .grace_window(grace)
         .denylist(denylist.clone())
         .build();
-    let layer = issuer.jwt_layer().revocation(denylist).build().unwrap();
+    let layer = issuer
+        .jwt_layer()
+        .leeway(leeway)
+        .revocation(denylist)
+        .build()
+        .unwrap();
     let router = Router::new()
         .route("/me", get(me))
         .route_layer(layer)
@@ -361,6 +371,42 @@ async fn logout_revokes_the_family() {
     assert_eq!(f.me(str_of(&t1, "access_token")).await.status, 401);
 }
 
+/// Review f2, second variant: the access tokens of a logged-out (or reused) session stay
+/// refused through the layer's leeway after their `exp`, whatever that leeway is (the
+/// service's denylist margin was fixed at 60 s).
+#[tokio::test]
+async fn a_revoked_sessions_access_token_stays_refused_through_a_long_leeway() {
+    let f = token_server_with_leeway(Duration::ZERO, Duration::from_secs(120)).await;
+    let t0 = f.login("alice", "orders:read").await;
+    let t1 = f.refresh(str_of(&t0, "refresh_token")).await.json();
+    assert_eq!(f.me(str_of(&t1, "access_token")).await.status, 200);
+    // Reuse of t0's spent refresh token revokes the family.
+    assert_invalid_grant(&f.refresh(str_of(&t0, "refresh_token")).await);
+    let expires_in = t1["expires_in"].as_u64().unwrap();
+    for after_exp in [0, 59, 61, 90, 119] {
+        f.clock
+            .set(UNIX_EPOCH + Duration::from_secs(NOW + expires_in + after_exp));
+        let answer = f.me(str_of(&t1, "access_token")).await;
+        assert_eq!(
+            answer.status,
+            401,
+            "{after_exp} s after exp: {}",
+            answer.text()
+        );
+        assert_eq!(
+            answer.json()["code"],
+            "revoked_credential",
+            "{after_exp} s after exp"
+        );
+    }
+    f.clock
+        .set(UNIX_EPOCH + Duration::from_secs(NOW + expires_in + 120));
+    assert_eq!(
+        f.me(str_of(&t1, "access_token")).await.json()["code"],
+        "expired_credential"
+    );
+}
+
 #[tokio::test]
 async fn grace_window_gives_the_direct_predecessor_the_same_successor_once() {
     let f = token_server(Duration::from_secs(10)).await;
@@ -392,6 +438,24 @@ async fn grace_window_gives_the_direct_predecessor_the_same_successor_once() {
     let u2 = f.refresh(str_of(&u1, "refresh_token")).await.json();
     assert_invalid_grant(&f.refresh(str_of(&u0, "refresh_token")).await);
     assert_invalid_grant(&f.refresh(str_of(&u2, "refresh_token")).await);
+}
+
+/// Review #10: a grace window too long to add to a time (`Duration::MAX`, as from an
+/// unchecked setting) is "always within", not a panic in the token endpoint.
+#[tokio::test]
+async fn a_huge_grace_window_is_always_within_not_a_panic() {
+    let f = token_server(Duration::MAX).await;
+    let t0 = f.login("alice", "orders:read").await;
+    let t1 = f.refresh(str_of(&t0, "refresh_token")).await;
+    assert_eq!(t1.status, 200, "{}", t1.text());
+    f.clock.advance(Duration::from_secs(3600));
+    let again = f.refresh(str_of(&t0, "refresh_token")).await;
+    assert_eq!(again.status, 200, "{}", again.text());
+    assert_eq!(
+        str_of(&again.json(), "refresh_token"),
+        str_of(&t1.json(), "refresh_token"),
+        "the same successor"
+    );
 }
 
 // Several worker threads, so the handlers really interleave between lookup and rotation.

@@ -600,6 +600,36 @@ async fn malformed_tokens_and_headers() {
     assert_eq!(missing.header("www-authenticate"), Some("Bearer"));
 }
 
+/// RFC 7515 §5.2 / RFC 7519 §7.2: the header and the payload are UTF-8 JSON. Invalid UTF-8
+/// inside a member no claims type names (which a JSON parser skips unread) is still refused,
+/// though the token is signed with the right key.
+#[tokio::test]
+async fn invalid_utf8_in_an_unknown_member_is_refused() {
+    init();
+    let clock = clock();
+    let client = serve(layer_on(hs_key(), &clock)).await;
+    let signed = |header: &[u8], payload: &[u8]| {
+        let message = format!("{}.{}", b64(header), b64(payload));
+        let signature =
+            jsonwebtoken::crypto::sign(message.as_bytes(), &hs256(), Alg::HS256).unwrap();
+        format!("{message}.{signature}")
+    };
+    let header = br#"{"alg":"HS256","kid":"hs"}"#.to_vec();
+    let payload = format!(r#"{{"sub":"alice","exp":{},"note":"#, NOW + 600).into_bytes();
+    let with = |prefix: &[u8], bytes: &[u8]| [prefix, b"\"", bytes, b"\"}"].concat();
+    // The control: the same token with valid UTF-8 passes.
+    let good = signed(&header, &with(&payload, "caf\u{e9}".as_bytes()));
+    assert_eq!(bearer(&client, &good).await.status, 200);
+    for bad in [&b"caf\xe9"[..], b"\xff\xfe", b"\xed\xa0\x80"] {
+        let token = signed(&header, &with(&payload, bad));
+        assert_refused(&bearer(&client, &token).await, "malformed_credential");
+        let header = with(br#"{"alg":"HS256","kid":"hs","x":"#, bad);
+        let claims = claims(json!({})).to_string();
+        let token = signed(&header, claims.as_bytes());
+        assert_refused(&bearer(&client, &token).await, "malformed_credential");
+    }
+}
+
 #[tokio::test]
 async fn revoked_jti_and_cache_hits_still_check_expiry_and_revocation() {
     let clock = clock();
@@ -625,6 +655,35 @@ async fn revoked_jti_and_cache_hits_still_check_expiry_and_revocation() {
     assert_refused(&bearer(&client, &second).await, "expired_credential");
     let fresh_revoked = hs_token(json!({"jti": "t-1", "iat": NOW + 100}));
     assert_refused(&bearer(&client, &fresh_revoked).await, "revoked_credential");
+}
+
+/// Review f2: a `jti` revoked until the token's `exp` (as the README shows) stays refused
+/// through the whole leeway after `exp`, whatever leeway the layer has, until the layer's own
+/// expiry check refuses the token.
+#[tokio::test]
+async fn a_revoked_jti_stays_refused_through_the_leeway_after_exp() {
+    for leeway in [60, 300] {
+        let clock = clock();
+        let revoked = RevocationList::with_clock(Arc::new(clock.clone()));
+        let layer = JwtLayer::builder(hs_key())
+            .clock(Arc::new(clock.clone()))
+            .leeway(Duration::from_secs(leeway))
+            .revocation(revoked.clone())
+            .build()
+            .unwrap();
+        let client = serve(layer).await;
+        let token = hs_token(json!({"jti": "t-1"}));
+        let exp = UNIX_EPOCH + Duration::from_secs(NOW + 600);
+        assert_eq!(bearer(&client, &token).await.status, 200);
+        revoked.revoke("t-1", exp);
+        assert_refused(&bearer(&client, &token).await, "revoked_credential");
+        for after_exp in [0, 1, leeway / 2, leeway - 1] {
+            clock.set(exp + Duration::from_secs(after_exp));
+            assert_refused(&bearer(&client, &token).await, "revoked_credential");
+        }
+        clock.set(exp + Duration::from_secs(leeway));
+        assert_refused(&bearer(&client, &token).await, "expired_credential");
+    }
 }
 
 #[tokio::test]
@@ -672,6 +731,57 @@ async fn optional_mode_and_custom_claims() {
     assert_eq!(wrong.status, 401);
 }
 
+/// Review f8: a client-chosen `content-type: application/grpc` does not change what a plain
+/// HTTP/1.1 client is told (401, `no-store`, the challenge); a real gRPC request (HTTP/2)
+/// gets the trailers-only form, which carries `no-store` too.
+#[tokio::test]
+async fn a_client_chosen_grpc_content_type_changes_nothing_for_http_clients() {
+    let clock = clock();
+    let router = Router::new()
+        .route("/me", get(me))
+        .route_layer(layer_on(hs_key(), &clock));
+    let addr = serve_axum(router).await;
+    let http1 = HttpClient::new(addr);
+    let expired = format!("Bearer {}", hs_token(json!({"exp": NOW - 3600})));
+    for content_type in ["application/grpc", "application/grpc+proto"] {
+        let missing = http1
+            .get("/me", &[("content-type", content_type.as_bytes())])
+            .await;
+        assert_eq!(missing.status, 401, "{content_type}");
+        assert_eq!(missing.header("cache-control"), Some("no-store"));
+        assert_eq!(missing.header("www-authenticate"), Some("Bearer"));
+        assert_eq!(missing.header("grpc-status"), None);
+        let answer = http1
+            .get(
+                "/me",
+                &[
+                    ("content-type", content_type.as_bytes()),
+                    ("authorization", expired.as_bytes()),
+                ],
+            )
+            .await;
+        assert_refused(&answer, "expired_credential");
+        assert_eq!(answer.header("cache-control"), Some("no-store"));
+    }
+
+    // A real gRPC request: HTTP/2, `te: trailers`.
+    let http2: hyper_util::client::legacy::Client<_, Full<Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http2_only(true)
+            .build_http();
+    let request = http::Request::post(format!("http://{addr}/me"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("authorization", &expired)
+        .body(Full::default())
+        .unwrap();
+    let response = http2.request(request).await.unwrap();
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["grpc-status"], "16");
+    assert_eq!(response.headers()["cache-control"], "no-store");
+}
+
 #[tokio::test]
 async fn grpc_rejections_are_unauthenticated_in_a_real_tonic_client() {
     let clock = clock();
@@ -700,6 +810,23 @@ async fn grpc_rejections_are_unauthenticated_in_a_real_tonic_client() {
         assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
         assert!(!status.message().contains(&expired));
     }
+}
+
+/// Review #16: a malformed request (here two bearer tokens folded into one header) is gRPC
+/// 3 `INVALID_ARGUMENT`, as its HTTP form is 400 `invalid_request`, not `UNAUTHENTICATED`.
+#[tokio::test]
+async fn an_invalid_request_is_invalid_argument_in_a_real_tonic_client() {
+    let clock = clock();
+    let probe = ProbeServer::new(|_| "reached".to_owned());
+    let addr = serve_tonic(layer_on(hs_key(), &clock), probe).await;
+    let token = hs_token(json!({}));
+    let folded = format!("Bearer {token}, Bearer {token}");
+    let status = call_whoami(addr, &[("authorization", &folded)])
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    let ok = call_whoami(addr, &[("authorization", &format!("Bearer {token}"))]).await;
+    assert_eq!(ok.unwrap(), "reached");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -892,6 +1019,60 @@ async fn jwks_rotation_forged_kid_flood_and_provider_down() {
         200
     );
     assert_eq!(source.keys().len(), 2);
+}
+
+/// Review f6: a JWKS document is public, so a symmetric (`kty: oct`) key in a fetched one
+/// is no secret: it is skipped, and a token signed with it is refused. The provider's
+/// asymmetric keys still work.
+#[tokio::test]
+async fn a_fetched_jwks_cannot_bring_a_symmetric_key() {
+    let clock = clock();
+    let (provider, addr, _) = provider().await;
+    let oct = json!({"kty": "oct", "kid": "hs", "alg": "HS256", "k": b64(SECRET)});
+    provider.serve_keys(&[oct.clone(), rsa_jwk("rsa.key", "k1")], None);
+    let source = JwksSource::builder(fetcher(addr))
+        .clock(Arc::new(clock.clone()))
+        .build();
+    source.refresh().await.unwrap();
+    assert_eq!(source.keys().len(), 1, "the oct key is skipped");
+    let client = serve(layer_on(source, &clock)).await;
+    assert_eq!(
+        bearer(&client, &rs_token("rsa.key", "k1")).await.status,
+        200
+    );
+    // Minted by anyone who read the JWKS: same kid, the published secret.
+    assert_refused(
+        &bearer(&client, &hs_token(json!({}))).await,
+        "invalid_credential",
+    );
+    // Configured explicitly, the same key is trusted.
+    let explicit = JwtKey::from_jwk_json(oct.to_string()).unwrap();
+    let client = serve(layer_on(explicit, &clock)).await;
+    assert_eq!(bearer(&client, &hs_token(json!({}))).await.status, 200);
+}
+
+/// Review f9: a JWKS endpoint that never answers (and a fetcher with no timeout of its own)
+/// does not hold a request naming an unknown `kid`: the re-fetch is cut short by the source's
+/// own timeout and the request is refused as `invalid_token`. The second request, within the
+/// cooldown, is refused at once.
+#[tokio::test]
+async fn an_unknown_kid_refetch_that_never_answers_is_cut_short() {
+    let clock = clock();
+    let never = Router::new().route("/jwks", get(std::future::pending::<String>));
+    let source = JwksSource::builder(fetcher(serve_axum(never).await))
+        .unknown_kid_timeout(Duration::from_millis(200))
+        .clock(Arc::new(clock.clone()))
+        .build();
+    let client = serve(layer_on(source, &clock)).await;
+    for kid in ["k1", "k2"] {
+        let answer = tokio::time::timeout(
+            Duration::from_secs(30),
+            bearer(&client, &rs_token("rsa.key", kid)),
+        )
+        .await
+        .expect("the request was never answered");
+        assert_refused(&answer, "invalid_credential");
+    }
 }
 
 #[tokio::test]

@@ -133,7 +133,7 @@ impl InMemoryRefreshStore {
                 successor: next,
                 grace_used,
             } => {
-                let within = !grace_used && now < at + grace;
+                let within = !grace_used && super::before(now, at, grace);
                 let next = state
                     .records
                     .get(&next)

@@ -1,0 +1,117 @@
+//! Decoding a token's parts and checking its signature.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use super::keys::JwtKey;
+use super::validation::{Refusal, invalid, malformed};
+
+/// Verifies `signature_b64` over `message` with `key`, with the backend chosen by this crate's
+/// features (aws-lc-rs when both are enabled), used directly so that jsonwebtoken's
+/// process-wide default provider does not matter.
+#[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
+pub(crate) fn verify_signature(
+    signature_b64: &str,
+    message: &[u8],
+    key: &JwtKey,
+) -> Result<(), Refusal> {
+    #[cfg(feature = "aws-lc-rs")]
+    let provider = &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
+    #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
+    let provider = &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
+
+    let mut signature = Vec::with_capacity(signature_b64.len() * 3 / 4 + 3);
+    b64(signature_b64, &mut signature)?;
+    if signature.is_empty() {
+        return Err(BAD_SIGNATURE);
+    }
+    VERIFIERS.with_borrow_mut(|verifiers| {
+        // jsonwebtoken's verifiers are neither `Send` nor `Sync`, so they cannot live in the
+        // shared key set; each thread keeps the few it uses, keyed by the key's unique id,
+        // so a request does not pay for key setup (HMAC pads, key copies) every time.
+        let index = match verifiers.iter().position(|(id, _)| *id == key.id()) {
+            Some(index) => index,
+            None => {
+                let verifier = (provider.verifier_factory)(&key.algorithm(), key.decoding_key())
+                    .map_err(|_| BAD_SIGNATURE)?;
+                if verifiers.len() == MAX_VERIFIERS_PER_THREAD {
+                    verifiers.remove(0);
+                }
+                verifiers.push((key.id(), verifier));
+                verifiers.len() - 1
+            }
+        };
+        verifiers[index]
+            .1
+            .verify(message, &signature)
+            .map_err(|_| BAD_SIGNATURE)
+    })
+}
+
+#[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
+const MAX_VERIFIERS_PER_THREAD: usize = 16;
+
+#[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
+thread_local! {
+    static VERIFIERS: std::cell::RefCell<Vec<(u64, Box<dyn jsonwebtoken::crypto::JwtVerifier>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Without a backend feature (`jwt-base` alone), the provider the application installed with
+/// `jsonwebtoken::crypto::CryptoProvider::install_default` verifies.
+#[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
+pub(crate) fn verify_signature(
+    signature_b64: &str,
+    message: &[u8],
+    key: &JwtKey,
+) -> Result<(), Refusal> {
+    if signature_b64.is_empty() {
+        return Err(BAD_SIGNATURE);
+    }
+    match jsonwebtoken::crypto::verify(signature_b64, message, key.decoding_key(), key.algorithm())
+    {
+        Ok(true) => Ok(()),
+        _ => Err(BAD_SIGNATURE),
+    }
+}
+
+const BAD_SIGNATURE: Refusal = invalid("The token signature is not valid.");
+
+/// Decodes base64url without padding, into `buf`.
+#[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
+fn b64(input: &str, buf: &mut Vec<u8>) -> Result<(), Refusal> {
+    buf.clear();
+    URL_SAFE_NO_PAD
+        .decode_vec(input, buf)
+        .map_err(|_| malformed())
+}
+
+/// Decodes base64url without padding into `stack` when it fits, else into `heap`.
+pub(crate) fn b64_into<'b, const N: usize>(
+    input: &str,
+    stack: &'b mut [u8; N],
+    heap: &'b mut Vec<u8>,
+) -> Result<&'b [u8], Refusal> {
+    if input.len() / 4 * 3 + 3 <= N {
+        let len = URL_SAFE_NO_PAD
+            .decode_slice(input, stack)
+            .map_err(|_| malformed())?;
+        Ok(&stack[..len])
+    } else {
+        URL_SAFE_NO_PAD
+            .decode_vec(input, heap)
+            .map_err(|_| malformed())?;
+        Ok(heap)
+    }
+}
+
+/// `json` if it is valid UTF-8. The header and the payload must be UTF-8 JSON (RFC 7515
+/// §5.2, RFC 7519 §7.2), but a JSON parser skips members nobody reads without looking at
+/// their bytes, so the whole text is checked here, once.
+#[inline]
+pub(crate) fn utf8(json: &[u8]) -> Result<&[u8], Refusal> {
+    match std::str::from_utf8(json) {
+        Ok(_) => Ok(json),
+        Err(_) => Err(malformed()),
+    }
+}
