@@ -274,7 +274,13 @@ async fn with_timeout<T>(
 /// A message or a stored value: `<exp>:<jti>` / key suffix and `<exp>`.
 fn parse_message(payload: &[u8]) -> Option<(&str, SystemTime)> {
     let (exp, jti) = std::str::from_utf8(payload).ok()?.split_once(':')?;
-    Some((jti, UNIX_EPOCH + Duration::from_secs(exp.parse().ok()?)))
+    Some((jti, expiry(exp.parse().ok()?)))
+}
+
+/// `secs` since the epoch, capped at the last NumericDate a token may carry (9999-12-31): a
+/// larger value (which `SystemTime` may not even hold) still revokes, and never panics.
+fn expiry(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs.min(253_402_300_799))
 }
 
 /// `prefix` with the glob characters of `SCAN … MATCH` escaped.
@@ -321,7 +327,7 @@ async fn load(
             list.revoke_many(keys.iter().zip(values).filter_map(|(key, exp)| {
                 let jti = std::str::from_utf8(key.get(skip..)?).ok()?;
                 let exp: u64 = std::str::from_utf8(&exp?).ok()?.parse().ok()?;
-                Some((jti, UNIX_EPOCH + Duration::from_secs(exp)))
+                Some((jti, expiry(exp)))
             }));
         }
         if next == 0 {
@@ -401,6 +407,9 @@ impl Mirror {
         }
     }
 }
+
+#[cfg(test)]
+mod proptests;
 
 #[cfg(test)]
 mod tests {

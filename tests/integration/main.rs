@@ -25,6 +25,8 @@ mod jwt;
 mod postgres;
 #[cfg(feature = "api-key")]
 mod readiness;
+#[cfg(all(feature = "redis", feature = "jwt-base"))]
+mod redis_hostile_values;
 #[cfg(all(feature = "redis", feature = "postgres"))]
 mod redis_invalidation;
 #[cfg(all(feature = "redis", feature = "rate-limit"))]

@@ -72,7 +72,10 @@ fn headers(authorization: &[Vec<u8>], cookies: &[Vec<u8>]) -> http::HeaderMap {
 /// Whether `part` lies inside `whole` (the same memory, not equal bytes elsewhere).
 fn within(part: &[u8], whole: &[u8]) -> bool {
     let (start, end) = (part.as_ptr() as usize, part.as_ptr() as usize + part.len());
-    let (w_start, w_end) = (whole.as_ptr() as usize, whole.as_ptr() as usize + whole.len());
+    let (w_start, w_end) = (
+        whole.as_ptr() as usize,
+        whole.as_ptr() as usize + whole.len(),
+    );
     w_start <= start && end <= w_end
 }
 
