@@ -39,6 +39,9 @@ mod scopes;
 #[cfg(feature = "rate-limit")]
 mod rate_limit;
 
+// Generated inputs through the public API (proptest).
+mod properties;
+
 // Starts the examples as child processes; they need these features to be built.
 #[cfg(all(feature = "api-key", feature = "jwt", feature = "rate-limit"))]
 mod examples;
