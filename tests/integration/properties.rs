@@ -8,6 +8,10 @@ use proptest::prelude::ProptestConfig;
 
 #[cfg(feature = "api-key")]
 mod api_key;
+#[cfg(feature = "issuer")]
+mod issuer;
+#[cfg(feature = "jwt")]
+mod jwt;
 #[cfg(feature = "rate-limit")]
 mod rate_limit;
 
