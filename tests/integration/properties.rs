@@ -11,6 +11,8 @@ mod api_key;
 #[cfg(feature = "issuer")]
 mod issuer;
 #[cfg(feature = "jwt")]
+mod jwks;
+#[cfg(feature = "jwt")]
 mod jwt;
 #[cfg(feature = "rate-limit")]
 mod rate_limit;
