@@ -16,16 +16,6 @@ pub(crate) fn config() -> ProptestConfig {
     }
 }
 
-/// As [`config`], with a `1/divisor` of the cases (at least 16), for properties whose case
-/// costs a signature or a runtime.
-pub(crate) fn config_scaled(divisor: u32) -> ProptestConfig {
-    let config = config();
-    ProptestConfig {
-        cases: (config.cases / divisor).max(16),
-        ..config
-    }
-}
-
 /// Bytes a `HeaderValue` accepts (visible ASCII, space, tab, obs-text), any length up to `max`.
 pub(crate) fn header_bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
     proptest::collection::vec(

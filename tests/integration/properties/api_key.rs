@@ -107,3 +107,96 @@ proptest! {
         }
     }
 }
+
+/// The API-key layer in front of a service, over generated `x-api-key` lines and query
+/// strings: 200 exactly when the request carries the key once (header value trimmed of
+/// spaces, or the `api_key` parameter verbatim), 400 for two credentials, 401 otherwise;
+/// never a panic, never a 500.
+#[test]
+fn the_layer_admits_exactly_one_copy_of_the_key() {
+    use proptest::test_runner::TestRunner;
+    use tollgate::api_key::{ApiKeyLayer, ApiKeys, InMemoryKeyStore, NewKey};
+    use tower::{Layer as _, ServiceExt as _};
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let keys = ApiKeys::builder(InMemoryKeyStore::new()).build();
+    let key = runtime
+        .block_on(keys.generate(NewKey::new("app-1", "A")))
+        .unwrap()
+        .key()
+        .expose()
+        .to_owned();
+    let other = keys.format().generate().into_plaintext();
+    let service = ApiKeyLayer::new(keys)
+        .query_param("api_key")
+        .layer(tower::service_fn(|_: http::Request<()>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(()))
+        }));
+
+    let value = {
+        let (key, other) = (key.clone(), other.clone());
+        prop_oneof![
+            Just(key.clone()),
+            Just(format!("  {key} ")),
+            Just(other),
+            "[ -~]{0,60}",
+            (0..key.len(), "[ -~]").prop_map(move |(at, c)| {
+                let mut typo = key.clone();
+                typo.replace_range(at..=at, &c);
+                typo
+            }),
+        ]
+    };
+    let strategy = (
+        proptest::collection::vec(value.clone(), 0..3),
+        proptest::collection::vec(
+            prop_oneof![
+                // Only characters a URI takes as they are (keys are alphanumeric and `_`).
+                value.prop_map(|v| {
+                    let v: String = v
+                        .chars()
+                        .filter(|c| c.is_ascii_alphanumeric() || "_-.~".contains(*c))
+                        .collect();
+                    format!("api_key={v}")
+                }),
+                "[a-z_]{1,8}=[A-Za-z0-9]{0,8}",
+            ],
+            0..3,
+        ),
+    );
+    let mut runner = TestRunner::new(config());
+    runner
+        .run(&strategy, |(lines, params)| {
+            let mut request = http::Request::builder().uri(format!("/?{}", params.join("&")));
+            for line in &lines {
+                request = request.header("x-api-key", line.as_str());
+            }
+            let request = request.body(()).unwrap();
+            let status = runtime
+                .block_on(service.clone().oneshot(request))
+                .unwrap()
+                .status();
+            let from_query: Vec<&str> = params
+                .iter()
+                .filter_map(|p| p.strip_prefix("api_key="))
+                .collect();
+            let credentials = lines.len() + from_query.len();
+            let expected = match credentials {
+                0 => 401,
+                1 => {
+                    let sent = match lines.first() {
+                        Some(line) => line.trim_matches(' '),
+                        None => from_query[0],
+                    };
+                    if sent == key { 200 } else { 401 }
+                }
+                _ => 400,
+            };
+            prop_assert_eq!(status.as_u16(), expected, "{:?} {:?}", lines, params);
+            Ok(())
+        })
+        .unwrap();
+}
