@@ -137,7 +137,7 @@ fn the_layer_admits_exactly_one_copy_of_the_key() {
         }));
 
     let value = {
-        let (key, other) = (key.clone(), other.clone());
+        let (key, other) = (key.clone(), other);
         prop_oneof![
             Just(key.clone()),
             Just(format!("  {key} ")),

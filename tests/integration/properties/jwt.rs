@@ -167,7 +167,7 @@ proptest! {
         let authenticator = authenticator(cache);
         let verified = authenticator.validate(&token).unwrap();
         prop_assert_eq!(verified.user().subject(), Some(sub.as_str()));
-        let mut expected = scopes.clone();
+        let mut expected = scopes;
         expected.sort_unstable();
         expected.dedup();
         let mut got = verified.user().scopes().to_vec();
