@@ -17,6 +17,7 @@ pub(crate) fn config() -> ProptestConfig {
 }
 
 /// Bytes a `HeaderValue` accepts (visible ASCII, space, tab, obs-text), any length up to `max`.
+#[cfg_attr(not(feature = "jwt-base"), allow(dead_code))]
 pub(crate) fn header_bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
     proptest::collection::vec(
         proptest::prop_oneof![Just(b'\t'), 0x20u8..=0x7e, 0x80u8..=0xff],

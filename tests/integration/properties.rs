@@ -18,6 +18,10 @@ mod jwt;
 mod rate_limit;
 
 /// proptest's defaults (with `PROPTEST_CASES` from the environment), no regression files.
+#[cfg_attr(
+    not(any(feature = "api-key", feature = "jwt", feature = "rate-limit")),
+    allow(dead_code)
+)]
 fn config() -> ProptestConfig {
     ProptestConfig {
         failure_persistence: None,
