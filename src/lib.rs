@@ -17,6 +17,9 @@ pub mod scope;
 
 mod quota;
 
+#[cfg(test)]
+mod proptests;
+
 #[cfg(any(feature = "api-key", feature = "jwt-base"))]
 mod front_table;
 

@@ -7,8 +7,9 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-/// The claims names the issuer writes itself; custom claims may not use them.
-pub(crate) const RESERVED: [&str; 11] = [
+/// The claims names the issuer writes itself, and `scp` (the layer reads scopes from it when
+/// `scope` is absent); custom claims may not use them.
+pub(crate) const RESERVED: [&str; 12] = [
     "iss",
     "sub",
     "aud",
@@ -17,10 +18,26 @@ pub(crate) const RESERVED: [&str; 11] = [
     "exp",
     "jti",
     "scope",
+    "scp",
     "act",
     "azp",
     "client_id",
 ];
+
+/// Whether a custom claim has the type the JWT layer's `StandardClaims` reads it as (a token
+/// with, say, `roles: 0` would be refused as malformed by the issuer's own layer).
+fn fits_standard_claims(name: &str, value: &Value) -> bool {
+    match name {
+        "email" | "name" => value.is_string() || value.is_null(),
+        "roles" | "permissions" => {
+            value.is_null()
+                || value
+                    .as_array()
+                    .is_some_and(|a| a.iter().all(Value::is_string))
+        }
+        _ => true,
+    }
+}
 
 /// What an access token grants: the subject, scopes, optional actor and custom claims.
 /// Passed to [`TokenIssuer::mint`](super::TokenIssuer::mint).
@@ -96,7 +113,9 @@ impl Grant {
     ///
     /// [`IssueError::NotAnObject`] if `claims` is not an object, [`IssueError::ReservedClaim`]
     /// if it names a claim the issuer writes itself (`iss`, `sub`, `aud`, `iat`, `nbf`, `exp`,
-    /// `jti`, `scope`, `act`, `azp`, `client_id`).
+    /// `jti`, `scope`, `act`, `azp`, `client_id`) or `scp`, [`IssueError::ClaimType`] for an
+    /// `email` or `name` that is not a string, or `roles` or `permissions` that are not an
+    /// array of strings (the types [`StandardClaims`](crate::jwt::StandardClaims) reads).
     pub fn claims<T: Serialize + ?Sized>(mut self, claims: &T) -> Result<Self, IssueError> {
         let Value::Object(map) =
             serde_json::to_value(claims).map_err(|_| IssueError::NotAnObject)?
@@ -106,6 +125,9 @@ impl Grant {
         for (name, value) in map {
             if RESERVED.contains(&name.as_str()) {
                 return Err(IssueError::ReservedClaim { name });
+            }
+            if !fits_standard_claims(&name, &value) {
+                return Err(IssueError::ClaimType { name });
             }
             self.extra.insert(name, value);
         }
@@ -184,6 +206,11 @@ pub enum IssueError {
         /// The claim's name.
         name: String,
     },
+    /// A custom claim the JWT layer's `StandardClaims` reads, of another type.
+    ClaimType {
+        /// The claim's name.
+        name: String,
+    },
     /// The crypto backend failed to sign.
     Signing(jsonwebtoken::errors::Error),
 }
@@ -195,6 +222,10 @@ impl fmt::Display for IssueError {
             Self::ReservedClaim { name } => {
                 write!(f, "the claim `{name}` is written by the issuer itself")
             }
+            Self::ClaimType { name } => write!(
+                f,
+                "the claim `{name}` must be a string (email, name) or an array of strings (roles, permissions)"
+            ),
             Self::Signing(e) => write!(f, "signing the token failed: {e}"),
         }
     }

@@ -416,6 +416,9 @@ pub(crate) struct Header<'a> {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -164,6 +164,9 @@ fn invalid_request(detail: &'static str) -> Refusal {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -224,6 +224,9 @@ pub(crate) const fn malformed() -> Refusal {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

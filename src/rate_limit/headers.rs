@@ -286,6 +286,9 @@ pub(crate) fn render(
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use std::time::Duration;
 

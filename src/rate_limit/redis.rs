@@ -314,6 +314,9 @@ fn decision(values: &[u64], limits: &[u64]) -> Result<Decision, StoreError> {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -76,7 +76,9 @@ fn add_common(rejection: &Rejection, response: &mut Response<Bytes>) {
 
 /// `Retry-After` in whole seconds, rounded up, never 0 (a client told "0" retries at once).
 pub(crate) fn retry_after_secs(after: std::time::Duration) -> u64 {
-    let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+    let secs = after
+        .as_secs()
+        .saturating_add(u64::from(after.subsec_nanos() > 0));
     secs.max(1)
 }
 
@@ -166,6 +168,9 @@ fn percent_encode_grpc_message(message: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod proptests;
 
 #[cfg(test)]
 mod tests {

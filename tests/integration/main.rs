@@ -25,6 +25,8 @@ mod jwt;
 mod postgres;
 #[cfg(feature = "api-key")]
 mod readiness;
+#[cfg(all(feature = "redis", feature = "jwt-base"))]
+mod redis_hostile_values;
 #[cfg(all(feature = "redis", feature = "postgres"))]
 mod redis_invalidation;
 #[cfg(all(feature = "redis", feature = "rate-limit"))]
@@ -38,6 +40,9 @@ mod scopes;
 mod rate_limit;
 #[cfg(feature = "rate-limit")]
 mod window_exactness;
+
+// Generated inputs through the public API (proptest).
+mod properties;
 
 // Starts the examples as child processes; they need these features to be built.
 #[cfg(all(feature = "api-key", feature = "jwt", feature = "rate-limit"))]
