@@ -4,6 +4,7 @@
 //! tollgate's `issuer` module does the minting, rotating and checking; this file only wires
 //! it to HTTP.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -14,8 +15,8 @@ use serde::Deserialize;
 use tollgate::api_key::KeyDigest;
 use tollgate::identity::AppIdentity;
 use tollgate::issuer::{
-    ErrorCode, OAuthError, RefreshTokenStore, SigningKey, TokenExchange, TokenIssuer,
-    TokenResponse, TokenService,
+    DirectoryUser, ErrorCode, OAuthError, RefreshTokenStore, SigningKey, TokenExchange,
+    TokenIssuer, TokenResponse, TokenService,
 };
 use tollgate::jwt::{Algorithm, RevocationList};
 
@@ -25,7 +26,9 @@ use crate::config::{Config, DemoUser, Signing};
 pub(crate) struct Tokens<S> {
     pub(crate) issuer: TokenIssuer,
     pub(crate) service: TokenService<S>,
-    pub(crate) exchange: TokenExchange,
+    /// The user store is the exchange's directory: an app gets a token only for a user it
+    /// knows, and only with scopes both hold.
+    pub(crate) exchange: TokenExchange<HashMap<String, DirectoryUser>>,
     users: Vec<DemoUser>,
 }
 
@@ -45,8 +48,17 @@ impl<S: RefreshTokenStore> Tokens<S> {
         let service = TokenService::builder(issuer.clone(), store)
             .denylist(denylist)
             .build();
+        let directory = users
+            .iter()
+            .map(|user| {
+                (
+                    user.name.clone(),
+                    DirectoryUser::active(user.scopes.clone()),
+                )
+            })
+            .collect();
         Ok(Self {
-            exchange: TokenExchange::new(issuer.clone()),
+            exchange: TokenExchange::new(issuer.clone(), directory),
             issuer,
             service,
             users,
@@ -176,7 +188,7 @@ pub(crate) struct Exchange {
 }
 
 /// `POST /auth/token-exchange` (seed 001): an app, known by its API key, gets a short-lived
-/// token for one of its users.
+/// token for one of the users, within what the key and the user both hold.
 pub(crate) async fn token_exchange<S: RefreshTokenStore>(
     State(tokens): State<Arc<Tokens<S>>>,
     Extension(app): Extension<AppIdentity>,
@@ -187,7 +199,7 @@ pub(crate) async fn token_exchange<S: RefreshTokenStore>(
         .exchange(&app, &request.user_id, request.scope.as_deref())
         .await;
     if result.is_ok() {
-        tracing::info!(app_id = app.app_id(), user_id = %request.user_id, "token exchanged");
+        tracing::info!(app_id = app.app_id(), user_id = ?request.user_id, "token exchanged");
     }
     answer(result)
 }

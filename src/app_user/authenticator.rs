@@ -14,17 +14,31 @@ pub struct AppUser<A, B> {
     user: B,
     policy: Policy,
     effective: EffectiveScopes,
+    bind_delegated: bool,
 }
 
 impl<A, B> AppUser<A, B> {
-    /// Combines `app` and `user` under `policy`, with intersected scopes.
+    /// Combines `app` and `user` under `policy`, with intersected scopes and delegated tokens
+    /// bound to their application.
     pub fn new(app: A, user: B, policy: Policy) -> Self {
         Self {
             app,
             user,
             policy,
             effective: EffectiveScopes::default(),
+            bind_delegated: true,
         }
+    }
+
+    /// Whether a delegated user credential (a token whose `act.sub` names an application, as
+    /// token exchange mints) sent together with an app credential must name **that** app
+    /// (default: yes). When it names another, the request is refused with 401
+    /// `invalid_token`: app B cannot present a token minted for app A. A user's own token
+    /// (no `act`) is not affected.
+    #[must_use]
+    pub fn bind_delegated_tokens(mut self, bind: bool) -> Self {
+        self.bind_delegated = bind;
+        self
     }
 
     /// How scopes combine when both identities are present (default: intersection). Put
@@ -88,9 +102,10 @@ impl<IA: Identity, IB: Identity> Identity for Joint<IA, IB> {
 
 /// Applies `policy` to the two settled answers: `Ok(None)` when neither credential was sent.
 /// A rejected credential rejects, whatever the policy: a bad key or token is never ignored.
-pub(super) fn decide<IA, IB>(
+pub(super) fn decide<IA: Identity, IB: Identity>(
     policy: Policy,
     effective: EffectiveScopes,
+    bind_delegated: bool,
     app: Result<Option<IA>, Rejection>,
     user: Result<Option<IB>, Rejection>,
     app_challenge: impl FnOnce() -> Challenge,
@@ -108,6 +123,17 @@ pub(super) fn decide<IA, IB>(
         | (Policy::UserOnly, _, Some(_)) => {}
         (Policy::AppAndUser | Policy::AppOnly, None, _) => return missing(app_challenge()),
         (Policy::AppAndUser | Policy::UserOnly, _, None) => return missing(user_challenge()),
+    }
+    if let (true, Some(app), Some(actor)) = (
+        bind_delegated,
+        app.as_ref(),
+        user.as_ref().and_then(Identity::actor),
+    ) {
+        if app.app_id() != Some(actor) {
+            return Err(Rejection::new(RejectionKind::InvalidCredential)
+                .with_detail("The token was delegated to another application.")
+                .with_challenge(user_challenge()));
+        }
     }
     Ok(Some(Joint {
         app,
@@ -145,6 +171,7 @@ where
                 return match decide(
                     self.policy,
                     self.effective,
+                    self.bind_delegated,
                     settle(app),
                     settle(user),
                     || self.app.challenge(),
@@ -161,6 +188,7 @@ where
             user,
             self.policy,
             self.effective,
+            self.bind_delegated,
             (self.app.challenge(), self.user.challenge()),
         ))
     }

@@ -28,6 +28,7 @@ pin_project! {
         user: Half<B::Identity, B::Future>,
         policy: Policy,
         effective: EffectiveScopes,
+        bind_delegated: bool,
         challenges: Option<(Challenge, Challenge)>,
     }
 }
@@ -50,6 +51,7 @@ where
         user: Half<B::Identity, B::Future>,
         policy: Policy,
         effective: EffectiveScopes,
+        bind_delegated: bool,
         challenges: (Challenge, Challenge),
     ) -> Self {
         Self {
@@ -57,6 +59,7 @@ where
             user,
             policy,
             effective,
+            bind_delegated,
             challenges: Some(challenges),
         }
     }
@@ -138,6 +141,7 @@ where
         Poll::Ready(decide(
             *this.policy,
             *this.effective,
+            *this.bind_delegated,
             this.app.take(),
             this.user.take(),
             || app_challenge,

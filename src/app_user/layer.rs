@@ -31,6 +31,13 @@ impl<A, B, R> AuthLayer<AppUser<A, B>, R> {
         self.authenticator = self.authenticator.effective_scopes(effective);
         self
     }
+
+    /// Whether a delegated token sent with an app credential must have been minted for that
+    /// app (default: yes); see [`AppUser::bind_delegated_tokens`].
+    pub fn bind_delegated_tokens(mut self, bind: bool) -> Self {
+        self.authenticator = self.authenticator.bind_delegated_tokens(bind);
+        self
+    }
 }
 
 #[cfg(all(feature = "api-key", feature = "jwt-base"))]

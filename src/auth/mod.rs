@@ -127,6 +127,18 @@ pub enum Outcome<I, F> {
 pub trait Identity {
     /// Inserts `self` (and whatever views of it downstream code reads) into `extensions`.
     fn insert_into(self, extensions: &mut http::Extensions);
+
+    /// The application this identity authenticates, if it is one (an API key's app id):
+    /// what [`AppUserLayer`](crate::app_user::AppUserLayer) binds delegated tokens to.
+    fn app_id(&self) -> Option<&str> {
+        None
+    }
+
+    /// The application a user credential was delegated to (a token's `act.sub`, RFC 8693),
+    /// if it was.
+    fn actor(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Whether a request without a credential is refused.

@@ -148,6 +148,10 @@ impl crate::auth::Identity for AppIdentity {
     fn insert_into(self, extensions: &mut http::Extensions) {
         extensions.insert(self);
     }
+
+    fn app_id(&self) -> Option<&str> {
+        Some(AppIdentity::app_id(self))
+    }
 }
 
 /// Builds an [`AppIdentity`]; see [`AppIdentity::builder`].

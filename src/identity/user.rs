@@ -3,15 +3,19 @@ use std::sync::Arc;
 
 /// The user a bearer token speaks for, as the JWT layer hands it downstream.
 ///
-/// Holds the token's subject (`sub`), issuer (`iss`) and scopes (from `scope`, space-delimited,
-/// or `scp`, an array), never the token. Cloning is cheap (one `Arc`).
+/// Holds the token's subject (`sub`), issuer (`iss`), scopes (from `scope`, space-delimited,
+/// or `scp`, an array) and, for a delegated token, the acting application (`act.sub`) and the
+/// authorized party (`azp`); never the token. Cloning is cheap (one `Arc`).
 #[derive(Clone)]
 pub struct UserIdentity(Arc<Inner>);
 
+#[derive(Clone)]
 struct Inner {
     subject: Option<String>,
     issuer: Option<String>,
     scopes: Vec<String>,
+    actor: Option<String>,
+    authorized_party: Option<String>,
 }
 
 impl UserIdentity {
@@ -36,7 +40,34 @@ impl UserIdentity {
             subject,
             issuer,
             scopes,
+            actor: None,
+            authorized_party: None,
         }))
+    }
+
+    /// The same identity, delegated to the application `actor` (a token's `act.sub`).
+    #[must_use]
+    pub fn with_actor(mut self, actor: impl Into<String>) -> Self {
+        Arc::make_mut(&mut self.0).actor = Some(actor.into());
+        self
+    }
+
+    /// The same identity, with the authorized party `azp` (the client the token was issued to).
+    #[must_use]
+    pub fn with_authorized_party(mut self, azp: impl Into<String>) -> Self {
+        Arc::make_mut(&mut self.0).authorized_party = Some(azp.into());
+        self
+    }
+
+    /// The application acting for the user (`act.sub`, RFC 8693 §4.1), when the token was
+    /// delegated to one, as token exchange does. `None` for the user's own token.
+    pub fn actor(&self) -> Option<&str> {
+        self.0.actor.as_deref()
+    }
+
+    /// The authorized party (`azp`): the client the token was issued to, if it says.
+    pub fn authorized_party(&self) -> Option<&str> {
+        self.0.authorized_party.as_deref()
     }
 
     /// The subject (`sub`), if the token named one.
@@ -67,6 +98,8 @@ impl fmt::Debug for UserIdentity {
             .field("subject", &self.0.subject)
             .field("issuer", &self.0.issuer)
             .field("scopes", &self.0.scopes)
+            .field("actor", &self.0.actor)
+            .field("authorized_party", &self.0.authorized_party)
             .finish()
     }
 }
@@ -74,6 +107,10 @@ impl fmt::Debug for UserIdentity {
 impl crate::auth::Identity for UserIdentity {
     fn insert_into(self, extensions: &mut http::Extensions) {
         extensions.insert(self);
+    }
+
+    fn actor(&self) -> Option<&str> {
+        UserIdentity::actor(self)
     }
 }
 

@@ -1,10 +1,11 @@
 //! Token exchange (RFC 8693 semantics): an application authenticated by its API key obtains
-//! a short-lived access token for one user.
+//! a short-lived access token for one user of a directory, within what both hold.
 
 use std::fmt;
 use std::future::{Future, ready};
 use std::time::Duration;
 
+use super::directory::{TrustTheApp, UserDirectory};
 use super::grant::Grant;
 use super::response::{ErrorCode, OAuthError, TokenResponse};
 use super::token_issuer::TokenIssuer;
@@ -27,8 +28,9 @@ where
     }
 }
 
-/// The default [`ExchangePolicy`]: every application holding the exchange scope may act for
-/// every user. Replace it when users must consent per application.
+/// The default [`ExchangePolicy`]: no per-app consent check beyond the key's exchange scope
+/// and the [`UserDirectory`] (which already bounds what a token can carry). Replace it when
+/// users must connect each application first.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AnyUser;
 
@@ -39,30 +41,53 @@ impl ExchangePolicy for AnyUser {
 }
 
 /// Token exchange: [`exchange`](Self::exchange) mints a token with `sub` = the user,
-/// `act: {"sub": <app id>}`, `azp` and `client_id` = the app id, scopes limited to what the
-/// app's key grants, 180 s by default. No refresh token: the app exchanges again.
+/// `act: {"sub": <app id>}`, `azp` and `client_id` = the app id, 180 s by default. No refresh
+/// token: the app exchanges again.
 ///
-/// Two gates, both required: the app's key must grant the exchange scope (`token:exchange`
-/// by default; it is never copied into the minted token), and the [`ExchangePolicy`] must
-/// allow this app to act for this user.
+/// An app acts for a user only within what **both** hold: the minted scopes are the app key's
+/// scopes ∩ the user's own grants ∩ the requested `scope` (if sent). The user comes from a
+/// [`UserDirectory`] the application provides (its user store): an unknown or inactive user
+/// gets no token. Three gates, all required: the app's key grants the exchange scope
+/// (`token:exchange` by default; never copied into the minted token), the [`ExchangePolicy`]
+/// allows this app to act for this user, and the directory knows the user as active.
 ///
-/// The user's own grants are not consulted here: the scopes an app may exercise for a user
-/// are what its key grants. Where users hold narrower rights, check them in the policy, or
-/// rely on the combined layer's intersection of app and user scopes.
+/// There is no permissive default: without a directory, only the explicitly named
+/// [`trusting_the_app`](TokenExchange::trusting_the_app) builds one.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use tollgate::issuer::{DirectoryUser, TokenExchange, TokenIssuer};
+///
+/// # fn f(issuer: TokenIssuer) {
+/// let mut users = HashMap::new();
+/// users.insert("alice".to_owned(), DirectoryUser::active(["orders:read", "profile"]));
+/// let exchange = TokenExchange::new(issuer, users);
+/// // exchange.exchange(&app, "alice", None).await: at most orders:read and profile, and only
+/// // those the app's key grants too.
+/// # }
+/// ```
+///
+/// A token minted here names the acting app in `act.sub`: [`UserIdentity::actor`] shows it,
+/// and [`AppUserLayer`] refuses it next to another app's key.
+///
+/// [`UserIdentity::actor`]: crate::identity::UserIdentity::actor
+/// [`AppUserLayer`]: crate::app_user::AppUserLayer
 #[derive(Clone)]
-pub struct TokenExchange<P = AnyUser> {
+pub struct TokenExchange<D, P = AnyUser> {
     issuer: TokenIssuer,
+    directory: D,
     lifetime: Duration,
     scope: Option<String>,
     policy: P,
 }
 
-impl TokenExchange {
-    /// Exchange minting with `issuer`: 180 s tokens, the `token:exchange` scope required,
-    /// any user allowed ([`AnyUser`]).
-    pub fn new(issuer: TokenIssuer) -> Self {
+impl<D: UserDirectory> TokenExchange<D> {
+    /// Exchange minting with `issuer` for the users of `directory`: 180 s tokens, the
+    /// `token:exchange` scope required.
+    pub fn new(issuer: TokenIssuer, directory: D) -> Self {
         Self {
             issuer,
+            directory,
             lifetime: Duration::from_secs(180),
             scope: Some("token:exchange".to_owned()),
             policy: AnyUser,
@@ -70,11 +95,22 @@ impl TokenExchange {
     }
 }
 
-impl<P: ExchangePolicy> TokenExchange<P> {
-    /// Decides per app and user with `policy`.
-    pub fn policy<P2: ExchangePolicy>(self, policy: P2) -> TokenExchange<P2> {
+impl TokenExchange<TrustTheApp> {
+    /// Exchange minting **without a user directory**: an app holding the exchange scope may
+    /// act as any subject, even one that does not exist, with all of its own scopes (the
+    /// requested ones, if sent). The app is trusted as much as the issuer itself: use it only
+    /// for a first-party backend, never for partners' keys. Prefer [`new`](TokenExchange::new).
+    pub fn trusting_the_app(issuer: TokenIssuer) -> Self {
+        Self::new(issuer, TrustTheApp::new())
+    }
+}
+
+impl<D: UserDirectory, P: ExchangePolicy> TokenExchange<D, P> {
+    /// Decides per app and user with `policy`, on top of the directory.
+    pub fn policy<P2: ExchangePolicy>(self, policy: P2) -> TokenExchange<D, P2> {
         TokenExchange {
             issuer: self.issuer,
+            directory: self.directory,
             lifetime: self.lifetime,
             scope: self.scope,
             policy,
@@ -89,23 +125,30 @@ impl<P: ExchangePolicy> TokenExchange<P> {
     }
 
     /// The scope an app's key must grant to exchange (default `token:exchange`); `None`
-    /// leaves the decision to the policy alone.
+    /// leaves the decision to the policy and the directory.
     #[must_use]
     pub fn required_scope(mut self, scope: Option<&str>) -> Self {
         self.scope = scope.map(str::to_owned);
         self
     }
 
+    /// The directory users are looked up in.
+    pub fn directory(&self) -> &D {
+        &self.directory
+    }
+
     /// Mints a token for `subject` on behalf of `app`. `scope` is the request's
-    /// space-delimited `scope` parameter: the token gets its intersection with the app's
-    /// scopes; without it, all of the app's scopes (the exchange scope excepted).
+    /// space-delimited `scope` parameter. The token gets the scopes the app's key grants, the
+    /// user holds and (when `scope` is sent) the request names; the exchange scope is never
+    /// among them.
     ///
     /// # Errors
     ///
-    /// - `invalid_request`: an empty subject;
+    /// - `invalid_request`: an empty subject, or one the directory does not know or holds
+    ///   inactive (the same answer for both);
     /// - `unauthorized_client`: the app lacks the exchange scope or the policy refuses;
-    /// - `invalid_scope`: no requested scope is granted to the app (or it has none);
-    /// - `temporarily_unavailable`: signing failed.
+    /// - `invalid_scope`: no scope is held by the app, the user and the request alike;
+    /// - `temporarily_unavailable`: the directory failed, or signing did.
     pub async fn exchange(
         &self,
         app: &AppIdentity,
@@ -132,8 +175,29 @@ impl<P: ExchangePolicy> TokenExchange<P> {
                 "The client may not act for this user.",
             ));
         }
+        let user = match self.directory.find_user(subject).await {
+            Ok(Some(user)) if user.is_active() => user,
+            Ok(_) => {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidRequest,
+                    "The subject is not a user the client may act for.",
+                ));
+            }
+            Err(_error) => {
+                #[cfg(feature = "tracing")]
+                tracing::warn!(
+                    target: "tollgate::issuer",
+                    error = %_error,
+                    "the user directory failed during a token exchange"
+                );
+                return Err(OAuthError::new(
+                    ErrorCode::TemporarilyUnavailable,
+                    "The user directory is unavailable; retry later.",
+                ));
+            }
+        };
         let exchange_scope = self.scope.as_deref();
-        let grantable = |s: &str| Some(s) != exchange_scope && app.has_scope(s);
+        let grantable = |s: &str| Some(s) != exchange_scope && app.has_scope(s) && user.holds(s);
         let scopes: Vec<&str> = match scope {
             Some(requested) => requested
                 .split(' ')
@@ -149,13 +213,23 @@ impl<P: ExchangePolicy> TokenExchange<P> {
         if scopes.is_empty() {
             return Err(OAuthError::new(
                 ErrorCode::InvalidScope,
-                "None of the requested scopes is granted to the client.",
+                "No requested scope is held by both the client and the user.",
             ));
         }
-        let grant = Grant::new(subject)
+        let mut grant = Grant::new(subject)
             .scopes(scopes)
             .actor(app.app_id())
             .lifetime(self.lifetime);
+        if let Some(tenant) = user.tenant_id() {
+            grant = grant
+                .claims(&serde_json::json!({ "tenant": tenant }))
+                .map_err(|_| {
+                    OAuthError::new(
+                        ErrorCode::TemporarilyUnavailable,
+                        "The access token could not be built.",
+                    )
+                })?;
+        }
         let access = self.issuer.mint(&grant).map_err(|_| {
             OAuthError::new(
                 ErrorCode::TemporarilyUnavailable,
@@ -173,7 +247,7 @@ impl<P: ExchangePolicy> TokenExchange<P> {
     }
 }
 
-impl<P> fmt::Debug for TokenExchange<P> {
+impl<D, P> fmt::Debug for TokenExchange<D, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenExchange")
             .field("issuer", &self.issuer)

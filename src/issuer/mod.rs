@@ -79,6 +79,7 @@
 //! # }
 //! ```
 
+mod directory;
 mod exchange;
 mod grant;
 mod jwks;
@@ -90,6 +91,7 @@ mod service;
 mod signing;
 mod token_issuer;
 
+pub use self::directory::{DirectoryError, DirectoryUser, TrustTheApp, UserDirectory};
 pub use self::exchange::{AnyUser, ExchangePolicy, TokenExchange};
 pub use self::grant::{AccessToken, Grant, IssueError};
 pub use self::jwks::Jwks;

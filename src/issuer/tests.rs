@@ -244,7 +244,15 @@ async fn reuse_denylists_the_family_access_tokens() {
 #[tokio::test]
 async fn exchange_narrows_scopes_and_records_the_actor() {
     let clock = clock();
-    let exchange = TokenExchange::new(issuer(&clock));
+    let directory: std::collections::HashMap<String, DirectoryUser> = [
+        (
+            "alice".to_owned(),
+            DirectoryUser::active(["invoices:read", "orders:read", "orders:write"]).tenant("acme"),
+        ),
+        ("bob".to_owned(), DirectoryUser::active(["orders:read"])),
+    ]
+    .into();
+    let exchange = TokenExchange::new(issuer(&clock), directory);
     let app = AppIdentity::builder("key_1", "app_billing")
         .scopes(["token:exchange", "orders:read", "invoices:read"])
         .build();
@@ -260,6 +268,7 @@ async fn exchange_narrows_scopes_and_records_the_actor() {
     assert_eq!(claims["act"], json!({"sub": "app_billing"}));
     assert_eq!(claims["azp"], "app_billing");
     assert_eq!(claims["client_id"], "app_billing");
+    assert_eq!(claims["tenant"], "acme");
 
     let all = exchange.exchange(&app, "alice", None).await.unwrap();
     assert_eq!(
@@ -285,6 +294,28 @@ async fn exchange_narrows_scopes_and_records_the_actor() {
     assert!(only_bob.exchange(&app, "bob", None).await.is_ok());
     let refused = only_bob.exchange(&app, "alice", None).await.unwrap_err();
     assert_eq!(refused.code(), ErrorCode::UnauthorizedClient);
+}
+
+/// A directory whose database is down.
+struct Down;
+
+impl UserDirectory for Down {
+    async fn find_user(&self, _: &str) -> Result<Option<DirectoryUser>, DirectoryError> {
+        Err("connection refused".into())
+    }
+}
+
+#[tokio::test]
+async fn a_failing_directory_mints_nothing() {
+    let clock = clock();
+    let app = AppIdentity::builder("key_1", "app_billing")
+        .scopes(["token:exchange", "orders:read"])
+        .build();
+    let refused = TokenExchange::new(issuer(&clock), Down)
+        .exchange(&app, "alice", None)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::TemporarilyUnavailable);
 }
 
 #[test]

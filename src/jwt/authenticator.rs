@@ -274,12 +274,19 @@ impl<C> JwtAuthenticator<C> {
             (None, None, Some(scp)) => split_scopes(scp.0.iter().map(|s| &**s)),
             (None, None, None) => Vec::new(),
         };
+        let mut user = UserIdentity::with_issuer(
+            registered.sub.as_deref().map(str::to_owned),
+            registered.iss.as_deref().map(str::to_owned),
+            scopes,
+        );
+        if let Some(actor) = registered.act.as_ref().and_then(|act| act.0.as_deref()) {
+            user = user.with_actor(actor);
+        }
+        if let Some(azp) = registered.azp.as_deref() {
+            user = user.with_authorized_party(azp);
+        }
         Ok(Facts {
-            user: UserIdentity::with_issuer(
-                registered.sub.as_deref().map(str::to_owned),
-                registered.iss.as_deref().map(str::to_owned),
-                scopes,
-            ),
+            user,
             exp: registered.exp,
             nbf: registered.nbf,
             jti: if inner.cache.is_some() {

@@ -188,6 +188,28 @@ pub(crate) struct Registered<'a> {
     pub(crate) scope: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub(crate) scp: Option<Scopes<'a>>,
+    #[serde(borrow, default)]
+    pub(crate) azp: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub(crate) act: Option<Actor>,
+}
+
+/// `act` (RFC 8693 §4.1), read as [`StandardClaims::act`] reads it (any JSON value): the
+/// acting party's `sub`, when `act` is an object with a string `sub`. Only delegated tokens
+/// carry it, so the value it allocates costs nothing to others.
+#[derive(Debug, Default)]
+pub(crate) struct Actor(pub(crate) Option<String>);
+
+impl<'de> Deserialize<'de> for Actor {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Self(match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::Object(mut members) => match members.remove("sub") {
+                Some(serde_json::Value::String(sub)) => Some(sub),
+                _ => None,
+            },
+            _ => None,
+        }))
+    }
 }
 
 impl<'a> Registered<'a> {
@@ -214,6 +236,14 @@ impl<'a> Registered<'a> {
             scp: claims.scp.as_ref().map(|scp| match scp {
                 ScopeClaim::Delimited(one) => Scopes(strs(Some(one), None)),
                 ScopeClaim::List(many) => Scopes(strs(None, Some(many))),
+            }),
+            azp: claims.azp.as_deref().map(Cow::Borrowed),
+            act: claims.act.as_ref().map(|act| {
+                Actor(
+                    act.get("sub")
+                        .and_then(|sub| sub.as_str())
+                        .map(str::to_owned),
+                )
             }),
         }
     }

@@ -48,4 +48,8 @@ impl<C: Send + Sync + 'static> Identity for VerifiedToken<C> {
         extensions.insert(self.user);
         extensions.insert(self.claims);
     }
+
+    fn actor(&self) -> Option<&str> {
+        self.user.actor()
+    }
 }

@@ -13,11 +13,12 @@ use bytes::Bytes;
 use http_body_util::Full;
 use serde_json::{Value, json};
 use tollgate::api_key::{ApiKeyLayer, ApiKeys, InMemoryKeyStore, NewKey};
+use tollgate::app_user::{AppUserLayer, Policy};
 use tollgate::clock::ManualClock;
 use tollgate::identity::{AppIdentity, UserIdentity};
 use tollgate::issuer::{
-    Grant, InMemoryRefreshStore, OAuthError, SigningKey, TokenExchange, TokenIssuer, TokenResponse,
-    TokenService,
+    DirectoryUser, Grant, InMemoryRefreshStore, OAuthError, SigningKey, TokenExchange, TokenIssuer,
+    TokenResponse, TokenService,
 };
 use tollgate::jwt::jwks::HyperJwksFetcher;
 use tollgate::jwt::{Algorithm, Claims, JwksSource, JwtLayer, RevocationList, StandardClaims};
@@ -104,6 +105,8 @@ async fn me(
     Json(json!({
         "sub": user.subject(),
         "scopes": user.scopes(),
+        "actor": user.actor(),
+        "authorized_party": user.authorized_party(),
         "act": claims.act,
         "azp": claims.azp,
         "client_id": claims.client_id,
@@ -535,8 +538,10 @@ async fn bad_refresh_tokens_are_invalid_grant_never_a_crash() {
 // Token exchange: an app authenticated by its API key gets a token for one user.
 // ----------------------------------------------------------------------------------------
 
+type Directory = std::collections::HashMap<String, DirectoryUser>;
+
 async fn exchange(
-    State(exchange): State<TokenExchange>,
+    State(exchange): State<TokenExchange<Directory>>,
     Extension(app): Extension<AppIdentity>,
     Json(body): Json<Value>,
 ) -> Response {
@@ -549,14 +554,31 @@ async fn token_exchange_narrows_scopes_records_act_and_refuses_apps_without_the_
     let clock = clock();
     let issuer = issuer(&clock, rsa_key());
     let keys = ApiKeys::builder(InMemoryKeyStore::new()).build();
+    // The application's user store: alice holds orders and her profile, dave is disabled.
+    let directory: Directory = [
+        (
+            "alice".to_owned(),
+            DirectoryUser::active(["orders:read", "orders:write", "profile"]).tenant("acme"),
+        ),
+        ("dave".to_owned(), DirectoryUser::inactive()),
+    ]
+    .into();
+    let jwt = issuer.jwt_layer().build().unwrap();
+    let api_key = ApiKeyLayer::new(keys.clone());
     let router = Router::new()
         .route("/token-exchange", post(exchange))
-        .route_layer(ApiKeyLayer::new(keys.clone()))
-        .with_state(TokenExchange::new(issuer.clone()))
+        .route_layer(api_key.clone())
+        .with_state(TokenExchange::new(issuer.clone(), directory))
+        .merge(Router::new().route("/me", get(me)).route_layer(jwt.clone()))
+        // Key and token together, as the README's POST /orders.
         .merge(
             Router::new()
-                .route("/me", get(me))
-                .route_layer(issuer.jwt_layer().build().unwrap()),
+                .route("/orders", post(|| async { "placed" }))
+                .route_layer(AppUserLayer::from_layers(
+                    &api_key,
+                    &jwt,
+                    Policy::AppAndUser,
+                )),
         );
     let client = HttpClient::new(serve_axum(router).await);
     let key = |new| {
@@ -569,6 +591,7 @@ async fn token_exchange_narrows_scopes_records_act_and_refuses_apps_without_the_
         "invoices:read",
     ]))
     .await;
+    let shop = key(NewKey::new("app-shop", "Shop").scopes(["token:exchange", "orders:read"])).await;
     let plain = key(NewKey::new("app-plain", "Plain").scopes(["orders:read"])).await;
     let post = |api_key: String, body: Value| {
         let client = client.clone();
@@ -582,7 +605,10 @@ async fn token_exchange_narrows_scopes_records_act_and_refuses_apps_without_the_
             client.send(request).await
         }
     };
+    let error = |answer: &Answer| (answer.status.as_u16(), answer.json()["error"].clone());
 
+    // Requested ∩ the key's ∩ alice's own: orders:read (the key lacks orders:write, alice
+    // lacks admin).
     let answer = post(
         billing.clone(),
         json!({"user_id": "alice", "scope": "orders:read orders:write admin"}),
@@ -602,8 +628,60 @@ async fn token_exchange_narrows_scopes_records_act_and_refuses_apps_without_the_
     assert_eq!(me["sub"], "alice");
     assert_eq!(me["scopes"], json!(["orders:read"]));
     assert_eq!(me["act"], json!({"sub": "app-billing"}));
+    assert_eq!(me["actor"], "app-billing");
+    assert_eq!(me["authorized_party"], "app-billing");
     assert_eq!(me["azp"], "app-billing");
     assert_eq!(me["client_id"], "app-billing");
+
+    // Without a scope parameter: everything both hold, never the key's invoices:read, which
+    // alice does not hold (before, the token carried the app's scopes, whoever the user).
+    let answer = post(billing.clone(), json!({"user_id": "alice"})).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json()["scope"], "orders:read");
+    let answer = post(
+        billing.clone(),
+        json!({"user_id": "alice", "scope": "invoices:read"}),
+    )
+    .await;
+    assert_eq!(error(&answer), (400, json!("invalid_scope")));
+
+    // A disabled user and a user who does not exist get no token, and the same answer.
+    for user in ["dave", "nobody-at-all"] {
+        let answer = post(billing.clone(), json!({"user_id": user})).await;
+        assert_eq!(error(&answer), (400, json!("invalid_request")), "{user}");
+        assert_eq!(
+            answer.json()["error_description"],
+            "The subject is not a user the client may act for."
+        );
+    }
+
+    // The delegated token is bound to the app it was minted for: with billing's own key it
+    // passes the key + token route; with another app's key it is refused.
+    let order = |api_key: String| {
+        let client = client.clone();
+        let bearer = bearer.clone();
+        async move {
+            let request = client
+                .request(http::Method::POST, "/orders")
+                .header("x-api-key", api_key)
+                .header("authorization", bearer)
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            client.send(request).await
+        }
+    };
+    assert_eq!(order(billing.clone()).await.status, 200);
+    let answer = order(shop.clone()).await;
+    assert_eq!(answer.status, 401, "{}", answer.text());
+    assert_eq!(answer.json()["code"], "invalid_credential");
+    assert!(
+        answer
+            .header("www-authenticate")
+            .is_some_and(|c| c.starts_with("Bearer error=\"invalid_token\"")),
+        "{:?}",
+        answer.header("www-authenticate")
+    );
+
     // Short-lived: gone after 180 s + leeway.
     clock.advance(Duration::from_secs(180 + 61));
     let me = client
@@ -613,16 +691,36 @@ async fn token_exchange_narrows_scopes_records_act_and_refuses_apps_without_the_
 
     // No scope in common: invalid_scope. An app without token:exchange: unauthorized_client.
     let answer = post(billing, json!({"user_id": "alice", "scope": "admin"})).await;
-    assert_eq!(
-        (answer.status.as_u16(), answer.json()["error"].clone()),
-        (400, json!("invalid_scope"))
-    );
+    assert_eq!(error(&answer), (400, json!("invalid_scope")));
     let answer = post(plain, json!({"user_id": "alice"})).await;
-    assert_eq!(answer.status, 400);
-    assert_eq!(answer.json()["error"], "unauthorized_client");
+    assert_eq!(error(&answer), (400, json!("unauthorized_client")));
     // And without an API key the exchange route is not reached at all.
     let answer = client.get("/token-exchange", &[]).await;
     assert_eq!(answer.status, 401);
+}
+
+#[tokio::test]
+async fn trusting_the_app_is_the_only_exchange_without_a_directory() {
+    let clock = clock();
+    let issuer = issuer(&clock, rsa_key());
+    let keys = ApiKeys::builder(InMemoryKeyStore::new()).build();
+    let key = keys
+        .generate(NewKey::new("app-1", "First party").scopes(["token:exchange", "orders:read"]))
+        .await
+        .unwrap();
+    let app = keys.verify(key.key().expose()).await.unwrap();
+    // Named for what it does: any subject, the app's own scopes.
+    let exchange = TokenExchange::trusting_the_app(issuer.clone());
+    let tokens = exchange.exchange(&app, "anyone", None).await.unwrap();
+    assert_eq!(tokens.scope.as_deref(), Some("orders:read"));
+    let verified = issuer
+        .jwt_layer()
+        .build()
+        .unwrap()
+        .authenticator()
+        .validate(&tokens.access_token)
+        .unwrap();
+    assert_eq!(verified.user().actor(), Some("app-1"));
 }
 
 // ----------------------------------------------------------------------------------------

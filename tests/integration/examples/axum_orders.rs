@@ -518,8 +518,9 @@ async fn axum_orders_token_flows() {
         .await;
     assert_problem(&answer, 401, "revoked_credential");
 
-    // Token exchange: the app's key buys a 180 s token for one user, within the key's scopes.
-    let exchange = r#"{"userId":"bob"}"#;
+    // Token exchange: the app's key buys a 180 s token for one user, within what both the key
+    // and the user hold (the example's user store is the directory).
+    let exchange = r#"{"userId":"alice"}"#;
     let answer = post_json(
         &client,
         "/auth/token-exchange",
@@ -537,19 +538,25 @@ async fn axum_orders_token_flows() {
     );
     assert!(exchanged.get("refresh_token").is_none());
     assert_eq!(exchanged["token_type"], "Bearer");
-    assert_eq!(
-        exchanged["scope"],
-        "notifications:read orders:read orders:write"
-    );
-    let bob = format!("Bearer {}", exchanged["access_token"].as_str().unwrap());
+    // alice holds orders:read orders:write profile, the key notifications:read orders:read
+    // orders:write token:exchange: the token gets what both hold.
+    assert_eq!(exchanged["scope"], "orders:read orders:write");
+    let alice = format!("Bearer {}", exchanged["access_token"].as_str().unwrap());
     let answer = client
-        .get("/users/me", &[("authorization", bob.as_bytes())])
+        .get("/users/me", &[("authorization", alice.as_bytes())])
         .await;
-    assert_eq!(answer.json()["sub"], "bob");
+    assert_eq!(answer.json()["sub"], "alice");
     assert_eq!(
         answer.json()["scopes"],
-        json!(["notifications:read", "orders:read", "orders:write"])
+        json!(["orders:read", "orders:write"])
     );
+    let answer = post_order(
+        &client,
+        &[("x-api-key", key.expose()), ("authorization", &alice)],
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{}", answer.text());
+    assert_eq!(answer.json()["user"], "alice");
     // bob's own login grants `profile` only: placing an order is a 403 for the user.
     let answer = post_json(
         &client,
@@ -571,14 +578,26 @@ async fn axum_orders_token_flows() {
             "Bearer error=\"insufficient_scope\", error_description=\"The credential lacks a required scope.\", scope=\"orders:write\""
         )
     );
-    // The exchanged token carries the app's scopes: it places an order for bob.
-    let answer = post_order(
+    // And the app cannot lend bob its own scopes: nothing the key holds is bob's, so no token
+    // (before, the exchanged token carried the app's scopes and placed the order as bob).
+    let for_bob = r#"{"userId":"bob"}"#;
+    let answer = post_json(
         &client,
-        &[("x-api-key", key.expose()), ("authorization", &bob)],
+        "/auth/token-exchange",
+        &[("x-api-key", key.expose())],
+        for_bob,
     )
     .await;
-    assert_eq!(answer.status, 201, "{}", answer.text());
-    assert_eq!(answer.json()["user"], "bob");
+    assert_oauth_error(&answer, 400, "invalid_scope");
+    // A subject the directory does not know gets no token at all.
+    let answer = post_json(
+        &client,
+        "/auth/token-exchange",
+        &[("x-api-key", key.expose())],
+        r#"{"userId":"mallory"}"#,
+    )
+    .await;
+    assert_oauth_error(&answer, 400, "invalid_request");
     let answer = post_json(&client, "/auth/token-exchange", &[], exchange).await;
     assert_problem(&answer, 401, "missing_credential");
     let answer = post_json(
