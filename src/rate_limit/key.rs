@@ -251,7 +251,9 @@ impl KeyExtractor for Route {
 type PeerFn = Arc<dyn Fn(&Extensions) -> Option<IpAddr> + Send + Sync>;
 
 /// The client's IP address: the peer of the connection, or, only behind proxies you list, the
-/// right-most address in `X-Forwarded-For` that is not one of them.
+/// right-most address in `X-Forwarded-For` that is not one of them. IPv6 clients are counted
+/// per /64 network by default ([`ipv6_prefix`](ClientIp::ipv6_prefix)), IPv4 clients per
+/// address ([`ipv4_prefix`](ClientIp::ipv4_prefix)).
 ///
 /// # Where the peer address comes from
 ///
@@ -292,7 +294,13 @@ type PeerFn = Arc<dyn Fn(&Extensions) -> Option<IpAddr> + Send + Sync>;
 pub struct ClientIp {
     peer: Option<PeerFn>,
     trusted: Arc<[IpRange]>,
+    v4_prefix: u8,
+    v6_prefix: u8,
 }
+
+/// One IPv6 host commonly holds a whole /64 (and can pick any address in it per request):
+/// counted per /64 by default.
+const DEFAULT_V6_PREFIX: u8 = 64;
 
 impl ClientIp {
     /// The connection's peer address from a `SocketAddr` or `IpAddr` request extension.
@@ -300,6 +308,8 @@ impl ClientIp {
         Self {
             peer: None,
             trusted: Arc::from([]),
+            v4_prefix: 32,
+            v6_prefix: DEFAULT_V6_PREFIX,
         }
     }
 
@@ -312,6 +322,54 @@ impl ClientIp {
         Self {
             peer: Some(Arc::new(peer)),
             trusted: Arc::from([]),
+            v4_prefix: 32,
+            v6_prefix: DEFAULT_V6_PREFIX,
+        }
+    }
+
+    /// Counts IPv6 clients per network of this prefix length (default 64: one host commonly
+    /// holds a /64 and can use a fresh address for every request, so a per-address key would
+    /// give it a fresh quota each time). 48 or 56 group whole sites; 128 counts each address.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidPrefix`] for a length outside 1..=128.
+    pub fn ipv6_prefix(mut self, length: u8) -> Result<Self, ConfigError> {
+        if !(1..=128).contains(&length) {
+            return Err(ConfigError::InvalidPrefix { length });
+        }
+        self.v6_prefix = length;
+        Ok(self)
+    }
+
+    /// Counts IPv4 clients per network of this prefix length (default 32: each address).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidPrefix`] for a length outside 1..=32.
+    pub fn ipv4_prefix(mut self, length: u8) -> Result<Self, ConfigError> {
+        if !(1..=32).contains(&length) {
+            return Err(ConfigError::InvalidPrefix { length });
+        }
+        self.v4_prefix = length;
+        Ok(self)
+    }
+
+    /// The network `ip` is counted under: its first `ipv4_prefix` / `ipv6_prefix` bits.
+    pub fn network(&self, ip: IpAddr) -> IpAddr {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.v4_prefix))
+                    .unwrap_or(0);
+                IpAddr::V4((u32::from(v4) & mask).into())
+            }
+            IpAddr::V6(v6) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.v6_prefix))
+                    .unwrap_or(0);
+                IpAddr::V6((u128::from(v6) & mask).into())
+            }
         }
     }
 
@@ -380,8 +438,9 @@ impl ClientIp {
 }
 
 impl KeyExtractor for ClientIp {
+    /// The key of the client's [network](ClientIp::network).
     fn extract<'r>(&self, request: &RequestHead<'r>) -> Option<Key<'r>> {
-        self.resolve(request).map(Key::ip)
+        self.resolve(request).map(|ip| Key::ip(self.network(ip)))
     }
 }
 
@@ -390,6 +449,8 @@ impl fmt::Debug for ClientIp {
         f.debug_struct("ClientIp")
             .field("peer_from", &self.peer.as_ref().map(|_| "<fn>"))
             .field("trusted", &self.trusted)
+            .field("ipv4_prefix", &self.v4_prefix)
+            .field("ipv6_prefix", &self.v6_prefix)
             .finish()
     }
 }

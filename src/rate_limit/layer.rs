@@ -17,7 +17,7 @@ use crate::Quota;
 use crate::clock::SharedClock;
 use crate::identity::AppIdentity;
 use crate::rejection::RequestHead;
-use crate::rejection::{DefaultResponder, Flavor, Rejection, RejectionKind};
+use crate::rejection::{Challenge, DefaultResponder, Flavor, Rejection, RejectionKind};
 
 /// The default bound on an asynchronous store's answer.
 const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_millis(200);
@@ -442,9 +442,15 @@ impl<K, St, R> Config<K, St, R> {
         };
     }
 
+    /// A 401 carries a challenge (RFC 9110 §15.5.2): the credentials tollgate's keys come from,
+    /// an API key in `x-api-key` or a bearer token.
     fn missing_key() -> Rejection {
         Rejection::new(RejectionKind::MissingCredential)
             .with_detail("The request carries nothing to rate-limit it by.")
+            .with_challenge(
+                Challenge::api_key(http::HeaderName::from_static("x-api-key"))
+                    .and(Challenge::bearer()),
+            )
     }
 
     /// The configured quotas, the first replaced by the key's `own` one.
@@ -561,7 +567,7 @@ where
                 OnMissingKey::Pass => return Step::Pass(None),
                 OnMissingKey::Reject => return Step::Refuse(Box::new(Self::missing_key())),
                 OnMissingKey::FallbackToIp => match self.fallback_ip.resolve(&view) {
-                    Some(ip) => Key::ip(ip),
+                    Some(ip) => Key::ip(self.fallback_ip.network(ip)),
                     None => return Step::Refuse(Box::new(Self::missing_key())),
                 },
             },

@@ -81,6 +81,11 @@ pub enum ConfigError {
         /// The rejected entry.
         proxy: String,
     },
+    /// A client network prefix length out of range (1..=32 for IPv4, 1..=128 for IPv6).
+    InvalidPrefix {
+        /// The rejected length.
+        length: u8,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -98,6 +103,12 @@ impl fmt::Display for ConfigError {
                 write!(
                     f,
                     "trusted proxy {proxy:?} is not an IP address or CIDR range"
+                )
+            }
+            Self::InvalidPrefix { length } => {
+                write!(
+                    f,
+                    "a client network prefix of {length} bits is out of range"
                 )
             }
         }

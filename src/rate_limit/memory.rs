@@ -20,6 +20,8 @@ const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 const DEFAULT_MAX_KEYS: usize = 1_000_000;
 /// At the cap, a sweep is tried at most this often (a full sweep is O(tracked keys)).
 const CAPACITY_SWEEP_GAP: Duration = Duration::from_secs(1);
+/// At the cap with every key live, a new key evicts the least charged of this many.
+const EVICTION_SAMPLE: usize = 8;
 
 /// Fixed-window counters in process memory, on a sharded `dashmap`.
 ///
@@ -40,11 +42,14 @@ const CAPACITY_SWEEP_GAP: Duration = Duration::from_secs(1);
 ///   by the requests' clock) one request removes every key whose windows have all ended; no
 ///   cleanup thread is needed. On top of that, at most [`max_keys`] keys (default 1,000,000) are
 ///   tracked. **At the cap** a new key first triggers a sweep (at most once a second); if the
-///   store is still full, the hit fails with [`StoreErrorKind::Full`](super::StoreErrorKind) and
-///   the layer applies its [`OnStoreError`](super::OnStoreError) policy: by default the new key's
-///   request is refused with 503 (fail closed) while keys already tracked keep being limited
-///   exactly; with `FailOpen` new keys are let through uncounted until a sweep makes room.
-///   Size the cap above the keys you expect in one window.
+///   store is still full of live keys, the new key takes the place of the key charged least
+///   among a sample of 8 (forgetting a key gives it back at most what it was charged). So a
+///   flood of fresh keys (one host cycling through addresses, a client inventing API keys)
+///   evicts its own one-request keys: new clients are still served, and a client that has
+///   spent its quota stays refused. Only if that eviction races with another one does the hit
+///   fail with [`StoreErrorKind::Full`](super::StoreErrorKind), answered by the layer's
+///   [`OnStoreError`](super::OnStoreError) policy (503 by default). Size the cap above the
+///   keys you expect in one window: below it, nothing is ever forgotten.
 ///
 /// Keys are stored as 64-bit SipHash values under a random per-store key, not as the key bytes:
 /// no allocation per key and ~100 bytes of resident memory per tracked key (measured with the
@@ -283,6 +288,36 @@ impl Inner {
         }
     }
 
+    /// At the cap with every key live: removes the key charged least among the first
+    /// [`EVICTION_SAMPLE`] the map yields (a key whose windows have all ended counts as 0).
+    /// Forgetting a key gives it back at most what it was charged, so the victim is the one
+    /// whose count matters least: under a flood of fresh keys, a key the flood sent once,
+    /// never a client that has spent its quota.
+    fn evict_one(&self, now: u64) -> bool {
+        let mut victim: Option<(u64, u32)> = None;
+        for entry in self.map.iter().take(EVICTION_SAMPLE) {
+            let charged = if entry.expires.load(Ordering::Acquire) <= now {
+                0
+            } else {
+                entry
+                    .slots
+                    .iter()
+                    .map(|slot| unpack(slot.load(Ordering::Acquire)).1)
+                    .max()
+                    .unwrap_or(0)
+            };
+            if victim.is_none_or(|(_, least)| charged < least) {
+                victim = Some((*entry.key(), charged));
+            }
+        }
+        // The iterator's shard lock is released here, before the removal takes a write lock.
+        let removed = victim.is_some_and(|(key, _)| self.map.remove(&key).is_some());
+        if removed {
+            self.tracked.fetch_sub(1, Ordering::Relaxed);
+        }
+        removed
+    }
+
     fn reserve(&self) -> bool {
         if self.tracked.fetch_add(1, Ordering::Relaxed) < self.max_keys {
             true
@@ -299,7 +334,9 @@ impl Inner {
         }
         if !self.reserve() {
             self.sweep_for_room(now);
-            if !self.reserve() {
+            // Still full of live keys: forget the least charged of a sample to make room.
+            let room = self.reserve() || (self.evict_one(now) && self.reserve());
+            if !room {
                 return Err(StoreError::full());
             }
         }
@@ -495,7 +532,6 @@ impl RateLimitStore for MemoryStore {
 mod tests {
     use super::*;
     use crate::Quota;
-    use crate::rate_limit::StoreErrorKind;
     use std::time::UNIX_EPOCH;
 
     fn at(secs: u64) -> SystemTime {
@@ -591,19 +627,17 @@ mod tests {
             .max_keys(3)
             .sweep_interval(Duration::from_secs(10))
             .build();
-        let q = [Quota::per_second(1).unwrap()];
-        for key in ["a", "b", "c"] {
+        let q = [Quota::per_second(2).unwrap()];
+        for key in ["a", "a", "b", "c"] {
             assert!(hit(&store, key, &q, 1, at(100)).is_allowed());
         }
-        let full = store
-            .try_hit(&Hit::new(b"d", &q, 1, at(100)))
-            .unwrap()
-            .unwrap_err();
-        assert_eq!(full.kind(), StoreErrorKind::Full);
-        // Tracked keys still limited exactly at the cap.
+        // Full of live keys: "d" takes the place of "b" or "c" (charged once), not of "a",
+        // which has spent its quota and stays refused.
+        assert!(hit(&store, "d", &q, 1, at(100)).is_allowed());
+        assert_eq!(store.tracked_keys(), 3);
         assert!(!hit(&store, "a", &q, 1, at(100)).is_allowed());
         // A second later the old windows have ended: a new key makes room by sweeping.
-        assert!(hit(&store, "d", &q, 1, at(101)).is_allowed());
+        assert!(hit(&store, "e", &q, 1, at(101)).is_allowed());
         assert_eq!(store.tracked_keys(), 1);
         assert_eq!(store.sweep(at(102)), 1);
         assert_eq!(store.tracked_keys(), 0);

@@ -39,6 +39,8 @@ mod scopes;
 #[cfg(feature = "rate-limit")]
 mod rate_limit;
 #[cfg(feature = "rate-limit")]
+mod rate_limit_floods;
+#[cfg(feature = "rate-limit")]
 mod window_exactness;
 
 // Generated inputs through the public API (proptest).

@@ -538,38 +538,37 @@ fn a_million_distinct_keys_stay_bounded_and_are_swept() {
 }
 
 #[tokio::test]
-async fn at_the_key_cap_new_keys_follow_the_failure_policy() {
+async fn at_the_key_cap_a_new_key_takes_the_place_of_the_least_charged() {
     let (clock, shared) = clock();
     let store = MemoryStore::builder().max_keys(2).build();
-    let layer = RateLimitLayer::new(per_hour(10))
+    let limited = RateLimitLayer::new(per_hour(3))
         .clock(shared)
         .store(store.clone())
-        .unwrap();
-    let closed = layer.clone().layer(Echo::default());
-    let open = layer
-        .on_store_error(OnStoreError::FailOpen)
+        .unwrap()
         .layer(Echo::default());
-    for key in ["a", "b"] {
-        let response = closed
-            .clone()
-            .oneshot(request_for(Some(app(key))))
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
+    let status = |key: &'static str| {
+        let limited = limited.clone();
+        async move {
+            limited
+                .oneshot(request_for(Some(app(key))))
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    // "spent" uses its whole quota, "once" one request.
+    for _ in 0..3 {
+        assert_eq!(status("spent").await, StatusCode::OK);
     }
-    let response = closed
-        .clone()
-        .oneshot(request_for(Some(app("c"))))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let response = open.oneshot(request_for(Some(app("c")))).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(status("spent").await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(status("once").await, StatusCode::OK);
+    // Full: a new key is served in the place of "once", the least charged.
+    assert_eq!(status("new").await, StatusCode::OK);
     assert_eq!(store.tracked_keys(), 2);
-    // Once the window is over, a sweep makes room.
+    assert_eq!(status("spent").await, StatusCode::TOO_MANY_REQUESTS);
+    // Once the window is over, a sweep makes room without forgetting anyone live.
     clock.advance(Duration::from_secs(2800));
-    let response = closed.oneshot(request_for(Some(app("c")))).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(status("later").await, StatusCode::OK);
     assert_eq!(store.tracked_keys(), 1);
 }
 
