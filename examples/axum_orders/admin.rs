@@ -27,6 +27,9 @@ pub(crate) struct Generate {
     grace_seconds: u64,
 }
 
+/// The longest grace an admin may give a replaced key: 30 days.
+const MAX_GRACE_SECONDS: u64 = 30 * 86_400;
+
 /// `POST /admin/api-keys`: a new key in the slot; the old one in that slot is retired after
 /// the grace period. The plaintext is in this answer and nowhere else.
 pub(crate) async fn generate<K: KeyStore>(
@@ -37,6 +40,9 @@ pub(crate) async fn generate<K: KeyStore>(
     let Ok(slot) = request.slot.parse::<KeySlot>() else {
         return bad_request("type is primary or secondary");
     };
+    if request.grace_seconds > MAX_GRACE_SECONDS {
+        return bad_request("graceSeconds is at most 2592000 (30 days)");
+    }
     let app_id = request.app_id.unwrap_or_else(|| DEMO_APP.to_owned());
     // The new key inherits the app's name and scopes from its newest key.
     let existing = match keys.list(&app_id).await {
@@ -63,7 +69,7 @@ pub(crate) async fn generate<K: KeyStore>(
     let generated = rotation.generated();
     tracing::info!(
         admin = admin.subject().unwrap_or(""),
-        app_id = %app_id,
+        app_id = ?app_id,
         slot = slot.as_str(),
         key = generated.record().hint(),
         retired = rotation.retired().len(),

@@ -3,7 +3,13 @@
 //! - 32 bytes (256 bits) from the operating system's CSPRNG, written as a 43-digit base62
 //!   number (62^43 > 2^256), so keys are alphanumeric and copy with a double-click.
 //! - A checksum: the first 32 bits of the SHA-256 of everything before it, as 6 base62 digits,
-//!   so a mistyped, truncated or made-up key is refused without touching a cache or a store.
+//!   so a mistyped or truncated key is refused without touching a cache or a store. Anyone can
+//!   compute that checksum, so it stops typos, not forgers: a made-up key with a correct
+//!   checksum costs one store lookup (bounded in number by
+//!   [`ApiKeysBuilder::max_concurrent_lookups`](super::ApiKeysBuilder::max_concurrent_lookups)).
+//!   With a server-side secret ([`KeyFormat::with_checksum_secret`]) the checksum is the first
+//!   32 bits of an HMAC-SHA-256 under it instead, and a forged key is refused offline: no cache
+//!   entry, no store lookup. The prefix still lets secret scanners find the keys.
 //! - A prefix so secret scanners can find leaked keys and humans can tell keys apart.
 //!
 //! At rest only the [`KeyDigest`] is kept: that same SHA-256 of the key without its checksum.
@@ -14,6 +20,7 @@
 //! already holds the key.
 
 use std::fmt;
+use std::sync::Arc;
 
 use sha2::{Digest as _, Sha256};
 
@@ -30,7 +37,73 @@ const MAX_PREFIX_LEN: usize = 16;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyFormat {
     prefix: String,
+    keyed: Option<Arc<KeyedChecksums>>,
 }
+
+/// The secrets a keyed checksum is made and checked with.
+struct KeyedChecksums {
+    /// Signs new keys; checks keys.
+    current: Hmac,
+    /// Still accepted (keys made before a change of secret).
+    previous: Vec<Hmac>,
+    /// Whether keys with the public, unkeyed checksum are still accepted (while moving an
+    /// existing deployment to a secret).
+    accept_unkeyed: bool,
+}
+
+impl PartialEq for KeyedChecksums {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
+impl Eq for KeyedChecksums {}
+
+impl fmt::Debug for KeyedChecksums {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedChecksums")
+            .field("previous_secrets", &self.previous.len())
+            .field("accept_unkeyed", &self.accept_unkeyed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// HMAC-SHA-256 (RFC 2104) under one secret, its two padded key blocks absorbed once, so a
+/// checksum costs two SHA-256 compressions more than the digest.
+#[derive(Clone)]
+struct Hmac {
+    inner: Sha256,
+    outer: Sha256,
+}
+
+impl Hmac {
+    fn new(secret: &[u8]) -> Self {
+        let mut block = [0u8; 64];
+        if secret.len() > block.len() {
+            block[..32].copy_from_slice(&Sha256::digest(secret));
+        } else {
+            block[..secret.len()].copy_from_slice(secret);
+        }
+        let pad = |with: u8| block.map(|b| b ^ with);
+        Self {
+            inner: Sha256::new_with_prefix(pad(0x36)),
+            outer: Sha256::new_with_prefix(pad(0x5c)),
+        }
+    }
+
+    fn mac(&self, message: &[u8]) -> [u8; 32] {
+        let inner = self.inner.clone().chain_update(message).finalize();
+        self.outer.clone().chain_update(inner).finalize().into()
+    }
+
+    fn checksum(&self, message: &[u8]) -> u32 {
+        let mac = self.mac(message);
+        u32::from_be_bytes([mac[0], mac[1], mac[2], mac[3]])
+    }
+}
+
+/// The shortest checksum secret accepted: 256 bits.
+const MIN_SECRET_LEN: usize = 32;
 
 impl KeyFormat {
     /// Keys that start with `<prefix>_`.
@@ -47,7 +120,10 @@ impl KeyFormat {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
         if valid {
-            Ok(Self { prefix })
+            Ok(Self {
+                prefix,
+                keyed: None,
+            })
         } else {
             Err(ConfigError::InvalidPrefix { prefix })
         }
@@ -71,9 +147,105 @@ impl KeyFormat {
         key.push_str(&self.prefix);
         key.push('_');
         key.push_str(&base62_fixed(&random, RANDOM_LEN));
-        let digest = KeyDigest::of(key.as_bytes());
-        key.push_str(&base62_fixed(&digest.0[..4], CHECKSUM_LEN));
+        let checksum = match &self.keyed {
+            Some(keyed) => keyed.current.checksum(key.as_bytes()),
+            None => KeyDigest::of(key.as_bytes()).checksum(),
+        };
+        key.push_str(&base62_fixed(&checksum.to_be_bytes(), CHECKSUM_LEN));
         ApiKey(key)
+    }
+
+    /// The same format with a **keyed checksum**: new keys carry the first 32 bits of
+    /// HMAC-SHA-256 under `secret`, and only such keys are accepted, so a key made up by
+    /// someone without the secret is refused offline (no cache entry, no store lookup). Keep
+    /// the secret with your other server secrets: whoever holds it can make well-formed keys
+    /// (still not valid ones: a key must also be in the store).
+    ///
+    /// Keys made before the secret carry the public checksum: accept them while they are
+    /// rotated out with [`accept_unkeyed_checksums`](Self::accept_unkeyed_checksums).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::WeakChecksumSecret`] for a secret shorter than 32 bytes.
+    pub fn with_checksum_secret(mut self, secret: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
+        let current = Self::hmac(secret.as_ref())?;
+        let (previous, accept_unkeyed) = match self.keyed.take() {
+            // A new secret: keys made under the one before it keep working.
+            Some(old) => {
+                let mut previous = vec![old.current.clone()];
+                previous.extend(old.previous.iter().cloned());
+                (previous, old.accept_unkeyed)
+            }
+            None => (Vec::new(), false),
+        };
+        self.keyed = Some(Arc::new(KeyedChecksums {
+            current,
+            previous,
+            accept_unkeyed,
+        }));
+        Ok(self)
+    }
+
+    /// With a checksum secret: also accepts keys made under `secret` (an earlier one being
+    /// retired). Keys are made only under the current secret.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::WeakChecksumSecret`] for a secret shorter than 32 bytes, or
+    /// [`ConfigError::NoChecksumSecret`] when no current secret is set.
+    pub fn with_previous_checksum_secret(
+        mut self,
+        secret: impl AsRef<[u8]>,
+    ) -> Result<Self, ConfigError> {
+        let previous = Self::hmac(secret.as_ref())?;
+        let keyed = self.keyed.as_deref().ok_or(ConfigError::NoChecksumSecret)?;
+        let mut keyed = KeyedChecksums {
+            current: keyed.current.clone(),
+            previous: keyed.previous.clone(),
+            accept_unkeyed: keyed.accept_unkeyed,
+        };
+        keyed.previous.push(previous);
+        self.keyed = Some(Arc::new(keyed));
+        Ok(self)
+    }
+
+    /// With a checksum secret: whether keys carrying the public (unkeyed) checksum are still
+    /// accepted, while a deployment moves to the secret (default: no). Forged keys then reach
+    /// the store again, as without a secret.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::NoChecksumSecret`] when no secret is set.
+    pub fn accept_unkeyed_checksums(mut self, accept: bool) -> Result<Self, ConfigError> {
+        let keyed = self.keyed.as_deref().ok_or(ConfigError::NoChecksumSecret)?;
+        self.keyed = Some(Arc::new(KeyedChecksums {
+            current: keyed.current.clone(),
+            previous: keyed.previous.clone(),
+            accept_unkeyed: accept,
+        }));
+        Ok(self)
+    }
+
+    /// The same checksum settings under another prefix.
+    pub(crate) fn renamed(&self, prefix: impl Into<String>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            keyed: self.keyed.clone(),
+            ..Self::new(prefix)?
+        })
+    }
+
+    /// Whether this format checks a keyed checksum.
+    pub fn is_keyed(&self) -> bool {
+        self.keyed.is_some()
+    }
+
+    fn hmac(secret: &[u8]) -> Result<Hmac, ConfigError> {
+        if secret.len() < MIN_SECRET_LEN {
+            return Err(ConfigError::WeakChecksumSecret {
+                length: secret.len(),
+            });
+        }
+        Ok(Hmac::new(secret))
     }
 
     /// Checks that `candidate` is a well-formed key of this format with a correct checksum, and
@@ -90,9 +262,18 @@ impl KeyFormat {
             return None;
         }
         let (signed, checksum) = candidate.split_at(candidate.len() - CHECKSUM_LEN);
+        let checksum = base62_decode_u32(checksum)?;
         let digest = KeyDigest::of(signed);
-        let expected = u32::from_be_bytes([digest.0[0], digest.0[1], digest.0[2], digest.0[3]]);
-        (base62_decode_u32(checksum) == Some(expected)).then_some(digest)
+        let valid = match &self.keyed {
+            None => digest.checksum() == checksum,
+            Some(keyed) => {
+                (keyed.accept_unkeyed && digest.checksum() == checksum)
+                    || std::iter::once(&keyed.current)
+                        .chain(&keyed.previous)
+                        .any(|hmac| hmac.checksum(signed) == checksum)
+            }
+        };
+        valid.then_some(digest)
     }
 
     /// Whether `candidate` is a well-formed key of this format with a correct checksum.
@@ -106,6 +287,7 @@ impl Default for KeyFormat {
     fn default() -> Self {
         Self {
             prefix: "tg".to_owned(),
+            keyed: None,
         }
     }
 }
@@ -198,6 +380,11 @@ impl KeyDigest {
         &self.0
     }
 
+    /// The public checksum of a key whose signed part has this digest: its first 32 bits.
+    fn checksum(&self) -> u32 {
+        u32::from_be_bytes([self.0[0], self.0[1], self.0[2], self.0[3]])
+    }
+
     /// Lower-case hex, 64 characters.
     pub fn to_hex(&self) -> String {
         use fmt::Write as _;
@@ -271,6 +458,42 @@ fn base62_decode_u32(digits: &[u8]) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_keyed_checksum_is_hmac_sha256() {
+        // RFC 4231, test case 2.
+        let mac = Hmac::new(b"Jefe").mac(b"what do ya want for nothing?");
+        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        // RFC 4231, test case 6: a key longer than the block is hashed first.
+        let mac = Hmac::new(&[0xaa; 131])
+            .mac(b"Test Using Larger Than Block-Size Key - Hash Key First");
+        assert_eq!(mac[..4], [0x60, 0xe4, 0x31, 0x59]);
+    }
+
+    #[test]
+    fn keyed_keys_are_well_formed_only_under_their_secret_and_debug_shows_no_secret() {
+        let keyed = KeyFormat::default().with_checksum_secret([9u8; 32]).unwrap();
+        let key = keyed.generate();
+        assert!(keyed.is_well_formed(key.expose().as_bytes()));
+        assert!(!KeyFormat::default().is_well_formed(key.expose().as_bytes()));
+        let other = KeyFormat::default().with_checksum_secret([8u8; 32]).unwrap();
+        assert!(!other.is_well_formed(key.expose().as_bytes()));
+        // The digest (what the store keeps) does not depend on the secret.
+        assert_eq!(keyed.check(key.expose().as_bytes()), Some(key.digest()));
+        assert!(!format!("{keyed:?}").contains("9, 9"));
+        assert!(matches!(
+            KeyFormat::default().with_checksum_secret([1u8; 31]),
+            Err(ConfigError::WeakChecksumSecret { length: 31 })
+        ));
+        assert_eq!(
+            KeyFormat::default().accept_unkeyed_checksums(true),
+            Err(ConfigError::NoChecksumSecret)
+        );
+    }
 
     #[test]
     fn base62_is_fixed_width_and_round_trips_u32() {

@@ -42,6 +42,8 @@ struct Inner<K> {
     format: KeyFormat,
     clock: SharedClock,
     lookup_timeout: Duration,
+    /// Turns for store lookups: at most `max_concurrent_lookups` at once.
+    lookups: tokio::sync::Semaphore,
     default_grace: Duration,
     on_invalidate: Option<InvalidateHook>,
 }
@@ -123,6 +125,7 @@ impl<K: KeyStore> ApiKeys<K> {
             lookup_timeout: Duration::from_secs(2),
             default_grace: Duration::from_secs(24 * 60 * 60),
             on_invalidate: None,
+            max_lookups: DEFAULT_MAX_LOOKUPS,
         }
     }
 
@@ -174,7 +177,8 @@ impl<K: KeyStore> ApiKeys<K> {
     ///
     /// The store's error; nothing changes then.
     pub async fn rotate(&self, new: NewKey, grace: Duration) -> Result<Rotation, StoreError> {
-        let retire_at = self.now() + grace;
+        // A grace past what the clock can hold keeps the old keys as long as it can.
+        let retire_at = self.now().checked_add(grace).unwrap_or_else(far_future);
         let (key, record) = self.prepare(new);
         let retired = self.inner.store.rotate(record.clone(), retire_at).await?;
         for old in &retired {
@@ -316,7 +320,7 @@ impl<K: KeyStore> ApiKeys<K> {
                 Err(error) => {
                     log_warn!(%error, "API-key store lookup failed; answering 503");
                     let _ = error;
-                    Err(Rejection::new(RejectionKind::Unavailable))
+                    Err(Rejection::new(RejectionKind::Unavailable).with_retry_after(RETRY_AFTER))
                 }
             }
         }
@@ -324,10 +328,17 @@ impl<K: KeyStore> ApiKeys<K> {
 
     async fn fetch(&self, digest: KeyDigest) -> Result<Entry, StoreError> {
         let generation = self.inner.cache.generation();
-        let found = with_timeout(
-            self.inner.lookup_timeout,
-            self.inner.store.find_by_digest(&digest),
-        )
+        // Waiting for a turn counts against the timeout: under a flood of unknown keys the
+        // store sees at most `max_concurrent_lookups` queries, and a caller a 503 in time.
+        let found = with_timeout(self.inner.lookup_timeout, async {
+            let _turn = self
+                .inner
+                .lookups
+                .acquire()
+                .await
+                .map_err(StoreError::unavailable)?;
+            self.inner.store.find_by_digest(&digest).await
+        })
         .await;
         let result = found.map(|record| Entry::from_lookup(record.as_ref(), self.now()));
         if let Ok(entry) = &result {
@@ -392,6 +403,18 @@ async fn with_timeout<T>(
     }
 }
 
+/// The latest time used for "never before this": the year 9999 (PostgreSQL's `timestamptz`
+/// and every `SystemTime` hold it).
+fn far_future() -> SystemTime {
+    std::time::UNIX_EPOCH + Duration::from_secs(253_402_300_799)
+}
+
+/// Store lookups allowed at once unless configured.
+const DEFAULT_MAX_LOOKUPS: usize = 16;
+
+/// What a 503 for a failed or crowded lookup asks the client to wait.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
 /// A fresh public key id, `key_` and 24 hex digits of randomness.
 fn new_key_id() -> String {
     let mut bytes = [0u8; 12];
@@ -416,6 +439,7 @@ pub struct ApiKeysBuilder<K> {
     lookup_timeout: Duration,
     default_grace: Duration,
     on_invalidate: Option<InvalidateHook>,
+    max_lookups: usize,
 }
 
 impl<K: KeyStore> ApiKeysBuilder<K> {
@@ -425,8 +449,41 @@ impl<K: KeyStore> ApiKeysBuilder<K> {
     ///
     /// [`ConfigError::InvalidPrefix`]; see [`KeyFormat::new`].
     pub fn prefix(mut self, prefix: impl Into<String>) -> Result<Self, ConfigError> {
-        self.format = KeyFormat::new(prefix)?;
+        self.format = self.format.renamed(prefix)?;
         Ok(self)
+    }
+
+    /// The key format: its prefix and checksum (see [`KeyFormat::with_checksum_secret`]).
+    pub fn key_format(mut self, format: KeyFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Keys carry a checksum keyed with `secret` (at least 32 bytes): a key made up without it
+    /// is refused before any cache or store work. See [`KeyFormat::with_checksum_secret`] for
+    /// moving an existing deployment and for changing the secret.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::WeakChecksumSecret`] for a secret shorter than 32 bytes.
+    pub fn checksum_secret(mut self, secret: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
+        self.format = self.format.with_checksum_secret(secret)?;
+        Ok(self)
+    }
+
+    /// At most this many store lookups run at once (default 16); a cache miss beyond them
+    /// waits for a turn within the [lookup timeout](Self::lookup_timeout), then gets 503 with
+    /// `Retry-After`. However many unknown keys clients send, the store sees at most this many
+    /// queries at a time, so it keeps answering the lookups that matter; keys already cached
+    /// never wait. Size it at or below the store's connection pool.
+    ///
+    /// # Panics
+    ///
+    /// If `lookups` is 0.
+    pub fn max_concurrent_lookups(mut self, lookups: usize) -> Self {
+        assert!(lookups > 0, "at least one store lookup must be allowed");
+        self.max_lookups = lookups;
+        self
     }
 
     /// The clock used for expiry, grace periods and cache freshness.
@@ -498,6 +555,7 @@ impl<K: KeyStore> ApiKeysBuilder<K> {
                 format: self.format,
                 clock: self.clock,
                 lookup_timeout: self.lookup_timeout,
+                lookups: tokio::sync::Semaphore::new(self.max_lookups),
                 default_grace: self.default_grace,
                 on_invalidate: self.on_invalidate,
             }),
@@ -513,6 +571,7 @@ impl<K> fmt::Debug for ApiKeysBuilder<K> {
             .field("positive_ttl", &self.positive_ttl)
             .field("negative_ttl", &self.negative_ttl)
             .field("lookup_timeout", &self.lookup_timeout)
+            .field("max_concurrent_lookups", &self.max_lookups)
             .field(
                 "on_invalidate",
                 &self.on_invalidate.as_ref().map(|_| "<hook>"),

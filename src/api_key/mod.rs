@@ -102,6 +102,13 @@ pub enum ConfigError {
         /// The prefix that was given.
         prefix: String,
     },
+    /// A checksum secret must be at least 32 bytes (256 bits).
+    WeakChecksumSecret {
+        /// The length that was given.
+        length: usize,
+    },
+    /// A previous checksum secret, or accepting unkeyed checksums, needs a current secret.
+    NoChecksumSecret,
 }
 
 impl fmt::Display for ConfigError {
@@ -111,6 +118,11 @@ impl fmt::Display for ConfigError {
                 f,
                 "invalid API-key prefix {prefix:?}: use 1 to 16 characters of a-z, 0-9 and _, starting with a letter"
             ),
+            Self::WeakChecksumSecret { length } => write!(
+                f,
+                "an API-key checksum secret of {length} bytes is too short: use at least 32"
+            ),
+            Self::NoChecksumSecret => f.write_str("set the current API-key checksum secret first"),
         }
     }
 }

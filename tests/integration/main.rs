@@ -9,6 +9,8 @@ mod auth;
 
 #[cfg(feature = "api-key")]
 mod api_key;
+#[cfg(feature = "api-key")]
+mod forged_keys;
 // Any backend: `--features jwt` (aws-lc-rs) or `--features rust-crypto`.
 #[cfg(all(feature = "api-key", feature = "jwt"))]
 mod combined;

@@ -756,6 +756,10 @@ async fn axum_orders_admin_api_keys() {
     assert_eq!(client.get("/orders", &with_secondary).await.status, 200);
     let answer = generate_key(r#"{"type":"tertiary"}"#).await;
     assert_eq!(answer.status, 400);
+    // An absurd grace is a 400, not a panic of the connection's task (before: no answer).
+    let answer = generate_key(r#"{"type":"secondary","graceSeconds":18446744073709551615}"#).await;
+    assert_eq!(answer.status, 400, "{}", answer.text());
+    assert_eq!(client.get("/orders", &with_secondary).await.status, 200);
     let answer = generate_key(r#"{"type":"primary","appId":"nobody"}"#).await;
     assert_eq!(answer.status, 404);
 
