@@ -469,18 +469,22 @@ mod tests {
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
         // RFC 4231, test case 6: a key longer than the block is hashed first.
-        let mac = Hmac::new(&[0xaa; 131])
-            .mac(b"Test Using Larger Than Block-Size Key - Hash Key First");
+        let mac =
+            Hmac::new(&[0xaa; 131]).mac(b"Test Using Larger Than Block-Size Key - Hash Key First");
         assert_eq!(mac[..4], [0x60, 0xe4, 0x31, 0x59]);
     }
 
     #[test]
     fn keyed_keys_are_well_formed_only_under_their_secret_and_debug_shows_no_secret() {
-        let keyed = KeyFormat::default().with_checksum_secret([9u8; 32]).unwrap();
+        let keyed = KeyFormat::default()
+            .with_checksum_secret([9u8; 32])
+            .unwrap();
         let key = keyed.generate();
         assert!(keyed.is_well_formed(key.expose().as_bytes()));
         assert!(!KeyFormat::default().is_well_formed(key.expose().as_bytes()));
-        let other = KeyFormat::default().with_checksum_secret([8u8; 32]).unwrap();
+        let other = KeyFormat::default()
+            .with_checksum_secret([8u8; 32])
+            .unwrap();
         assert!(!other.is_well_formed(key.expose().as_bytes()));
         // The digest (what the store keeps) does not depend on the secret.
         assert_eq!(keyed.check(key.expose().as_bytes()), Some(key.digest()));

@@ -10,52 +10,13 @@ use std::time::{Duration, SystemTime};
 use dashmap::DashMap;
 use governor::middleware::{StateInformationMiddleware, StateSnapshot};
 use governor::nanos::Nanos;
-use governor::state::keyed::DashMapStateStore;
 use governor::{InsufficientCapacity, NotUntil};
 
+use super::gcra_state::{CappedState, KeyBudget};
 use super::store::{Decision, Hit, HitFuture, LimitStatus, RateLimitStore, StoreError};
 use crate::Quota;
 
-type Limiter = governor::RateLimiter<
-    u64,
-    DashMapStateStore<u64, PreHashed>,
-    HitClock,
-    StateInformationMiddleware,
->;
-
-/// The hasher for the limiters' maps. Their keys are already keyed SipHash outputs (uniform and
-/// unpredictable without the store's secret), so hashing them again with `RandomState` only
-/// costs time: the key is used as its own hash.
-#[derive(Clone, Copy, Default)]
-struct PreHashed;
-
-impl std::hash::BuildHasher for PreHashed {
-    type Hasher = PreHashedHasher;
-
-    fn build_hasher(&self) -> PreHashedHasher {
-        PreHashedHasher(0)
-    }
-}
-
-#[derive(Default)]
-struct PreHashedHasher(u64);
-
-impl std::hash::Hasher for PreHashedHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `u64` keys reach this hasher; fold anything else in rather than drop it.
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
+type Limiter = governor::RateLimiter<u64, CappedState, HitClock, StateInformationMiddleware>;
 
 /// Smooth per-key limiting with GCRA (the generic cell rate algorithm) on `governor`.
 ///
@@ -76,8 +37,10 @@ impl std::hash::Hasher for PreHashedHasher {
 /// **Memory.** Keys are stored as 64-bit keyed hashes of the rate-limit key (no allocation per
 /// request; two keys share a bucket with probability about 2⁻⁶⁴ per pair). Every
 /// [`sweep_interval`](GcraStore::sweep_interval) one request drops the keys whose bucket is full
-/// again (`governor`'s `retain_recent`). There is no hard cap on keys between sweeps; use
-/// [`MemoryStore`](super::MemoryStore) where one is required.
+/// again (`governor`'s `retain_recent`). At most [`max_keys`](GcraStore::max_keys) keys
+/// (default 1,000,000) are tracked: at the cap, a new key takes the place of the key whose
+/// bucket is fullest among a sample of 8 (forgetting it gives back the least), so a flood of
+/// fresh keys evicts its own keys and new clients are still served.
 ///
 /// Like every store, it decides a hit at the time the hit carries (read once per request from
 /// the layer's [`clock`](super::RateLimitLayer::clock)).
@@ -87,6 +50,7 @@ pub struct GcraStore {
 }
 
 struct Inner {
+    budget: Arc<KeyBudget>,
     first: OnceLock<(Quota, Limiter)>,
     others: DashMap<Quota, Limiter>,
     hasher: super::siphash::SipKey,
@@ -131,6 +95,7 @@ impl GcraStore {
     pub fn new() -> Self {
         Self {
             inner: Arc::new(Inner {
+                budget: KeyBudget::new(DEFAULT_MAX_KEYS),
                 first: OnceLock::new(),
                 others: DashMap::new(),
                 hasher: super::siphash::SipKey::random(),
@@ -153,10 +118,23 @@ impl GcraStore {
         self
     }
 
+    /// Sets the most keys tracked at once, over all quotas (default 1,000,000); see the
+    /// type's docs for what happens at the cap.
+    ///
+    /// # Panics
+    ///
+    /// If the store has been cloned (set it before handing the store to a layer).
+    #[must_use]
+    pub fn max_keys(mut self, max_keys: usize) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("GcraStore::max_keys is set before the store is shared")
+            .budget = KeyBudget::new(max_keys);
+        self
+    }
+
     /// How many keys the store tracks now (over all quotas).
     pub fn tracked_keys(&self) -> usize {
-        let first = self.inner.first.get().map_or(0, |(_, l)| l.len());
-        first + self.inner.others.iter().map(|l| l.len()).sum::<usize>()
+        self.inner.budget.tracked()
     }
 
     /// Drops the keys whose bucket is full again by `now`, returning how many. The store calls
@@ -186,7 +164,11 @@ impl GcraStore {
     /// the layer's default) is reached without a map lookup.
     #[inline]
     fn with_limiter<T>(&self, quota: Quota, f: impl FnOnce(&Limiter) -> T) -> T {
-        let (first_quota, first) = self.inner.first.get_or_init(|| (quota, new_limiter(quota)));
+        let budget = &self.inner.budget;
+        let (first_quota, first) = self
+            .inner
+            .first
+            .get_or_init(|| (quota, new_limiter(quota, budget)));
         if *first_quota == quota {
             return f(first);
         }
@@ -197,7 +179,7 @@ impl GcraStore {
             .inner
             .others
             .entry(quota)
-            .or_insert_with(|| new_limiter(quota))
+            .or_insert_with(|| new_limiter(quota, budget))
             .downgrade();
         f(limiter.value())
     }
@@ -248,15 +230,22 @@ impl GcraStore {
     }
 }
 
-/// A limiter for `quota`, counting from the Unix epoch.
-fn new_limiter(quota: Quota) -> Limiter {
+/// A limiter for `quota`, counting from the Unix epoch, its keys within `budget`.
+fn new_limiter(quota: Quota, budget: &Arc<KeyBudget>) -> Limiter {
     // governor measures from what its clock reads when the limiter is made: make that read 0,
     // so every limiter counts from the Unix epoch as the hits' times do.
     at_time(0, || {
-        governor::RateLimiter::dashmap_with_clock_and_hasher(gcra_quota(quota), HitClock, PreHashed)
-            .with_middleware::<StateInformationMiddleware>()
+        governor::RateLimiter::<u64, _, _, governor::middleware::NoOpMiddleware<Nanos>>::new(
+            gcra_quota(quota),
+            CappedState::new(Arc::clone(budget)),
+            HitClock,
+        )
+        .with_middleware::<StateInformationMiddleware>()
     })
 }
+
+/// The default cap on tracked keys, as [`MemoryStore`](super::MemoryStore)'s.
+const DEFAULT_MAX_KEYS: usize = 1_000_000;
 
 /// The decision for one governor check at `now`.
 #[inline]

@@ -154,6 +154,8 @@
 mod future;
 #[cfg(feature = "governor")]
 mod gcra;
+#[cfg(feature = "governor")]
+mod gcra_state;
 mod headers;
 mod key;
 mod layer;

@@ -216,3 +216,45 @@ async fn a_flood_of_fresh_keys_leaves_redis_nothing_once_its_window_ends() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[cfg(feature = "governor")]
+#[tokio::test]
+async fn gcra_store_under_a_flood_of_fresh_keys_stays_within_its_cap_and_serves_new_clients() {
+    use tollgate::rate_limit::GcraStore;
+
+    let store = GcraStore::new().max_keys(1_000);
+    let layer: RateLimitLayer<ByClient, GcraStore> =
+        RateLimitLayer::new(Quota::per_hour(5).unwrap())
+            .key(by_client as ByClient)
+            .store(store.clone())
+            .unwrap();
+    let router = Router::new().route("/", get(ok)).route_layer(layer);
+    let client = HttpClient::new(serve_axum(router).await);
+    let call = |who: String| {
+        let client = client.clone();
+        async move {
+            client
+                .get("/", &[("x-client", who.as_bytes())])
+                .await
+                .status
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(call("heavy".to_owned()).await, StatusCode::OK);
+    }
+    assert_eq!(
+        call("heavy".to_owned()).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    for n in 0..3_000 {
+        assert_eq!(call(format!("flood-{n}")).await, StatusCode::OK);
+        assert!(store.tracked_keys() <= 1_000, "{}", store.tracked_keys());
+    }
+    assert_eq!(call("newcomer".to_owned()).await, StatusCode::OK);
+    // Its bucket is the emptiest of all: never the one evicted.
+    assert_eq!(
+        call("heavy".to_owned()).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(store.tracked_keys(), 1_000);
+}
