@@ -13,6 +13,7 @@
 //! Rows (first argument), each with one hot credential and a `service_fn` answering at once:
 //! - `bare`: the inner service alone;
 //! - `api_key`: `ApiKeyLayer`, the key cached (checksum and digest, front table, extension);
+//! - `api_key_keyed`: the same with a checksum secret (`ApiKeysBuilder::checksum_secret`);
 //! - `jwt_uncached` / `jwt_cached`: `JwtLayer` on an HS256 key, without and with the
 //!   verified-token cache;
 //! - `rate_limit` / `rate_limit_fields`: `RateLimitLayer` keyed by the `x-api-key` header on the
@@ -120,7 +121,14 @@ fn main() {
         .enable_time()
         .build()
         .unwrap();
-    let keys = ApiKeys::builder(InMemoryKeyStore::new()).build();
+    let keys = if row == "api_key_keyed" {
+        ApiKeys::builder(InMemoryKeyStore::new())
+            .checksum_secret([7u8; 32])
+            .unwrap()
+            .build()
+    } else {
+        ApiKeys::builder(InMemoryKeyStore::new()).build()
+    };
     let key = runtime
         .block_on(keys.generate(NewKey::new("app-1", "Shop").scopes(["orders:read"])))
         .unwrap();
@@ -160,7 +168,7 @@ fn main() {
     let huge = Quota::per_second(1_000_000_000).unwrap();
     match row.as_str() {
         "bare" => drive(bare(), &credentials, n),
-        "api_key" => drive(api_key.layer(bare()), &credentials, n),
+        "api_key" | "api_key_keyed" => drive(api_key.layer(bare()), &credentials, n),
         "jwt_uncached" => drive(jwt(false).layer(bare()), &credentials, n),
         "jwt_cached" => drive(jwt(true).layer(bare()), &credentials, n),
         "rate_limit" => drive(

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-20000}
-rows=(bare api_key jwt_uncached jwt_cached rate_limit rate_limit_fields full)
+rows=(bare api_key api_key_keyed jwt_uncached jwt_cached rate_limit rate_limit_fields full)
 
 if ! command -v valgrind >/dev/null 2>&1; then
   as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
