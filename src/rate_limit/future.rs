@@ -8,7 +8,7 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::layer::{Config, Extras, Quotas, Step};
+use super::config::{Config, Extras, Quotas, Step};
 use super::store::HitFuture;
 use crate::body::ResponseBody;
 use crate::rejection::{RejectionResponder, reject};

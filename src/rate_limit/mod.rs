@@ -151,6 +151,7 @@
 //!   `redis::RedisStore` implement it.
 //! - [`ShadowRejection`]: what dry-run mode records.
 
+mod config;
 mod future;
 #[cfg(feature = "governor")]
 mod gcra;

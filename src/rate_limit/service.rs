@@ -5,9 +5,9 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tower_service::Service;
 
+use super::config::{Config, Step};
 use super::future::ResponseFuture;
 use super::key::{AppKeyId, KeyExtractor};
-use super::layer::{Config, Step};
 use super::store::RateLimitStore;
 use super::{MemoryStore, RateLimitLayer};
 use crate::Quota;
