@@ -41,7 +41,7 @@ impl<K: Clone, St: Clone, R: Clone> Clone for RateLimitLayer<K, St, R> {
 
 impl RateLimitLayer {
     /// `quota` per API key (the [`AppKeyId`] key), in memory, reported as the limit `"default"`.
-    /// A key whose [`AppIdentity`] carries its own quota gets that one instead.
+    /// A key whose [`AppIdentity`](crate::identity::AppIdentity) carries its own quota gets that one instead.
     pub fn new(quota: Quota) -> Self {
         Self::with_limit(Limit::default_named(quota))
     }
@@ -217,7 +217,7 @@ impl<K, St, R> RateLimitLayer<K, St, R> {
         self
     }
 
-    /// Whether an [`AppIdentity`] quota (the key's plan tier) replaces the first limit's quota
+    /// Whether an [`AppIdentity`](crate::identity::AppIdentity) quota (the key's plan tier) replaces the first limit's quota
     /// for that key (default `true`). The limit keeps its name.
     pub fn quota_from_identity(mut self, enabled: bool) -> Self {
         self.config.quota_from_identity = enabled;
