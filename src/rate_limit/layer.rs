@@ -240,7 +240,7 @@ impl<K, St, R> RateLimitLayer<K, St, R> {
     }
 
     /// Shadow mode: count and report, but let every request through. A request that would have
-    /// been refused carries a [`ShadowRejection`] in its response extensions and is logged.
+    /// been refused carries a [`ShadowRejection`](super::ShadowRejection) in its response extensions and is logged.
     pub fn dry_run(mut self, enabled: bool) -> Self {
         self.config.dry_run = enabled;
         self
