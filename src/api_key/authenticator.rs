@@ -138,9 +138,9 @@ impl<K: KeyStore> Authenticator for ApiKeyAuthenticator<K> {
             Check::Decided(Err(rejection)) => {
                 Outcome::Rejected(rejection.with_challenge(self.challenge_value()))
             }
-            Check::Lookup(digest) => {
+            Check::Lookup(parsed) => {
                 let challenge = self.challenge_value();
-                let lookup = self.keys.lookup(digest);
+                let lookup = self.keys.lookup(parsed);
                 Outcome::Pending(
                     async move {
                         match lookup.await {

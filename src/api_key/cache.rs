@@ -17,6 +17,9 @@ use crate::identity::AppIdentity;
 pub(crate) struct Entry {
     pub(crate) state: State,
     pub(crate) fetched_at: SystemTime,
+    /// The checksum digits of the key whose lookup filled this entry, checked before it:
+    /// a later request with the same digest and these digits needs no checksum check.
+    pub(crate) checksum: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -28,7 +31,11 @@ pub(crate) enum State {
 }
 
 impl Entry {
-    pub(crate) fn from_lookup(found: Option<&ApiKeyRecord>, now: SystemTime) -> Self {
+    pub(crate) fn from_lookup(
+        found: Option<&ApiKeyRecord>,
+        now: SystemTime,
+        checksum: u32,
+    ) -> Self {
         let state = match found {
             Some(record) => State::Known {
                 identity: record.identity(),
@@ -39,7 +46,14 @@ impl Entry {
         Self {
             state,
             fetched_at: now,
+            checksum,
         }
+    }
+
+    /// Whether this is a stored key's entry filled by a key with these checksum digits.
+    #[inline]
+    pub(crate) fn vouches_for(&self, checksum: u32) -> bool {
+        matches!(self.state, State::Known { .. }) && self.checksum == checksum
     }
 }
 
@@ -231,7 +245,7 @@ mod tests {
             Duration::from_secs(5),
         ));
         let digest = KeyDigest::of(b"some key");
-        cache.fill(digest, Entry::from_lookup(None, now), cache.generation());
+        cache.fill(digest, Entry::from_lookup(None, now, 0), cache.generation());
 
         let (ask, asked) = mpsc::channel::<()>();
         let (answer, answers) = mpsc::channel::<(bool, bool)>();
@@ -258,7 +272,7 @@ mod tests {
         assert_eq!(check(), (true, false), "second read is served from it");
         cache.invalidate(&digest);
         assert_eq!(check(), (false, false), "invalidated on another thread");
-        cache.fill(digest, Entry::from_lookup(None, now), cache.generation());
+        cache.fill(digest, Entry::from_lookup(None, now, 0), cache.generation());
         assert_eq!(check(), (true, false));
         cache.invalidate_all();
         assert_eq!(check(), (false, false));

@@ -249,8 +249,18 @@ impl KeyFormat {
     }
 
     /// Checks that `candidate` is a well-formed key of this format with a correct checksum, and
-    /// returns its digest. Works on raw header bytes; allocates nothing; hashes once.
+    /// returns its digest. Works on raw header bytes; allocates nothing; hashes once (twice
+    /// more with a checksum secret).
     pub fn check(&self, candidate: &[u8]) -> Option<KeyDigest> {
+        let parsed = self.parse(candidate)?;
+        self.checksum_holds(candidate, &parsed)
+            .then_some(parsed.digest)
+    }
+
+    /// The shape check and the digest, without the checksum check: what a cache lookup needs.
+    /// A key already cached as known skips the keyed checksum when its checksum digits are the
+    /// ones checked when it was cached ([`Parsed::checksum`]).
+    pub(crate) fn parse(&self, candidate: &[u8]) -> Option<Parsed> {
         let prefix = self.prefix.as_bytes();
         if candidate.len() != prefix.len() + 1 + BODY_LEN
             || !candidate.starts_with(prefix)
@@ -262,24 +272,40 @@ impl KeyFormat {
             return None;
         }
         let (signed, checksum) = candidate.split_at(candidate.len() - CHECKSUM_LEN);
-        let checksum = base62_decode_u32(checksum)?;
-        let digest = KeyDigest::of(signed);
-        let valid = match &self.keyed {
-            None => digest.checksum() == checksum,
+        Some(Parsed {
+            checksum: base62_decode_u32(checksum)?,
+            digest: KeyDigest::of(signed),
+        })
+    }
+
+    /// Whether `parsed` (from [`parse`](Self::parse) of `candidate`) carries a checksum this
+    /// format accepts.
+    pub(crate) fn checksum_holds(&self, candidate: &[u8], parsed: &Parsed) -> bool {
+        let signed = &candidate[..candidate.len() - CHECKSUM_LEN];
+        let checksum = parsed.checksum;
+        match &self.keyed {
+            None => parsed.digest.checksum() == checksum,
             Some(keyed) => {
-                (keyed.accept_unkeyed && digest.checksum() == checksum)
+                (keyed.accept_unkeyed && parsed.digest.checksum() == checksum)
                     || std::iter::once(&keyed.current)
                         .chain(&keyed.previous)
                         .any(|hmac| hmac.checksum(signed) == checksum)
             }
-        };
-        valid.then_some(digest)
+        }
     }
 
     /// Whether `candidate` is a well-formed key of this format with a correct checksum.
     pub fn is_well_formed(&self, candidate: &[u8]) -> bool {
         self.check(candidate).is_some()
     }
+}
+
+/// A candidate key's digest and checksum digits, read by [`KeyFormat::parse`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Parsed {
+    pub(crate) digest: KeyDigest,
+    /// The checksum the key carries (not yet checked).
+    pub(crate) checksum: u32,
 }
 
 impl Default for KeyFormat {

@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use super::ConfigError;
 use super::cache::{Entry, KeyCache, State};
-use super::format::{ApiKey, KeyDigest, KeyFormat};
+use super::format::{ApiKey, KeyDigest, KeyFormat, Parsed};
 use super::record::{ApiKeyRecord, NewKey};
 use super::store::{KeyStore, StoreError};
 use crate::clock::SharedClock;
@@ -249,7 +249,7 @@ impl<K: KeyStore> ApiKeys<K> {
     pub async fn verify(&self, key: &str) -> Result<AppIdentity, Rejection> {
         match self.check(key.as_bytes()) {
             Check::Decided(decision) => decision,
-            Check::Lookup(digest) => self.lookup(digest).await,
+            Check::Lookup(parsed) => self.lookup(parsed).await,
         }
     }
 
@@ -286,13 +286,25 @@ impl<K: KeyStore> ApiKeys<K> {
     /// The synchronous part of a check: format, checksum, digest, cache.
     #[inline]
     pub(crate) fn check(&self, candidate: &[u8]) -> Check {
-        let Some(digest) = self.inner.format.check(candidate) else {
-            return Check::Decided(Err(Rejection::new(RejectionKind::MalformedCredential)));
+        let format = &self.inner.format;
+        let malformed = || Check::Decided(Err(Rejection::new(RejectionKind::MalformedCredential)));
+        let Some(parsed) = format.parse(candidate) else {
+            return malformed();
         };
         let now = self.now();
-        match self.inner.cache.get(&digest, now) {
+        let cached = self.inner.cache.get(&parsed.digest, now);
+        // A stored key cached after its checksum was checked needs no second check when the
+        // digits match: the same digest is the same key body. That spares a keyed checksum's
+        // HMAC on every cached request; anything else is checked before any store work.
+        let vouched = cached
+            .as_ref()
+            .is_some_and(|entry| entry.vouches_for(parsed.checksum));
+        if !vouched && !format.checksum_holds(candidate, &parsed) {
+            return malformed();
+        }
+        match cached {
             Some(entry) => Check::Decided(decide(entry.state, now)),
-            None => Check::Lookup(digest),
+            None => Check::Lookup(parsed),
         }
     }
 
@@ -300,11 +312,12 @@ impl<K: KeyStore> ApiKeys<K> {
     /// for it, bounded by the lookup timeout.
     pub(crate) fn lookup(
         &self,
-        digest: KeyDigest,
+        parsed: Parsed,
     ) -> impl Future<Output = Result<AppIdentity, Rejection>> + Send + 'static {
+        let digest = parsed.digest;
         let (flight, started) = self.inner.cache.join_or_start(digest, || {
             let this = self.clone();
-            KeyCache::boxed(async move { this.fetch(digest).await })
+            KeyCache::boxed(async move { this.fetch(digest, parsed.checksum).await })
         });
         if started {
             // Drive the lookup on its own task where a runtime exists, so it completes and
@@ -326,7 +339,8 @@ impl<K: KeyStore> ApiKeys<K> {
         }
     }
 
-    async fn fetch(&self, digest: KeyDigest) -> Result<Entry, StoreError> {
+    /// Looks `digest` up for a key whose checksum digits `checksum` were checked.
+    async fn fetch(&self, digest: KeyDigest, checksum: u32) -> Result<Entry, StoreError> {
         let generation = self.inner.cache.generation();
         // Waiting for a turn counts against the timeout: under a flood of unknown keys the
         // store sees at most `max_concurrent_lookups` queries, and a caller a 503 in time.
@@ -340,7 +354,7 @@ impl<K: KeyStore> ApiKeys<K> {
             self.inner.store.find_by_digest(&digest).await
         })
         .await;
-        let result = found.map(|record| Entry::from_lookup(record.as_ref(), self.now()));
+        let result = found.map(|record| Entry::from_lookup(record.as_ref(), self.now(), checksum));
         if let Ok(entry) = &result {
             self.inner.cache.fill(digest, entry.clone(), generation);
         }
@@ -372,7 +386,7 @@ impl<K: KeyStore> ApiKeys<K> {
 
 pub(crate) enum Check {
     Decided(Result<AppIdentity, Rejection>),
-    Lookup(KeyDigest),
+    Lookup(Parsed),
 }
 
 /// The verdict on a cached or fetched entry at `now`.

@@ -141,6 +141,30 @@ async fn with_a_checksum_secret_forged_keys_never_reach_the_store() {
         200
     );
     assert_eq!(store.lookups.load(Ordering::SeqCst), 1);
+    // Cached now: it is admitted without the HMAC (its checksum digits were checked when it
+    // was cached), but the same body with other checksum digits is still refused.
+    assert_eq!(
+        client
+            .get("/", &[("x-api-key", real.as_bytes())])
+            .await
+            .status,
+        200
+    );
+    let (body, digits) = real.split_at(real.len() - 6);
+    for digits in [
+        "000000".to_owned(),
+        format!(
+            "{}{}",
+            &digits[..5],
+            if digits.ends_with('A') { 'B' } else { 'A' }
+        ),
+    ] {
+        let tampered = format!("{body}{digits}");
+        let answer = client.get("/", &[("x-api-key", tampered.as_bytes())]).await;
+        assert_eq!(answer.status, 401, "{tampered}");
+        assert_eq!(answer.json()["code"], "malformed_credential");
+    }
+    assert_eq!(store.lookups.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
