@@ -1,7 +1,7 @@
 //! API keys (the store, preloaded keys, the demo key) and the JWT verification layer.
 
 use tollgate::api_key::{ApiKey, ApiKeys, KeyDigest, KeyStore, NewKey};
-use tollgate::jwt::{Algorithm, JwtKey, JwtLayer, KeySet, KeySource, RevocationList};
+use tollgate::jwt::{Algorithm, JwtKey, JwtLayer, KeySet, KeySource, Revocation};
 
 use crate::config::{Config, Credential, VerifyKeys};
 
@@ -93,7 +93,7 @@ pub(crate) async fn preload<K: KeyStore>(
 pub(crate) async fn jwt_layer(
     config: &Config,
     own: KeySet,
-    denylist: RevocationList,
+    denylist: impl Revocation,
 ) -> Result<JwtLayer, String> {
     let source = key_source(&config.verify, own).await?;
     JwtLayer::builder(source)

@@ -47,7 +47,7 @@
 //! | `TOLLGATE_RATE_LIMIT` | `1000/hour` | per-key limit: `N/second`, `N/minute`, `N/hour`, `N/day` |
 //! | `TOLLGATE_IP_RATE_LIMIT` | off | a per-client-IP limit in front of auth, same format |
 //! | `TOLLGATE_POSTGRES_URL` | — | keep key records and refresh tokens in PostgreSQL (feature `postgres`; migrates on start) |
-//! | `TOLLGATE_REDIS_URL` | — | broadcast revocations to other instances and share the per-key limit over Redis (feature `redis`) |
+//! | `TOLLGATE_REDIS_URL` | — | broadcast key revocations and revoked sessions' access tokens to other instances and share the per-key limit over Redis (feature `redis`) |
 //! | `RUST_LOG` | `info,tollgate=debug` | log filter |
 //!
 //! `TOLLGATE_API_KEYS` holds entries separated by `;`, each a comma-separated list of
@@ -72,7 +72,7 @@ mod tokens;
 use tokio::net::TcpListener;
 use tollgate::api_key::{ApiKey, ApiKeys, InMemoryKeyStore, KeyStore};
 use tollgate::issuer::{InMemoryRefreshStore, RefreshTokenStore};
-use tollgate::jwt::RevocationList;
+use tollgate::jwt::{Revocation, RevocationList, Revoker};
 use tollgate::rate_limit::RateLimitLayer;
 use tracing_subscriber::EnvFilter;
 
@@ -162,10 +162,24 @@ where
     };
 
     let demo_key = keys::preload(&keys, &config).await?;
-    // Access tokens of a reused refresh chain are refused from then on.
-    let denylist = RevocationList::new();
-    let tokens = Tokens::new(&config, users, refresh, denylist.clone())?;
-    let jwt = keys::jwt_layer(&config, tokens.issuer.verification_keys(), denylist).await?;
+    // Access tokens of a revoked session (reuse of its refresh token) are refused from then
+    // on: on every instance over Redis when it is configured, in this process otherwise.
+    #[cfg(feature = "redis")]
+    let shared = match &config.redis_url {
+        Some(Secret(url)) => Some(
+            tollgate::jwt::redis::RedisRevocation::connect(url)
+                .await
+                .map_err(|e| format!("TOLLGATE_REDIS_URL (revocations): {e}"))?,
+        ),
+        None => None,
+    };
+    #[cfg(feature = "redis")]
+    let (tokens, jwt) = match shared {
+        Some(denylist) => token_side(&config, users, refresh, denylist).await?,
+        None => token_side(&config, users, refresh, RevocationList::new()).await?,
+    };
+    #[cfg(not(feature = "redis"))]
+    let (tokens, jwt) = token_side(&config, users, refresh, RevocationList::new()).await?;
     let per_key = RateLimitLayer::new(config.rate_limit).ietf_headers(true);
     // With Redis, every instance counts against one limit per key.
     #[cfg(feature = "redis")]
@@ -179,6 +193,22 @@ where
     }
     let app = routes::router(keys, jwt, per_key, tokens, config.ip_rate_limit);
     listen(&config, app, &demo_key).await
+}
+
+/// The issuer and token endpoints, and the JWT layer, sharing one access-token denylist.
+async fn token_side<R, D>(
+    config: &Config,
+    users: Vec<DemoUser>,
+    refresh: R,
+    denylist: D,
+) -> Result<(Tokens<R>, tollgate::jwt::JwtLayer), String>
+where
+    R: RefreshTokenStore,
+    D: Revocation + Revoker + Clone,
+{
+    let tokens = Tokens::new(config, users, refresh, denylist.clone())?;
+    let jwt = keys::jwt_layer(config, tokens.issuer.verification_keys(), denylist).await?;
+    Ok((tokens, jwt))
 }
 
 async fn listen(config: &Config, app: axum::Router, demo_key: &ApiKey) -> Result<(), String> {

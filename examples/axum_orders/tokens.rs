@@ -18,7 +18,7 @@ use tollgate::issuer::{
     DirectoryUser, ErrorCode, OAuthError, RefreshTokenStore, SigningKey, TokenExchange,
     TokenIssuer, TokenResponse, TokenService,
 };
-use tollgate::jwt::{Algorithm, RevocationList};
+use tollgate::jwt::{Algorithm, Revoker};
 
 use crate::config::{Config, DemoUser, Signing};
 
@@ -39,7 +39,7 @@ impl<S: RefreshTokenStore> Tokens<S> {
         config: &Config,
         users: Vec<DemoUser>,
         store: S,
-        denylist: RevocationList,
+        denylist: impl Revoker,
     ) -> Result<Self, String> {
         let issuer = TokenIssuer::builder(&config.issuer, signing_key(&config.signing)?)
             .audience(&config.audience)

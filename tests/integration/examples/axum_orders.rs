@@ -359,6 +359,70 @@ async fn axum_orders_instances_share_postgres_and_redis() {
     assert!(answer.header("retry-after").is_some());
 }
 
+/// Two instances sharing a signing key, PostgreSQL and Redis: a refresh token reused on one
+/// revokes its session, and the session's access token is refused on the other too (the
+/// denylist is `RedisRevocation`, not each process's own).
+#[tokio::test]
+async fn axum_orders_a_session_revoked_on_one_instance_is_refused_on_the_other() {
+    let postgres = crate::servers::postgres_url();
+    let redis = crate::servers::redis_url();
+    let pem = format!(
+        "{}/tests/fixtures/jwt/ed25519.key",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let common = [
+        ("TOLLGATE_POSTGRES_URL", postgres.as_str()),
+        ("TOLLGATE_REDIS_URL", redis.as_str()),
+        ("TOLLGATE_SIGNING_KEY_PEM", pem.as_str()),
+        ("TOLLGATE_SIGNING_ALG", "EdDSA"),
+        ("TOLLGATE_ISSUER", "https://orders.example"),
+    ];
+    let first = Example::start("axum_orders", &common);
+    let second = Example::start("axum_orders", &common);
+    let (first, second) = (
+        HttpClient::new(first.addr()),
+        HttpClient::new(second.addr()),
+    );
+    let answer = post_json(
+        &first,
+        "/auth/login",
+        &[],
+        r#"{"username":"alice","password":"alice-demo-password"}"#,
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let login = answer.json();
+    let bearer = format!("Bearer {}", login["access_token"].as_str().unwrap());
+    let spent = login["refresh_token"].as_str().unwrap().to_owned();
+    let me = |client: HttpClient| {
+        let bearer = bearer.clone();
+        async move {
+            client
+                .get("/users/me", &[("authorization", bearer.as_bytes())])
+                .await
+        }
+    };
+    assert_eq!(me(second.clone()).await.status, 200);
+    // Rotate once, then present the spent token again: reuse, the session is revoked.
+    assert_eq!(refresh(&first, &spent, None).await.status, 200);
+    assert_oauth_error(&refresh(&first, &spent, None).await, 400, "invalid_grant");
+    assert_problem(&me(first.clone()).await, 401, "revoked_credential");
+    // The other instance hears it over Redis.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let answer = me(second.clone()).await;
+        if answer.status == 401 {
+            assert_problem(&answer, 401, "revoked_credential");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the revoked session's access token is still accepted on the other instance"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// `TOLLGATE_IP_RATE_LIMIT`: counted per client before auth, so requests without a key count
 /// too, and unknown paths stay 404.
 #[tokio::test]
