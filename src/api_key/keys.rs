@@ -177,8 +177,12 @@ impl<K: KeyStore> ApiKeys<K> {
     ///
     /// The store's error; nothing changes then.
     pub async fn rotate(&self, new: NewKey, grace: Duration) -> Result<Rotation, StoreError> {
-        // A grace past what the clock can hold keeps the old keys as long as it can.
-        let retire_at = self.now().checked_add(grace).unwrap_or_else(far_future);
+        // A grace past the year 9999 (what every store, PostgreSQL's `timestamptz` included,
+        // holds) keeps the old keys until then.
+        let retire_at = self
+            .now()
+            .checked_add(grace)
+            .map_or_else(far_future, |at| at.min(far_future()));
         let (key, record) = self.prepare(new);
         let retired = self.inner.store.rotate(record.clone(), retire_at).await?;
         for old in &retired {

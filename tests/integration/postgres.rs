@@ -422,3 +422,30 @@ async fn pooled_connections_carry_a_statement_timeout() {
         .await
         .unwrap();
 }
+
+/// A grace the clock can hold but PostgreSQL's `timestamptz` cannot (2^45 s, about a million
+/// years): the old key is kept until the year 9999, neither retired at once by a wrapped
+/// timestamp nor a panic.
+#[tokio::test]
+async fn a_grace_past_what_postgres_holds_keeps_the_old_key() {
+    let pool = migrated_pool().await;
+    let keys = ApiKeys::builder(PostgresKeyStore::new(pool)).build();
+    let app = unique("pg-long-grace");
+    let old = keys.generate(NewKey::new(&app, "Sync")).await.unwrap();
+    for grace in [1_u64 << 45, 10_000_000_000_000] {
+        let rotation = keys
+            .rotate(NewKey::new(&app, "Sync"), Duration::from_secs(grace))
+            .await
+            .unwrap();
+        keys.invalidate_all();
+        assert!(
+            keys.verify(old.key().expose()).await.is_ok(),
+            "the old key was retired by a grace of {grace} s"
+        );
+        assert!(
+            keys.verify(rotation.generated().key().expose())
+                .await
+                .is_ok()
+        );
+    }
+}
