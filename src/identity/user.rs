@@ -16,6 +16,7 @@ struct Inner {
     scopes: Vec<String>,
     actor: Option<String>,
     authorized_party: Option<String>,
+    provider: Option<Arc<str>>,
 }
 
 impl UserIdentity {
@@ -42,6 +43,7 @@ impl UserIdentity {
             scopes,
             actor: None,
             authorized_party: None,
+            provider: None,
         }))
     }
 
@@ -57,6 +59,26 @@ impl UserIdentity {
     pub fn with_authorized_party(mut self, azp: impl Into<String>) -> Self {
         Arc::make_mut(&mut self.0).authorized_party = Some(azp.into());
         self
+    }
+
+    /// The same identity, accepted by the provider `name` (see
+    /// [`jwt::Provider`](crate::jwt::Provider)).
+    #[must_use]
+    pub fn with_provider(self, name: impl AsRef<str>) -> Self {
+        self.with_provider_name(Arc::from(name.as_ref()))
+    }
+
+    #[must_use]
+    pub(crate) fn with_provider_name(mut self, name: Arc<str>) -> Self {
+        Arc::make_mut(&mut self.0).provider = Some(name);
+        self
+    }
+
+    /// The name of the provider that accepted the token, when the layer's provider has one
+    /// ([`jwt::Provider::named`](crate::jwt::Provider::named); a provider's name defaults to
+    /// its issuer).
+    pub fn provider(&self) -> Option<&str> {
+        self.0.provider.as_deref()
     }
 
     /// The application acting for the user (`act.sub`, RFC 8693 §4.1), when the token was
@@ -100,6 +122,7 @@ impl fmt::Debug for UserIdentity {
             .field("scopes", &self.0.scopes)
             .field("actor", &self.0.actor)
             .field("authorized_party", &self.0.authorized_party)
+            .field("provider", &self.0.provider)
             .finish()
     }
 }

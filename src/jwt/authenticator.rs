@@ -12,15 +12,14 @@ use std::time::{Duration, UNIX_EPOCH};
 use serde::de::DeserializeOwned;
 
 use super::cache::{Entry, TokenCache};
-use super::claims::{
-    Claims, Header, Registered, StandardClaims, from_object, named_scopes, split_scopes,
-};
+use super::claims::{Claims, Header, Registered, StandardClaims, from_object};
 use super::extract::{self, Found, Sources};
-use super::key_set::{KeySet, Source};
+use super::key_set::Source;
 use super::keys::JwtKey;
+use super::provider::{KeyFailure, Provider, Providers};
 use super::revocation::Revocation;
-use super::signature::{b64_into, utf8, verify_signature};
-use super::validation::{Refusal, Validation, invalid, malformed};
+use super::signature::{b64_into, utf8};
+use super::validation::{Refusal, invalid, malformed};
 use super::verified::VerifiedToken;
 use crate::auth::{Authenticator, Outcome};
 use crate::clock::SharedClock;
@@ -34,15 +33,12 @@ pub struct JwtAuthenticator<C = StandardClaims> {
 }
 
 pub(crate) struct Inner<C> {
-    pub(crate) keys: Source,
-    pub(crate) validation: Validation,
+    pub(crate) providers: Providers,
     pub(crate) sources: Sources,
     pub(crate) max_len: usize,
     pub(crate) clock: SharedClock,
     pub(crate) revocation: Option<Arc<dyn Revocation>>,
     pub(crate) cache: Option<TokenCache<C>>,
-    /// Read the user's scopes from this claim instead of `scope` / `scp`.
-    pub(crate) scope_claim: Option<Box<str>>,
     pub(crate) _claims: PhantomData<fn() -> C>,
 }
 
@@ -57,8 +53,7 @@ impl<C> Clone for JwtAuthenticator<C> {
 impl<C> fmt::Debug for JwtAuthenticator<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwtAuthenticator")
-            .field("keys", &self.inner.keys)
-            .field("validation", &self.inner.validation)
+            .field("providers", &self.inner.providers)
             .field("max_len", &self.inner.max_len)
             .field("cache", &self.inner.cache.is_some())
             .field("revocation", &self.inner.revocation.is_some())
@@ -69,7 +64,8 @@ impl<C> fmt::Debug for JwtAuthenticator<C> {
 /// Why verification stopped.
 enum Failure {
     Rejected(Refusal),
-    UnknownKid,
+    /// No key for the token's `kid` with the provider at this index.
+    UnknownKid(usize),
 }
 
 impl From<Refusal> for Failure {
@@ -109,28 +105,21 @@ where
         match self.check(token.as_bytes()) {
             Ok(verified) => Ok(verified),
             Err(Failure::Rejected(refusal)) => Err(refusal.into()),
-            Err(Failure::UnknownKid) => Err(unknown_kid().into()),
+            Err(Failure::UnknownKid(_)) => Err(unknown_kid().into()),
         }
     }
 
-    /// The decision for one token: cache, then full verification.
-    fn check(&self, token: &[u8]) -> Result<VerifiedToken<C>, Failure> {
-        match &self.inner.keys {
-            Source::Static(keys) => self.check_with(token, keys),
-            Source::Jwks(source) => self.check_with(token, &source.load()),
-        }
-    }
-
-    /// `raw` is the credential as sent: a cache hit needs nothing more, since only tokens
-    /// that passed every check are cached under their exact bytes.
-    fn check_with(&self, raw: &[u8], keys: &KeySet) -> Result<VerifiedToken<C>, Failure> {
+    /// The decision for one token: cache, then full verification. `raw` is the credential
+    /// as sent: a cache hit needs nothing more, since only tokens that passed every check are
+    /// cached under their exact bytes.
+    fn check(&self, raw: &[u8]) -> Result<VerifiedToken<C>, Failure> {
         let inner = &*self.inner;
         let now = now_secs(&inner.clock);
         if let Some(cache) = &inner.cache {
             if let Some(entry) = cache.get(raw) {
-                let current = keys.select(entry.kid.as_deref());
-                if current.is_some_and(|key| Arc::ptr_eq(key, &entry.key)) {
-                    inner
+                let provider = inner.providers.get(entry.provider);
+                if provider.holds(&entry.key) {
+                    provider
                         .validation
                         .check_time(now, entry.exp, entry.nbf, None)?;
                     self.check_revoked(entry.jti.as_deref())?;
@@ -144,7 +133,7 @@ where
             }
         }
         let token = extract::token(raw)?;
-        self.verify(token, keys, now)
+        self.verify(token, now)
     }
 
     fn check_revoked(&self, jti: Option<&str>) -> Result<(), Refusal> {
@@ -154,9 +143,9 @@ where
         }
     }
 
-    /// Full verification: split, header, key, signature, claims. Header and payload are each
-    /// decoded and parsed once.
-    fn verify(&self, token: &str, keys: &KeySet, now: u64) -> Result<VerifiedToken<C>, Failure> {
+    /// Full verification: split, header, claims parse, provider by `iss`, key, signature,
+    /// claim checks. Header and payload are each decoded and parsed once.
+    fn verify(&self, token: &str, now: u64) -> Result<VerifiedToken<C>, Failure> {
         let inner = &*self.inner;
         let mut parts = token.split('.');
         let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
@@ -165,7 +154,10 @@ where
             return Err(malformed().into());
         };
         let message_len = header_b64.len() + 1 + payload_b64.len();
-        let message = &token.as_bytes()[..message_len];
+        let signed = Signed {
+            message: &token.as_bytes()[..message_len],
+            signature_b64,
+        };
 
         let (mut header_stack, mut header_heap) = ([0; 256], Vec::new());
         let header_json = utf8(b64_into(header_b64, &mut header_stack, &mut header_heap)?)?;
@@ -176,15 +168,6 @@ where
             )
             .into());
         }
-        let key: &Arc<JwtKey> = keys
-            .select(header.kid.as_deref())
-            .ok_or(Failure::UnknownKid)?;
-        if *header.alg != *key.alg_name() {
-            return Err(invalid("The token's algorithm does not match its key.").into());
-        }
-        inner.validation.check_typ(header.typ.as_deref())?;
-
-        verify_signature(signature_b64, message, key)?;
 
         let (mut payload_stack, mut payload_heap) = ([0; 1024], Vec::new());
         let payload = utf8(b64_into(
@@ -192,43 +175,43 @@ where
             &mut payload_stack,
             &mut payload_heap,
         )?)?;
-        let custom_scopes = match inner.scope_claim.as_deref() {
-            Some(name) => Some(named_scopes(payload, name).ok_or_else(malformed)?),
-            None => None,
-        };
         // Parse the claims once. With the default claims type, the registered claims are read
         // from the parsed `StandardClaims`; with the user's own type, a borrowing pass reads
-        // them (no allocation) next to the user's parse.
-        let (claims, facts) = if TypeId::of::<C>() == TypeId::of::<StandardClaims>() {
+        // them (no allocation) and the user's type is parsed once the signature holds.
+        let (claims, accepted) = if TypeId::of::<C>() == TypeId::of::<StandardClaims>() {
             let standard: StandardClaims = from_object(payload).ok_or_else(malformed)?;
-            let facts = self.decide(&Registered::of(&standard), now, custom_scopes)?;
+            let accepted =
+                self.accept(&header, &signed, payload, &Registered::of(&standard), now)?;
             let claims: Box<dyn Any> = Box::new(standard);
             let claims = *claims
                 .downcast::<C>()
                 .unwrap_or_else(|_| unreachable!("C is StandardClaims"));
-            (claims, facts)
+            (claims, accepted)
         } else {
             let registered: Registered<'_> = from_object(payload).ok_or_else(malformed)?;
-            let facts = self.decide(&registered, now, custom_scopes)?;
+            let accepted = self.accept(&header, &signed, payload, &registered, now)?;
             let claims: C = serde_json::from_slice(payload).map_err(|_| malformed())?;
-            (claims, facts)
+            (claims, accepted)
         };
-        let Facts {
-            user,
-            exp,
-            nbf,
-            jti,
-        } = facts;
+        let Accepted {
+            facts:
+                Facts {
+                    user,
+                    exp,
+                    nbf,
+                    jti,
+                },
+            provider,
+            key,
+        } = accepted;
         let verified = VerifiedToken {
             user,
             claims: Claims::new(claims),
         };
         if let Some(cache) = &inner.cache {
+            let leeway = inner.providers.get(provider).validation.leeway;
             let ttl = match exp {
-                Some(exp) => Duration::from_secs(
-                    exp.saturating_add(inner.validation.leeway)
-                        .saturating_sub(now),
-                ),
+                Some(exp) => Duration::from_secs(exp.saturating_add(leeway).saturating_sub(now)),
                 None => Duration::from_secs(300),
             };
             cache.insert(
@@ -239,14 +222,66 @@ where
                     exp,
                     nbf,
                     jti,
-                    kid: header.kid.as_deref().map(Box::from),
-                    key: Arc::clone(key),
+                    provider,
+                    key,
                     ttl,
                 },
             );
         }
         Ok(verified)
     }
+
+    /// Chooses the provider by `iss`, verifies the signature with its keys, then runs its
+    /// claim checks.
+    fn accept(
+        &self,
+        header: &Header<'_>,
+        signed: &Signed<'_>,
+        payload: &[u8],
+        registered: &Registered<'_>,
+        now: u64,
+    ) -> Result<Accepted, Failure> {
+        let (index, provider) = self
+            .inner
+            .providers
+            .choose(registered.iss.as_deref())
+            .ok_or(UNKNOWN_ISSUER)?;
+        provider.validation.check_typ(header.typ.as_deref())?;
+        let key = provider
+            .verify(
+                header.kid.as_deref(),
+                &header.alg,
+                signed.message,
+                signed.signature_b64,
+            )
+            .map_err(|failure| match failure {
+                KeyFailure::Unknown => Failure::UnknownKid(index),
+                KeyFailure::Refused(refusal) => Failure::Rejected(refusal),
+            })?;
+        let scopes = provider
+            .mapping
+            .scopes(payload, registered)
+            .ok_or_else(malformed)?;
+        let facts = self.decide(provider, registered, now, scopes)?;
+        Ok(Accepted {
+            facts,
+            provider: index,
+            key,
+        })
+    }
+}
+
+/// The signed part of a token and its signature.
+struct Signed<'t> {
+    message: &'t [u8],
+    signature_b64: &'t str,
+}
+
+/// A token whose signature and claims held.
+struct Accepted {
+    facts: Facts,
+    provider: usize,
+    key: Arc<JwtKey>,
 }
 
 impl<C> JwtAuthenticator<C> {
@@ -254,13 +289,14 @@ impl<C> JwtAuthenticator<C> {
     /// `custom_scopes` are the scopes read from a configured scope claim, if any.
     fn decide(
         &self,
+        provider: &Provider,
         registered: &Registered<'_>,
         now: u64,
-        custom_scopes: Option<Vec<String>>,
+        scopes: Vec<String>,
     ) -> Result<Facts, Refusal> {
         let inner = &*self.inner;
-        inner.validation.check_static(registered)?;
-        inner
+        provider.validation.check_static(registered)?;
+        provider
             .validation
             .check_time(now, registered.exp, registered.nbf, registered.iat)?;
         if let (Some(list), Some(jti)) = (&inner.revocation, registered.jti.as_deref()) {
@@ -268,12 +304,6 @@ impl<C> JwtAuthenticator<C> {
                 return Err(REVOKED);
             }
         }
-        let scopes = match (custom_scopes, &registered.scope, &registered.scp) {
-            (Some(custom), _, _) => custom,
-            (None, Some(scope), _) => split_scopes(std::iter::once(&**scope)),
-            (None, None, Some(scp)) => split_scopes(scp.0.iter().map(|s| &**s)),
-            (None, None, None) => Vec::new(),
-        };
         let mut user = UserIdentity::with_issuer(
             registered.sub.as_deref().map(str::to_owned),
             registered.iss.as_deref().map(str::to_owned),
@@ -284,6 +314,9 @@ impl<C> JwtAuthenticator<C> {
         }
         if let Some(azp) = registered.azp.as_deref() {
             user = user.with_authorized_party(azp);
+        }
+        if let Some(name) = &provider.name {
+            user = user.with_provider_name(Arc::clone(name));
         }
         Ok(Facts {
             user,
@@ -311,6 +344,8 @@ const REVOKED: Refusal = Refusal::new(
     "The token has been revoked.",
 );
 
+const UNKNOWN_ISSUER: Refusal = invalid("The token's issuer is not accepted here.");
+
 const fn unknown_kid() -> Refusal {
     invalid("The token was signed with an unknown key.")
 }
@@ -337,41 +372,38 @@ where
             Ok(Found::None) => return Outcome::NoCredential,
             Err(refusal) => return Outcome::Rejected(refusal.into()),
         };
-        let failure = match &inner.keys {
-            Source::Static(keys) => match self.check_with(token, keys) {
-                Ok(verified) => return Outcome::Authenticated(verified),
-                Err(failure) => failure,
-            },
-            Source::Jwks(source) => match self.check_with(token, &source.load()) {
-                Ok(verified) => return Outcome::Authenticated(verified),
-                Err(Failure::UnknownKid) => match source.refetch_for_unknown_kid() {
-                    Some(refetch) => {
-                        let this = self.clone();
-                        let token = token.to_vec();
-                        let source = source.clone();
-                        return Outcome::Pending(KeyFetch {
-                            future: Box::pin(async move {
-                                refetch.await;
-                                match this.check_with(&token, &source.load()) {
-                                    Ok(verified) => Ok(Some(verified)),
-                                    Err(Failure::UnknownKid) => Err(unknown_kid().into()),
-                                    Err(Failure::Rejected(refusal)) => Err(refusal.into()),
-                                }
-                            }),
-                        });
-                    }
-                    None => Failure::UnknownKid,
-                },
-                Err(failure) => failure,
-            },
+        let index = match self.check(token) {
+            Ok(verified) => return Outcome::Authenticated(verified),
+            Err(Failure::Rejected(refusal)) => return Outcome::Rejected(refusal.into()),
+            Err(Failure::UnknownKid(index)) => index,
         };
-        Outcome::Rejected(
-            match failure {
-                Failure::Rejected(refusal) => refusal,
-                Failure::UnknownKid => unknown_kid(),
-            }
-            .into(),
-        )
+        // An unknown kid: the provider's JWKS sources re-fetch (single-flight, at most one
+        // per cooldown), and the token is checked once more.
+        let refetches: Vec<_> = inner
+            .providers
+            .get(index)
+            .keys
+            .iter()
+            .filter_map(|source| match source {
+                Source::Jwks(jwks) => jwks.refetch_for_unknown_kid(),
+                Source::Static(_) => None,
+            })
+            .collect();
+        if refetches.is_empty() {
+            return Outcome::Rejected(unknown_kid().into());
+        }
+        let this = self.clone();
+        let token = token.to_vec();
+        Outcome::Pending(KeyFetch {
+            future: Box::pin(async move {
+                futures_util::future::join_all(refetches).await;
+                match this.check(&token) {
+                    Ok(verified) => Ok(Some(verified)),
+                    Err(Failure::UnknownKid(_)) => Err(unknown_kid().into()),
+                    Err(Failure::Rejected(refusal)) => Err(refusal.into()),
+                }
+            }),
+        })
     }
 
     fn challenge(&self) -> Challenge {

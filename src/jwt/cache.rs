@@ -29,7 +29,8 @@ pub(crate) struct Entry<C> {
     pub(crate) exp: Option<u64>,
     pub(crate) nbf: Option<u64>,
     pub(crate) jti: Option<Box<str>>,
-    pub(crate) kid: Option<Box<str>>,
+    /// The index of the provider whose key verified it.
+    pub(crate) provider: usize,
     pub(crate) key: Arc<JwtKey>,
     /// How long the entry may live, computed at insertion from the token's `exp`.
     pub(crate) ttl: Duration,

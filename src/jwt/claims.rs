@@ -8,7 +8,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 
 /// The validated claims of a token, as the JWT layer hands them downstream.
 ///
@@ -363,53 +363,6 @@ fn numeric_date_opt<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option
     deserializer.deserialize_option(Optional)
 }
 
-/// The scopes in member `name` of a claims object (a space-delimited string or an array of
-/// strings, as `JwtBuilder::scope_claim` documents); an absent member is no scopes. `None`
-/// for a payload that is not an object, a duplicated member, or a value of another type.
-pub(crate) fn named_scopes(json: &[u8], name: &str) -> Option<Vec<String>> {
-    struct Member<'n>(&'n str);
-
-    impl<'de> DeserializeSeed<'de> for Member<'_> {
-        type Value = Vec<String>;
-
-        fn deserialize<D: Deserializer<'de>>(
-            self,
-            deserializer: D,
-        ) -> Result<Self::Value, D::Error> {
-            deserializer.deserialize_map(self)
-        }
-    }
-
-    impl<'de> Visitor<'de> for Member<'_> {
-        type Value = Vec<String>;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a JSON object")
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut found: Option<Vec<String>> = None;
-            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                if key != self.0 {
-                    map.next_value::<IgnoredAny>()?;
-                    continue;
-                }
-                if found.is_some() {
-                    return Err(de::Error::custom("duplicate scope claim"));
-                }
-                let Scopes(items) = map.next_value::<Scopes<'de>>()?;
-                found = Some(split_scopes(items.iter().map(|s| &**s)));
-            }
-            Ok(found.unwrap_or_default())
-        }
-    }
-
-    let mut deserializer = serde_json::Deserializer::from_slice(json);
-    let scopes = Member(name).deserialize(&mut deserializer).ok()?;
-    deserializer.end().ok()?;
-    Some(scopes)
-}
-
 /// Splits space-delimited scope strings (RFC 6749 §3.3); runs of spaces and empty strings
 /// yield nothing.
 pub(crate) fn split_scopes<'s>(items: impl Iterator<Item = &'s str>) -> Vec<String> {
@@ -481,29 +434,6 @@ mod tests {
             r#"{"exp":1"#,
         ] {
             assert!(registered(bad).is_err(), "{bad} must be refused");
-        }
-    }
-
-    #[test]
-    fn named_scope_claim_reads_strings_and_arrays() {
-        let cases: [(&str, Option<&[&str]>); 9] = [
-            (
-                r#"{"permissions":["orders:read","orders:write"]}"#,
-                Some(&["orders:read", "orders:write"]),
-            ),
-            (r#"{"permissions":"  a   b "}"#, Some(&["a", "b"])),
-            (r#"{"permissions":""}"#, Some(&[])),
-            (r#"{"permissions":[]}"#, Some(&[])),
-            (r#"{"sub":"x","scope":"a"}"#, Some(&[])),
-            (r#"{"permissions":["a b"]}"#, Some(&["a", "b"])),
-            (r#"{"permissions":5}"#, None),
-            (r#"{"permissions":["a"],"permissions":["b"]}"#, None),
-            (r#"["permissions"]"#, None),
-        ];
-        for (json, want) in cases {
-            let got = named_scopes(json.as_bytes(), "permissions");
-            let want = want.map(|w| w.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
-            assert_eq!(got, want, "{json}");
         }
     }
 

@@ -36,6 +36,24 @@ pub enum ConfigError {
         /// The setting.
         what: &'static str,
     },
+    /// Two keys with the same `kid` (or both without one) for the same algorithm: no token
+    /// could tell them apart.
+    DuplicateKey {
+        /// The key id both keys carry, if any.
+        kid: Option<String>,
+        /// The algorithm both keys verify.
+        algorithm: Algorithm,
+    },
+    /// A layer with several providers where one names no issuer: tokens are routed to their
+    /// provider by `iss`.
+    ProviderWithoutIssuer,
+    /// Two providers of one layer accept the same issuer.
+    DuplicateIssuer {
+        /// The issuer.
+        issuer: String,
+    },
+    /// A provider's allowed algorithms leave none its keys could verify.
+    NoAlgorithms,
 }
 
 impl fmt::Display for ConfigError {
@@ -51,6 +69,21 @@ impl fmt::Display for ConfigError {
             Self::NoKeys => f.write_str("the key set is empty"),
             Self::EmptyValue { what } => write!(f, "the {what} must not be empty"),
             Self::Zero { what } => write!(f, "{what} must be greater than zero"),
+            Self::DuplicateKey { kid: Some(kid), algorithm } => write!(
+                f,
+                "two keys with kid {kid:?} for {algorithm:?}: tokens cannot tell them apart"
+            ),
+            Self::DuplicateKey { kid: None, algorithm } => write!(
+                f,
+                "two keys without kid for {algorithm:?}: tokens cannot tell them apart"
+            ),
+            Self::ProviderWithoutIssuer => f.write_str(
+                "a layer with several providers needs an issuer for each (tokens are routed by iss)",
+            ),
+            Self::DuplicateIssuer { issuer } => {
+                write!(f, "two providers accept the issuer {issuer:?}")
+            }
+            Self::NoAlgorithms => f.write_str("no signature algorithm is allowed"),
         }
     }
 }

@@ -30,7 +30,9 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use futures_util::future::Shared;
 
-use super::key_set::KeySet;
+use jsonwebtoken::Algorithm;
+
+use super::key_set::{JwksOptions, KeySet};
 use crate::clock::SharedClock;
 
 #[cfg(feature = "jwks-hyper")]
@@ -70,6 +72,7 @@ pub trait JwksFetcher: Send + Sync + 'static {
 pub struct JwksDocument {
     body: Bytes,
     max_age: Option<Duration>,
+    algorithms: Option<Vec<Algorithm>>,
 }
 
 impl JwksDocument {
@@ -78,6 +81,7 @@ impl JwksDocument {
         Self {
             body: body.into(),
             max_age: None,
+            algorithms: None,
         }
     }
 
@@ -87,6 +91,7 @@ impl JwksDocument {
         Self {
             body: body.into(),
             max_age: max_age(headers),
+            algorithms: None,
         }
     }
 
@@ -100,6 +105,21 @@ impl JwksDocument {
     /// How long the document may be cached, if the provider said.
     pub fn max_age(&self) -> Option<Duration> {
         self.max_age
+    }
+
+    /// Restricts the document's keys to the algorithms the provider advertises (e.g. its
+    /// discovery document's `id_token_signing_alg_values_supported`), intersected with the
+    /// source's own [`algorithms`](JwksSourceBuilder::algorithms). An empty intersection fails
+    /// the refresh, keeping the last good keys.
+    #[must_use]
+    pub fn with_algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = Some(algorithms.into_iter().collect());
+        self
+    }
+
+    /// The algorithms the provider advertises, if the fetcher said.
+    pub fn algorithms(&self) -> Option<&[Algorithm]> {
+        self.algorithms.as_deref()
     }
 }
 
@@ -166,7 +186,9 @@ struct Inner {
     ceiling: Duration,
     cooldown: Duration,
     refetch_timeout: Duration,
-    symmetric: bool,
+    options: JwksOptions,
+    /// Whether `options.algorithms` was configured (else RSA keys without `alg` are RS256).
+    algorithms_configured: bool,
     state: Mutex<RefetchState>,
 }
 
@@ -189,6 +211,7 @@ impl JwksSource {
             cooldown: Duration::from_secs(30),
             refetch_timeout: Duration::from_secs(5),
             symmetric: false,
+            algorithms: None,
         }
     }
 
@@ -288,7 +311,8 @@ async fn refresh_logged(inner: &Inner) -> Result<Duration, FetchError> {
 
 async fn refresh(inner: &Inner) -> Result<Duration, FetchError> {
     let document = (inner.fetch)().await?;
-    let keys = KeySet::parse_jwks(&document.body, inner.symmetric)
+    let options = options_for(inner, document.algorithms.as_deref())?;
+    let keys = super::key_set::parse_jwks(&document.body, &options)
         .map_err(|_| FetchError::new("the document is not a JWKS"))?;
     let keys = keys.reuse_unchanged(&inner.keys.load());
     inner.keys.store(Arc::new(keys));
@@ -296,6 +320,39 @@ async fn refresh(inner: &Inner) -> Result<Duration, FetchError> {
         .max_age
         .unwrap_or(inner.floor)
         .clamp(inner.floor, inner.ceiling))
+}
+
+/// The parse options for one document: the source's, narrowed to what the provider
+/// advertises.
+fn options_for(inner: &Inner, advertised: Option<&[Algorithm]>) -> Result<JwksOptions, FetchError> {
+    let Some(advertised) = advertised else {
+        return Ok(inner.options.clone());
+    };
+    let allowed: Vec<Algorithm> = match &inner.options.algorithms {
+        Some(configured) => configured
+            .iter()
+            .copied()
+            .filter(|alg| advertised.contains(alg))
+            .collect(),
+        None => advertised.to_vec(),
+    };
+    if allowed.is_empty() {
+        return Err(FetchError::new(
+            "the provider advertises none of the allowed algorithms",
+        ));
+    }
+    let mut options = inner.options.clone();
+    options.rsa_without_alg.retain(|alg| allowed.contains(alg));
+    if options.rsa_without_alg.is_empty() && !inner.algorithms_configured {
+        options.rsa_without_alg = allowed
+            .iter()
+            .copied()
+            .filter(|alg| super::keys::is_rsa(*alg))
+            .take(1)
+            .collect();
+    }
+    options.algorithms = Some(allowed);
+    Ok(options)
 }
 
 impl fmt::Debug for JwksSource {
@@ -319,9 +376,18 @@ pub struct JwksSourceBuilder {
     cooldown: Duration,
     refetch_timeout: Duration,
     symmetric: bool,
+    algorithms: Option<Vec<Algorithm>>,
 }
 
 impl JwksSourceBuilder {
+    /// The algorithms this source's keys may verify; keys published for others are skipped.
+    /// By default any algorithm the keys name, and `RS256` for an RSA key published without
+    /// `alg` (as Entra ID does); once set, such a key serves each RSA algorithm listed.
+    pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = Some(algorithms.into_iter().collect());
+        self
+    }
+
     /// The shortest wait between background refreshes, whatever `max-age` says (default 60 s).
     /// Also the retry delay after a failed fetch.
     pub fn refresh_floor(mut self, floor: Duration) -> Self {
@@ -382,7 +448,19 @@ impl JwksSourceBuilder {
                 ceiling,
                 cooldown: self.cooldown,
                 refetch_timeout: self.refetch_timeout,
-                symmetric: self.symmetric,
+                algorithms_configured: self.algorithms.is_some(),
+                options: JwksOptions {
+                    symmetric: self.symmetric,
+                    rsa_without_alg: match &self.algorithms {
+                        Some(algs) => algs
+                            .iter()
+                            .copied()
+                            .filter(|alg| super::keys::is_rsa(*alg))
+                            .collect(),
+                        None => vec![Algorithm::RS256],
+                    },
+                    algorithms: self.algorithms,
+                },
                 state: Mutex::new(RefetchState::default()),
             }),
         }

@@ -219,6 +219,7 @@ impl JwtKey {
     }
 
     /// The key id, shared.
+    #[inline]
     pub(crate) fn kid_arc(&self) -> Option<Arc<str>> {
         self.kid.clone()
     }
@@ -297,7 +298,7 @@ fn alg_name(algorithm: Algorithm) -> &'static str {
     }
 }
 
-fn is_rsa(algorithm: Algorithm) -> bool {
+pub(crate) fn is_rsa(algorithm: Algorithm) -> bool {
     matches!(
         algorithm,
         Algorithm::RS256

@@ -12,9 +12,11 @@ use super::authenticator::{Inner, JwtAuthenticator};
 use super::cache::TokenCache;
 use super::claims::StandardClaims;
 use super::extract::Sources;
-use super::key_set::{KeySource, Source};
+use super::key_set::KeySource;
+use super::mapping::ClaimMapping;
+use super::provider::{Provider, Providers};
 use super::revocation::Revocation;
-use super::validation::{RequiredClaim, Validation};
+use super::validation::RequiredClaim;
 use crate::auth::{AuthLayer, Authenticate};
 use crate::clock::SharedClock;
 use crate::rejection::DefaultResponder;
@@ -46,15 +48,19 @@ impl AuthLayer<JwtAuthenticator> {
     /// [`StandardClaims`] downstream (switch with [`JwtBuilder::claims`]).
     pub fn builder(keys: impl Into<KeySource>) -> JwtBuilder {
         JwtBuilder {
-            keys: keys.into(),
-            validation: Validation::default(),
-            sources: Sources::default(),
-            max_len: 8 * 1024,
-            clock: crate::clock::system(),
-            revocation: None,
-            cache_capacity: Some(10_000),
-            scope_claim: None,
-            _claims: PhantomData,
+            own: Some(Provider::unnamed(Some(keys.into()))),
+            ..JwtBuilder::empty()
+        }
+    }
+
+    /// Starts configuring a layer that accepts tokens from each of `providers`, routed by
+    /// their `iss` (see [`Provider`]). Issuer, audience and claim settings live on each
+    /// provider; the builder's own ([`issuer`](JwtBuilder::issuer), …) configure a provider
+    /// of the builder's keys, which this constructor has none of.
+    pub fn with_providers(providers: impl IntoIterator<Item = Provider>) -> JwtBuilder {
+        JwtBuilder {
+            others: providers.into_iter().collect(),
+            ..JwtBuilder::empty()
         }
     }
 }
@@ -62,15 +68,30 @@ impl AuthLayer<JwtAuthenticator> {
 /// Configures a [`JwtLayer`]; see [`JwtLayer::builder`](AuthLayer::builder).
 #[must_use]
 pub struct JwtBuilder<C = StandardClaims> {
-    keys: KeySource,
-    validation: Validation,
+    /// The provider of the keys given to [`JwtLayer::builder`](AuthLayer::builder).
+    own: Option<Provider>,
+    others: Vec<Provider>,
     sources: Sources,
     max_len: usize,
     clock: SharedClock,
     revocation: Option<Arc<dyn Revocation>>,
     cache_capacity: Option<u64>,
-    scope_claim: Option<Box<str>>,
     _claims: PhantomData<fn() -> C>,
+}
+
+impl JwtBuilder {
+    fn empty() -> Self {
+        Self {
+            own: None,
+            others: Vec::new(),
+            sources: Sources::default(),
+            max_len: 8 * 1024,
+            clock: crate::clock::system(),
+            revocation: None,
+            cache_capacity: Some(10_000),
+            _claims: PhantomData,
+        }
+    }
 }
 
 impl<C> JwtBuilder<C>
@@ -94,22 +115,48 @@ where
     /// ```
     pub fn claims<C2>(self) -> JwtBuilder<C2> {
         JwtBuilder {
-            keys: self.keys,
-            validation: self.validation,
+            own: self.own,
+            others: self.others,
             sources: self.sources,
             max_len: self.max_len,
             clock: self.clock,
             revocation: self.revocation,
             cache_capacity: self.cache_capacity,
-            scope_claim: self.scope_claim,
             _claims: PhantomData,
         }
+    }
+
+    /// The provider of the builder's own keys (none after [`JwtLayer::with_providers`]:
+    /// building then fails with [`ConfigError::NoKeys`]).
+    fn own(&mut self) -> &mut Provider {
+        self.own.get_or_insert_with(|| Provider::unnamed(None))
+    }
+
+    /// Also accepts tokens from `provider`. With several providers, each token is routed by
+    /// its `iss`, and every provider (this builder's own keys included) needs an issuer.
+    pub fn provider(mut self, provider: Provider) -> Self {
+        self.others.push(provider);
+        self
+    }
+
+    /// Names the provider of the builder's own keys, as
+    /// [`UserIdentity::provider`](crate::identity::UserIdentity::provider) reports it.
+    pub fn provider_name(mut self, name: impl AsRef<str>) -> Self {
+        let own = self.own().clone().named(name);
+        self.own = Some(own);
+        self
+    }
+
+    /// Where the identity's scopes come from (default [`ClaimMapping::standard`]).
+    pub fn claim_mapping(mut self, mapping: ClaimMapping) -> Self {
+        self.own().mapping = mapping;
+        self
     }
 
     /// Accepts tokens issued by `issuer` (`iss`). Call again to accept several. Once one is
     /// set, a token without `iss`, or with one not listed, is refused.
     pub fn issuer(mut self, issuer: impl AsRef<str>) -> Self {
-        self.validation.issuers.push(issuer.as_ref().into());
+        self.own().validation.issuers.push(issuer.as_ref().into());
         self
     }
 
@@ -117,47 +164,50 @@ where
     /// suffices). Call again to accept several. Once one is set, a token without `aud` is
     /// refused.
     pub fn audience(mut self, audience: impl AsRef<str>) -> Self {
-        self.validation.audiences.push(audience.as_ref().into());
+        self.own()
+            .validation
+            .audiences
+            .push(audience.as_ref().into());
         self
     }
 
     /// With no audience configured, accept tokens that name one (refused by default, as
     /// RFC 7519 §4.1.3 asks).
     pub fn ignore_unexpected_audience(mut self) -> Self {
-        self.validation.ignore_unexpected_audience = true;
+        self.own().validation.ignore_unexpected_audience = true;
         self
     }
 
     /// How far `exp`, `nbf` and `iat` may be off to allow for clock skew (default 60 s).
     pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.validation.leeway = leeway.as_secs();
+        self.own().validation.leeway = leeway.as_secs();
         self
     }
 
     /// Makes `claim` mandatory.
     pub fn require(mut self, claim: RequiredClaim) -> Self {
-        self.validation.require(claim, true);
+        self.own().validation.require(claim, true);
         self
     }
 
     /// Lets tokens without `claim` through (if present it is still checked). Allowing a
     /// missing `exp` makes tokens live forever: think twice.
     pub fn allow_missing(mut self, claim: RequiredClaim) -> Self {
-        self.validation.require(claim, false);
+        self.own().validation.require(claim, false);
         self
     }
 
     /// Refuses tokens that live longer than `max` (`exp - iat`, and `exp` further than `max`
     /// from now).
     pub fn max_lifetime(mut self, max: Duration) -> Self {
-        self.validation.set_max_lifetime(Some(max));
+        self.own().validation.set_max_lifetime(Some(max));
         self
     }
 
     /// Requires the header `typ` to be `at+jwt` (RFC 9068 access tokens), so an ID token or
     /// another JWT from the same issuer is not accepted as an access token.
     pub fn require_access_token_type(mut self) -> Self {
-        self.validation.require_at_jwt = true;
+        self.own().validation.require_at_jwt = true;
         self
     }
 
@@ -206,9 +256,11 @@ where
     /// string or an array of strings; e.g. `scope_claim("permissions")` for Auth0's RBAC
     /// permissions. A token without it has no scopes; one where it has another type is refused
     /// (as is one whose claims do not fit the claims type: [`StandardClaims`] reads
-    /// `permissions` and `roles` as arrays).
+    /// `permissions` and `roles` as arrays). Shorthand for
+    /// `claim_mapping(ClaimMapping::only(name))`; see [`ClaimMapping`] for nested claims and
+    /// the presets of common providers.
     pub fn scope_claim(mut self, name: impl AsRef<str>) -> Self {
-        self.scope_claim = Some(name.as_ref().into());
+        self.own().mapping = ClaimMapping::only(name.as_ref());
         self
     }
 
@@ -222,25 +274,12 @@ where
     ///
     /// # Errors
     ///
-    /// [`ConfigError::NoKeys`] for an empty static key set, [`ConfigError::EmptyValue`] for an
-    /// empty issuer or audience, [`ConfigError::Zero`] for a zero token size or cache capacity.
+    /// [`ConfigError::NoKeys`] for an empty static key set (or a provider without keys),
+    /// [`ConfigError::DuplicateKey`] for a key set holding two keys no token can tell apart,
+    /// [`ConfigError::EmptyValue`] for an empty issuer, audience or claim name,
+    /// [`ConfigError::Zero`] for a zero token size or cache capacity; with several providers,
+    /// [`ConfigError::ProviderWithoutIssuer`] and [`ConfigError::DuplicateIssuer`].
     pub fn build(self) -> Result<JwtLayer<C>, ConfigError> {
-        if let Source::Static(keys) = &self.keys.0 {
-            if keys.is_empty() {
-                return Err(ConfigError::NoKeys);
-            }
-        }
-        if self.validation.issuers.iter().any(|i| i.is_empty()) {
-            return Err(ConfigError::EmptyValue { what: "issuer" });
-        }
-        if self.validation.audiences.iter().any(|a| a.is_empty()) {
-            return Err(ConfigError::EmptyValue { what: "audience" });
-        }
-        if self.scope_claim.as_deref() == Some("") {
-            return Err(ConfigError::EmptyValue {
-                what: "scope claim",
-            });
-        }
         if self.max_len == 0 {
             return Err(ConfigError::Zero {
                 what: "the maximum token length",
@@ -251,19 +290,23 @@ where
                 what: "the cache capacity",
             });
         }
+        let providers = Providers::new(self.own.into_iter().chain(self.others).collect())?;
         if let Some(revocation) = &self.revocation {
             // A token is accepted until `exp + leeway`: its denylist entry must last as long.
-            revocation.keep_after_expiry(Duration::from_secs(self.validation.leeway));
+            let leeway = providers
+                .iter()
+                .map(|p| p.validation.leeway)
+                .max()
+                .unwrap_or(0);
+            revocation.keep_after_expiry(Duration::from_secs(leeway));
         }
         let authenticator = JwtAuthenticator::from_inner(Inner {
-            keys: self.keys.0,
-            validation: self.validation,
+            providers,
             sources: self.sources,
             max_len: self.max_len,
             clock: self.clock,
             revocation: self.revocation,
             cache: self.cache_capacity.map(TokenCache::new),
-            scope_claim: self.scope_claim,
             _claims: PhantomData,
         });
         Ok(AuthLayer::with_authenticator(authenticator))
@@ -273,11 +316,10 @@ where
 impl<C> fmt::Debug for JwtBuilder<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwtBuilder")
-            .field("keys", &self.keys)
-            .field("validation", &self.validation)
+            .field("own", &self.own)
+            .field("others", &self.others)
             .field("max_len", &self.max_len)
             .field("cache_capacity", &self.cache_capacity)
-            .field("scope_claim", &self.scope_claim)
             .finish_non_exhaustive()
     }
 }

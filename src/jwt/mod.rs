@@ -136,6 +136,8 @@ pub mod jwks;
 mod key_set;
 mod keys;
 mod layer;
+mod mapping;
+mod provider;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
@@ -150,9 +152,11 @@ pub use self::authenticator::{JwtAuthenticator, KeyFetch};
 pub use self::claims::{Audience, Claims, ScopeClaim, StandardClaims};
 pub use self::error::ConfigError;
 pub use self::jwks::{FetchError, JwksDocument, JwksFetcher, JwksSource, JwksSourceBuilder};
-pub use self::key_set::{KeySet, KeySource};
+pub use self::key_set::{KeySet, KeySource, MAX_KIDLESS_CANDIDATES};
 pub use self::keys::JwtKey;
 pub use self::layer::{JwtBuilder, JwtLayer, RequireJwt};
+pub use self::mapping::{ClaimMapping, ClaimPath};
+pub use self::provider::Provider;
 pub use self::revocation::{Revocation, RevocationList, RevokeError, RevokeFuture, Revoker};
 pub use self::validation::RequiredClaim;
 pub use self::verified::VerifiedToken;

@@ -8,6 +8,11 @@ use serde_json::Value;
 use super::*;
 use crate::proptests::config;
 
+/// The scopes in the top-level claim `name`, as `ClaimMapping::only(name)` reads them.
+fn named_scopes(json: &[u8], name: &str) -> Option<Vec<String>> {
+    crate::jwt::mapping::at_path(json, &[Box::from(name)])
+}
+
 /// Any JSON value, a few levels deep.
 pub(crate) fn json_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
