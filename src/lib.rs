@@ -32,6 +32,10 @@ pub mod api_key;
 #[cfg(feature = "jwt-base")]
 pub mod jwt;
 
+#[cfg(feature = "oidc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "oidc")))]
+pub mod oidc;
+
 #[cfg(feature = "issuer")]
 pub mod issuer;
 

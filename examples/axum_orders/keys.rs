@@ -113,13 +113,15 @@ async fn key_source(verify: &VerifyKeys, mut set: KeySet) -> Result<KeySource, S
         set.insert(match &verify.kid {
             Some(kid) => key.with_kid(kid),
             None => key,
-        });
+        })
+        .map_err(|e| format!("TOLLGATE_JWT_*: {e}"))?;
     }
     if set.is_empty() {
         // Nothing to verify with: refuse every token with a secret nobody holds rather than
         // accept any. (A fresh API key is 256 bits from the OS generator.)
         let secret = tollgate::api_key::KeyFormat::default().generate();
-        set.insert(JwtKey::hmac(secret.expose(), Algorithm::HS256).map_err(|e| e.to_string())?);
+        set.insert(JwtKey::hmac(secret.expose(), Algorithm::HS256).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
     }
     Ok(set.into())
 }

@@ -23,6 +23,10 @@ mod issuer;
 mod issuer_postgres;
 #[cfg(feature = "jwt-base")]
 mod jwt;
+#[cfg(all(feature = "oidc", feature = "issuer", feature = "axum"))]
+mod oidc;
+#[cfg(all(feature = "oidc", feature = "issuer"))]
+mod oidc_bad_input;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "api-key")]

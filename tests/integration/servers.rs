@@ -115,3 +115,30 @@ impl Proxy {
         self.serve(listener);
     }
 }
+
+/// The real OpenID provider (`oidc-provider` from npm) `scripts/test.sh` starts: its plain
+/// HTTP issuer (`TOLLGATE_OIDC_ISSUER`); panics with directions when unset (never skips).
+pub fn oidc_issuer() -> String {
+    required("TOLLGATE_OIDC_ISSUER")
+}
+
+/// The same provider's issuer over HTTPS (`TOLLGATE_OIDC_TLS_ISSUER`), its certificate signed
+/// by the test CA at `TOLLGATE_OIDC_CA`.
+pub fn oidc_tls_issuer() -> String {
+    required("TOLLGATE_OIDC_TLS_ISSUER")
+}
+
+/// The PEM of the test CA that signed the provider's TLS certificate.
+pub fn oidc_ca_pem() -> Vec<u8> {
+    let path = required("TOLLGATE_OIDC_CA");
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The client-credentials client and the audience of the provider's access tokens.
+pub fn oidc_client() -> (String, String, String) {
+    (
+        required("TOLLGATE_OIDC_CLIENT_ID"),
+        required("TOLLGATE_OIDC_CLIENT_SECRET"),
+        required("TOLLGATE_OIDC_AUDIENCE"),
+    )
+}

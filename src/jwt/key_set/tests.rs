@@ -40,6 +40,7 @@ fn token(key: &EncodingKey, alg: Algorithm, kid: Option<&str>) -> String {
 }
 
 /// The public JWK of `key` as a JSON object, with `members` merged over it.
+#[allow(clippy::needless_pass_by_value)] // called with `json!` literals
 fn jwk(key: &EncodingKey, alg: Algorithm, members: Value) -> Value {
     let mut out = serde_json::to_value(Jwk::from_encoding_key(key, alg).unwrap()).unwrap();
     let object = out.as_object_mut().unwrap();
