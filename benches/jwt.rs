@@ -24,7 +24,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderValue, Request, Response};
 use jsonwebtoken::{Algorithm as Alg, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::json;
-use tollgate::jwt::{Algorithm, JwtKey, JwtLayer, StandardClaims};
+use tollgate::jwt::{Algorithm, JwtKey, JwtLayer, Provider, StandardClaims};
 use tower::{Layer, Service, service_fn};
 
 type Body = axum07::body::Body;
@@ -177,6 +177,8 @@ fn jwt(c: &mut Criterion) {
         });
     }
 
+    providers(&mut group);
+
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -195,6 +197,53 @@ fn jwt(c: &mut Criterion) {
         b.iter(|| call(&mut service, &hs_header));
     });
     group.finish();
+}
+
+/// One provider against two routed by `iss` (the token's issuer listed second), HS256, cached
+/// and uncached: the cost of choosing a provider.
+fn providers(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    const ISS: &str = "https://auth.example";
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = json!({
+        "iss": ISS,
+        "sub": "user-1234",
+        "iat": now,
+        "exp": now + 3600,
+        "scope": "read write",
+    });
+    let token = jsonwebtoken::encode(
+        &Header::new(Alg::HS256),
+        &claims,
+        &EncodingKey::from_secret(SECRET),
+    )
+    .unwrap();
+    let header = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+    let key = || JwtKey::hmac(SECRET, Algorithm::HS256).unwrap();
+    let other = JwtKey::hmac([9; 32], Algorithm::HS256).unwrap();
+    for cached in [false, true] {
+        let one = JwtLayer::builder(key()).issuer(ISS);
+        let two = JwtLayer::with_providers([
+            Provider::new("https://other.example", other.clone()),
+            Provider::new(ISS, key()),
+        ]);
+        let (one, two) = if cached {
+            (one, two)
+        } else {
+            (one.no_cache(), two.no_cache())
+        };
+        let suffix = if cached { "cached" } else { "uncached" };
+        let mut service = one.build().unwrap().layer(bare());
+        group.bench_function(format!("providers_one_{suffix}/HS256"), |b| {
+            b.iter(|| call(&mut service, &header));
+        });
+        let mut service = two.build().unwrap().layer(bare());
+        group.bench_function(format!("providers_two_{suffix}/HS256"), |b| {
+            b.iter(|| call(&mut service, &header));
+        });
+    }
 }
 
 criterion_group!(benches, jwt);

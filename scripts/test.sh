@@ -3,7 +3,10 @@
 #
 # Installs redis-server and PostgreSQL with apt-get when they are missing, starts both on free
 # loopback ports in a temporary directory, runs the whole suite against them (the URLs are in
-# TOLLGATE_REDIS_URL and TOLLGATE_POSTGRES_URL), and stops them whatever happens.
+# TOLLGATE_REDIS_URL and TOLLGATE_POSTGRES_URL), and stops them whatever happens. Also starts a
+# real OpenID provider (the `oidc-provider` npm package pinned in scripts/oidc, installed with
+# `npm ci` from the npm registry) over plain HTTP and over TLS with a test CA made here with
+# openssl (TOLLGATE_OIDC_ISSUER, TOLLGATE_OIDC_TLS_ISSUER, TOLLGATE_OIDC_CA, …).
 # Arguments go to `cargo test --all-features`; `--run COMMAND…` runs COMMAND instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +16,10 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 need_install=()
 command -v redis-server >/dev/null 2>&1 || need_install+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_install+=(postgresql)
+command -v node >/dev/null 2>&1 || need_install+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_install+=(npm)
+command -v openssl >/dev/null 2>&1 || need_install+=(openssl)
+command -v curl >/dev/null 2>&1 || need_install+=(curl)
 if [ ${#need_install[@]} -gt 0 ]; then
   echo "installing ${need_install[*]} with apt-get"
   as_root apt-get update -qq
@@ -35,6 +42,7 @@ cleanup() {
   set +e
   [ -f "$work/redis.pid" ] && kill "$(cat "$work/redis.pid")" 2>/dev/null
   [ -f "$work/pg/postmaster.pid" ] && as_pg "$pg_bin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1
+  [ -f "$work/oidc/provider.pid" ] && kill "$(cat "$work/oidc/provider.pid")" 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -54,9 +62,54 @@ for _ in $(seq 1 100); do
 done
 redis-cli -p "$redis_port" ping | grep -q PONG
 
+# The OpenID provider: dependencies from the lock file (again only when it changed), a test CA
+# and a certificate for localhost/127.0.0.1 signed by it, then both listeners.
+oidc_dir=scripts/oidc
+stamp="$oidc_dir/node_modules/.tollgate-lock.sha256"
+lock_sum=$(sha256sum "$oidc_dir/package-lock.json" | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$lock_sum" ]; then
+  echo "installing the OpenID provider (npm ci in $oidc_dir)"
+  (cd "$oidc_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  echo "$lock_sum" >"$stamp"
+fi
+mkdir "$work/oidc"
+(
+  cd "$work/oidc"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -sha256 \
+    -subj "/CN=tollgate test CA" -keyout ca.key -out ca.pem \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
+    -keyout server.key -out server.csr 2>/dev/null
+  printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
+    "extendedKeyUsage=serverAuth" "subjectAltName=DNS:localhost,IP:127.0.0.1" >server.ext
+  openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -sha256 \
+    -extfile server.ext -out server.pem 2>/dev/null
+)
+oidc_port=$(free_port)
+oidc_tls_port=$(free_port)
+OIDC_HTTP_PORT=$oidc_port OIDC_HTTPS_PORT=$oidc_tls_port \
+  OIDC_TLS_CERT="$work/oidc/server.pem" OIDC_TLS_KEY="$work/oidc/server.key" \
+  node "$oidc_dir/provider.mjs" >"$work/oidc/provider.log" 2>&1 &
+echo $! >"$work/oidc/provider.pid"
+oidc_ready=""
+for _ in $(seq 1 150); do
+  if curl -sf "http://127.0.0.1:$oidc_port/.well-known/openid-configuration" >/dev/null 2>&1 &&
+     curl -sf --cacert "$work/oidc/ca.pem" "https://localhost:$oidc_tls_port/.well-known/openid-configuration" >/dev/null 2>&1; then
+    oidc_ready=yes; break
+  fi
+  sleep 0.1
+done
+[ -n "$oidc_ready" ] || { cat "$work/oidc/provider.log"; echo "the OpenID provider did not start"; exit 1; }
+
 export TOLLGATE_REDIS_URL="redis://127.0.0.1:$redis_port"
 export TOLLGATE_POSTGRES_URL="postgres://$pg_user@127.0.0.1:$pg_port/postgres"
+export TOLLGATE_OIDC_ISSUER="http://127.0.0.1:$oidc_port"
+export TOLLGATE_OIDC_TLS_ISSUER="https://localhost:$oidc_tls_port"
+export TOLLGATE_OIDC_CA="$work/oidc/ca.pem"
+export TOLLGATE_OIDC_CLIENT_ID=tollgate-test TOLLGATE_OIDC_CLIENT_SECRET=tollgate-test-secret
+export TOLLGATE_OIDC_AUDIENCE=https://api.tollgate.test
 echo "redis on $TOLLGATE_REDIS_URL, postgres on $TOLLGATE_POSTGRES_URL"
+echo "OpenID provider on $TOLLGATE_OIDC_ISSUER and $TOLLGATE_OIDC_TLS_ISSUER (CA $TOLLGATE_OIDC_CA)"
 
 # `--run COMMAND…` runs COMMAND with the servers instead of the suite (benches, a REPL).
 if [ "${1:-}" = "--run" ]; then

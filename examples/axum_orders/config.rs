@@ -31,6 +31,8 @@ pub(crate) struct Config {
     pub(crate) rate_limit: Quota,
     /// A per-client-IP limit in front of auth on every route, when set.
     pub(crate) ip_rate_limit: Option<Quota>,
+    /// External identity providers accepted next to this service's own tokens.
+    pub(crate) oidc: Oidc,
     /// URLs may carry a password: `Secret`, so `Debug` never shows them.
     pub(crate) postgres_url: Option<Secret>,
     pub(crate) redis_url: Option<Secret>,
@@ -64,6 +66,17 @@ impl VerifyKeys {
             + usize::from(self.ec_pem.is_some())
             + usize::from(self.ed25519_pem.is_some())
     }
+}
+
+/// External OpenID providers, discovered at start-up.
+#[derive(Debug, Default)]
+pub(crate) struct Oidc {
+    /// `TOLLGATE_OIDC_ISSUER`: issuer URLs, comma-separated.
+    pub(crate) issuers: Vec<String>,
+    /// `TOLLGATE_OIDC_AUDIENCE`: the audience their tokens must carry (default: this API's).
+    pub(crate) audience: Option<String>,
+    /// `TOLLGATE_OIDC_CA`: a PEM file of extra CA certificates (a private PKI).
+    pub(crate) ca: Option<PathBuf>,
 }
 
 /// The key `/auth/login` signs access tokens with.
@@ -182,6 +195,19 @@ impl Config {
             preload,
             rate_limit,
             ip_rate_limit,
+            oidc: Oidc {
+                issuers: var("TOLLGATE_OIDC_ISSUER")
+                    .map(|s| {
+                        s.split(',')
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                audience: var("TOLLGATE_OIDC_AUDIENCE"),
+                ca: var("TOLLGATE_OIDC_CA").map(PathBuf::from),
+            },
             postgres_url: var("TOLLGATE_POSTGRES_URL").map(Secret),
             redis_url: var("TOLLGATE_REDIS_URL").map(Secret),
         })

@@ -1,9 +1,10 @@
 //! API keys (the store, preloaded keys, the demo key) and the JWT verification layer.
 
 use tollgate::api_key::{ApiKey, ApiKeys, KeyDigest, KeyStore, NewKey};
-use tollgate::jwt::{Algorithm, JwtKey, JwtLayer, KeySet, KeySource, Revocation};
+use tollgate::jwt::{Algorithm, JwtKey, JwtLayer, KeySet, KeySource, Provider, Revocation};
+use tollgate::oidc::{Discovery, HttpClient};
 
-use crate::config::{Config, Credential, VerifyKeys};
+use crate::config::{Config, Credential, Oidc, VerifyKeys};
 
 /// The demo application: the key printed at start-up belongs to it.
 pub(crate) const DEMO_APP: &str = "demo-app";
@@ -96,13 +97,47 @@ pub(crate) async fn jwt_layer(
     denylist: impl Revocation,
 ) -> Result<JwtLayer, String> {
     let source = key_source(&config.verify, own).await?;
-    JwtLayer::builder(source)
+    let mut builder = JwtLayer::builder(source)
         .issuer(&config.issuer)
         .audience(&config.audience)
         .leeway(config.leeway)
-        .revocation(denylist)
+        .revocation(denylist);
+    for provider in external_providers(&config.oidc, &config.audience).await? {
+        builder = builder.provider(provider.leeway(config.leeway));
+    }
+    builder.build().map_err(|e| format!("JWT settings: {e}"))
+}
+
+/// The providers of `TOLLGATE_OIDC_ISSUER`, discovered now: a provider that cannot be
+/// discovered stops the start-up with the reason.
+async fn external_providers(oidc: &Oidc, own_audience: &str) -> Result<Vec<Provider>, String> {
+    if oidc.issuers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut client = HttpClient::builder();
+    if let Some(path) = &oidc.ca {
+        let pem =
+            std::fs::read(path).map_err(|e| format!("TOLLGATE_OIDC_CA {}: {e}", path.display()))?;
+        client = client
+            .add_root_pem(pem)
+            .map_err(|e| format!("TOLLGATE_OIDC_CA {}: {e}", path.display()))?;
+    }
+    let client = client
         .build()
-        .map_err(|e| format!("JWT settings: {e}"))
+        .map_err(|e| format!("TOLLGATE_OIDC_CA: {e}"))?;
+    let audience = oidc.audience.as_deref().unwrap_or(own_audience);
+    let mut out = Vec::new();
+    for issuer in &oidc.issuers {
+        let provider = Discovery::new(issuer)
+            .client(client.clone())
+            .discover()
+            .await
+            .map_err(|e| format!("TOLLGATE_OIDC_ISSUER {issuer}: {e}"))?
+            .audience(audience);
+        tracing::info!(%issuer, "accepting tokens of an external provider");
+        out.push(provider);
+    }
+    Ok(out)
 }
 
 async fn key_source(verify: &VerifyKeys, mut set: KeySet) -> Result<KeySource, String> {

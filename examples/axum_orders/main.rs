@@ -42,6 +42,9 @@
 //! | `TOLLGATE_JWT_ED25519_PEM` | — | or an Ed25519 public key file |
 //! | `TOLLGATE_JWT_KID` | — | the `kid` of that one static key, for tokens that name one |
 //! | `TOLLGATE_JWKS_URL` | — | verify with the keys of an `http://` JWKS endpoint instead (feature `jwks-hyper`) |
+//! | `TOLLGATE_OIDC_ISSUER` | — | also accept tokens of these OpenID providers (comma-separated issuer URLs, discovered at start-up over HTTPS; plain HTTP to loopback only) |
+//! | `TOLLGATE_OIDC_AUDIENCE` | `TOLLGATE_AUDIENCE` | the `aud` their tokens must carry |
+//! | `TOLLGATE_OIDC_CA` | — | a PEM file of CA certificates to trust for them (a private PKI) |
 //! | `TOLLGATE_DEMO_KEY` | generated | a `tg_` key to use as the demo app's key, so restarts keep it |
 //! | `TOLLGATE_API_KEYS` | — | keys to preload, see below |
 //! | `TOLLGATE_RATE_LIMIT` | `1000/hour` | per-key limit: `N/second`, `N/minute`, `N/hour`, `N/day` |

@@ -203,9 +203,14 @@ async fn notifications(app: AppIdentity) -> Json<Value> {
 }
 
 async fn me(user: UserIdentity) -> Json<Value> {
-    Json(json!({
+    let mut body = json!({
         "sub": user.subject(),
         "issuer": user.issuer(),
         "scopes": user.scopes(),
-    }))
+    });
+    // Named for tokens of an external provider (`TOLLGATE_OIDC_ISSUER`).
+    if let Some(provider) = user.provider() {
+        body["provider"] = provider.into();
+    }
+    Json(body)
 }

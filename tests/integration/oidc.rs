@@ -77,7 +77,7 @@ async fn call(request: http::Request<Full<Bytes>>) -> (http::StatusCode, Value) 
 }
 
 /// A client-credentials access token from the provider at `issuer` (a JWT, `typ: at+jwt`).
-async fn provider_token(issuer: &str, scope: &str) -> String {
+pub(crate) async fn provider_token(issuer: &str, scope: &str) -> String {
     let metadata = Discovery::new(issuer)
         .client(test_ca_client())
         .metadata()

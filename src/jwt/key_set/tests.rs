@@ -15,6 +15,14 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
 
+/// With both crypto features on (`--all-features`), jsonwebtoken's signing needs a provider
+/// chosen by hand.
+fn provider() {
+    let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
+        &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER,
+    );
+}
+
 fn rsa() -> EncodingKey {
     EncodingKey::from_rsa_pem(&fixture("rsa.key")).unwrap()
 }
@@ -29,6 +37,7 @@ fn ec() -> EncodingKey {
 
 /// A signed token for `kid` (or none) with one hour to live.
 fn token(key: &EncodingKey, alg: Algorithm, kid: Option<&str>) -> String {
+    provider();
     let mut header = Header::new(alg);
     header.kid = kid.map(str::to_owned);
     let exp = SystemTime::now()
@@ -42,6 +51,7 @@ fn token(key: &EncodingKey, alg: Algorithm, kid: Option<&str>) -> String {
 /// The public JWK of `key` as a JSON object, with `members` merged over it.
 #[allow(clippy::needless_pass_by_value)] // called with `json!` literals
 fn jwk(key: &EncodingKey, alg: Algorithm, members: Value) -> Value {
+    provider();
     let mut out = serde_json::to_value(Jwk::from_encoding_key(key, alg).unwrap()).unwrap();
     let object = out.as_object_mut().unwrap();
     for (name, value) in members.as_object().unwrap() {

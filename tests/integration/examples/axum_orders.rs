@@ -835,3 +835,53 @@ async fn axum_orders_admin_api_keys() {
     );
     assert!(output.contains("API key generated"), "{output}");
 }
+
+/// `TOLLGATE_OIDC_ISSUER` with the real OpenID provider, over plain loopback HTTP and over TLS
+/// with the test CA: `/users/me` answers for its tokens and for the example's own, on the
+/// same route. A provider that cannot be discovered stops the start with the reason.
+#[cfg(feature = "oidc")]
+#[tokio::test]
+async fn axum_orders_accepts_tokens_of_an_external_provider() {
+    use crate::servers::{oidc_client, oidc_issuer, oidc_tls_issuer};
+
+    let (plain, tls) = (oidc_issuer(), oidc_tls_issuer());
+    let issuers = format!("{plain},{tls}");
+    let ca = std::env::var("TOLLGATE_OIDC_CA").unwrap();
+    let audience = oidc_client().2;
+    let example = start(
+        &[
+            ("TOLLGATE_OIDC_ISSUER", &issuers),
+            ("TOLLGATE_OIDC_CA", &ca),
+            ("TOLLGATE_OIDC_AUDIENCE", &audience),
+        ],
+        KeyFormat::default().generate().expose(),
+    );
+    let client = HttpClient::new(example.addr());
+    for issuer in [&plain, &tls] {
+        let token = crate::oidc::provider_token(issuer, "orders:read").await;
+        let bearer = format!("Bearer {token}");
+        let answer = client
+            .get("/users/me", &[("authorization", bearer.as_bytes())])
+            .await;
+        assert_eq!(answer.status, 200, "{issuer}: {}", answer.text());
+        let body = answer.json();
+        assert_eq!(body["provider"], issuer.as_str());
+        assert_eq!(body["issuer"], issuer.as_str());
+        assert_eq!(body["scopes"], json!(["orders:read"]));
+    }
+    // The example's own tokens, on the same route.
+    let own = format!("Bearer {}", token("alice", "profile", "orders-api"));
+    let answer = client
+        .get("/users/me", &[("authorization", own.as_bytes())])
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert!(answer.json().get("provider").is_none());
+    drop(example);
+
+    let (ok, output) = run_to_end(
+        "axum_orders",
+        &[("TOLLGATE_OIDC_ISSUER", "http://127.0.0.1:9/nowhere")],
+    );
+    assert!(!ok, "an undiscoverable provider was accepted:\n{output}");
+    assert!(output.contains("TOLLGATE_OIDC_ISSUER"), "{output}");
+}
