@@ -26,7 +26,6 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
-use bytes::Bytes;
 use futures_util::FutureExt;
 use futures_util::future::Shared;
 
@@ -35,8 +34,11 @@ use jsonwebtoken::Algorithm;
 use super::key_set::{JwksOptions, KeySet};
 use crate::clock::SharedClock;
 
+mod document;
 #[cfg(feature = "jwks-hyper")]
 mod hyper_fetcher;
+
+pub use self::document::{FetchError, JwksDocument};
 #[cfg(feature = "jwks-hyper")]
 pub use self::hyper_fetcher::HyperJwksFetcher;
 
@@ -65,109 +67,6 @@ pub trait JwksFetcher: Send + Sync + 'static {
 
     /// Starts fetching the document.
     fn fetch(&self) -> Self::Future;
-}
-
-/// A fetched JWKS document and how long it may be cached.
-#[derive(Debug, Clone)]
-pub struct JwksDocument {
-    body: Bytes,
-    max_age: Option<Duration>,
-    algorithms: Option<Vec<Algorithm>>,
-}
-
-impl JwksDocument {
-    /// A document with no caching information.
-    pub fn new(body: impl Into<Bytes>) -> Self {
-        Self {
-            body: body.into(),
-            max_age: None,
-            algorithms: None,
-        }
-    }
-
-    /// A document with the caching information of the response headers
-    /// (`Cache-Control: max-age`; `no-store`/`no-cache` count as zero, so the floor applies).
-    pub fn from_response(headers: &http::HeaderMap, body: impl Into<Bytes>) -> Self {
-        Self {
-            body: body.into(),
-            max_age: max_age(headers),
-            algorithms: None,
-        }
-    }
-
-    /// Sets how long the document may be cached.
-    #[must_use]
-    pub fn with_max_age(mut self, max_age: Option<Duration>) -> Self {
-        self.max_age = max_age;
-        self
-    }
-
-    /// How long the document may be cached, if the provider said.
-    pub fn max_age(&self) -> Option<Duration> {
-        self.max_age
-    }
-
-    /// Restricts the document's keys to the algorithms the provider advertises (e.g. its
-    /// discovery document's `id_token_signing_alg_values_supported`), intersected with the
-    /// source's own [`algorithms`](JwksSourceBuilder::algorithms). An empty intersection fails
-    /// the refresh, keeping the last good keys.
-    #[must_use]
-    pub fn with_algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
-        self.algorithms = Some(algorithms.into_iter().collect());
-        self
-    }
-
-    /// The algorithms the provider advertises, if the fetcher said.
-    pub fn algorithms(&self) -> Option<&[Algorithm]> {
-        self.algorithms.as_deref()
-    }
-}
-
-fn max_age(headers: &http::HeaderMap) -> Option<Duration> {
-    let mut out = None;
-    for value in headers.get_all(http::header::CACHE_CONTROL) {
-        let Ok(value) = value.to_str() else { continue };
-        for directive in value.split(',') {
-            let directive = directive.trim();
-            if directive.eq_ignore_ascii_case("no-store")
-                || directive.eq_ignore_ascii_case("no-cache")
-            {
-                return Some(Duration::ZERO);
-            }
-            let Some((name, secs)) = directive.split_once('=') else {
-                continue;
-            };
-            if name.trim().eq_ignore_ascii_case("max-age") {
-                if let Ok(secs) = secs.trim().trim_matches('"').parse::<u64>() {
-                    out = Some(Duration::from_secs(secs));
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Why fetching or reading the JWKS failed. Carries the fetcher's error as its source.
-#[derive(Debug)]
-pub struct FetchError(Box<dyn std::error::Error + Send + Sync>);
-
-impl FetchError {
-    /// Wraps the fetcher's own error.
-    pub fn new(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self(error.into())
-    }
-}
-
-impl fmt::Display for FetchError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "fetching the JWKS failed: {}", self.0)
-    }
-}
-
-impl std::error::Error for FetchError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&*self.0)
-    }
 }
 
 /// A key set loaded from a JWKS endpoint and kept fresh. See the [module docs](self).
@@ -478,73 +377,4 @@ impl fmt::Debug for JwksSourceBuilder {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    use super::*;
-
-    /// A fetcher serving a fixed document with `max-age=120`, counting fetches.
-    struct Fixed(Arc<AtomicUsize>);
-
-    impl JwksFetcher for Fixed {
-        type Future = std::future::Ready<Result<JwksDocument, FetchError>>;
-
-        fn fetch(&self) -> Self::Future {
-            self.0.fetch_add(1, Ordering::SeqCst);
-            std::future::ready(Ok(JwksDocument::new(
-                r#"{"keys":[{"kty":"oct","kid":"a","alg":"HS256","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}]}"#,
-            )
-            .with_max_age(Some(Duration::from_secs(120)))))
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn background_refresh_follows_max_age_and_stops_with_the_source() {
-        let fetches = Arc::new(AtomicUsize::new(0));
-        let source = JwksSource::builder(Fixed(Arc::clone(&fetches)))
-            .refresh_floor(Duration::from_secs(60))
-            .trust_symmetric_keys()
-            .build();
-        let task = source.spawn_refresh();
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        assert_eq!(fetches.load(Ordering::SeqCst), 1);
-        assert_eq!(source.keys().len(), 1);
-        tokio::time::sleep(Duration::from_secs(118)).await; // t = 119 s
-        assert_eq!(fetches.load(Ordering::SeqCst), 1);
-        tokio::time::sleep(Duration::from_secs(2)).await; // t = 121 s
-        assert_eq!(fetches.load(Ordering::SeqCst), 2);
-        drop(source);
-        tokio::time::sleep(Duration::from_secs(240)).await;
-        assert!(task.is_finished(), "the task ends once the source is gone");
-        assert_eq!(fetches.load(Ordering::SeqCst), 2);
-    }
-
-    #[tokio::test]
-    async fn symmetric_keys_only_when_trusted() {
-        let fetches = Arc::new(AtomicUsize::new(0));
-        let source = JwksSource::builder(Fixed(Arc::clone(&fetches))).build();
-        source.refresh().await.unwrap();
-        assert_eq!(source.keys().len(), 0, "the oct key is skipped by default");
-    }
-
-    #[test]
-    fn cache_control_max_age() {
-        let cases = [
-            ("max-age=300", Some(300)),
-            ("public, max-age=60, must-revalidate", Some(60)),
-            ("MAX-AGE=7", Some(7)),
-            ("no-store", Some(0)),
-            ("public", None),
-            ("max-age=abc", None),
-        ];
-        for (value, expected) in cases {
-            let mut headers = http::HeaderMap::new();
-            headers.insert(http::header::CACHE_CONTROL, value.parse().unwrap());
-            assert_eq!(
-                max_age(&headers),
-                expected.map(Duration::from_secs),
-                "{value}"
-            );
-        }
-    }
-}
+mod tests;
