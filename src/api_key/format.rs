@@ -12,12 +12,17 @@
 //!   entry, no store lookup. The prefix still lets secret scanners find the keys.
 //! - A prefix so secret scanners can find leaked keys and humans can tell keys apart.
 //!
-//! At rest only the [`KeyDigest`] is kept: that same SHA-256 of the key without its checksum.
-//! So one hash both checks the key and finds it. (A CRC-32, as GitHub's tokens use, costs more
-//! than the SHA-256 here: byte-at-a-time CRC is latency-bound, SHA-256 has CPU instructions.)
-//! A fast hash is right for storage: the key carries 256 bits of entropy, so there is nothing
-//! for a slow hash to protect. The checksum reveals 32 bits of the digest only to someone who
-//! already holds the key.
+//! At rest only the [`KeyDigest`] is kept: the SHA-256 of the whole key string, as
+//! `printf %s "$KEY" | sha256sum` prints it. Two distinct keys, of this format or any other,
+//! never share a digest. A cached key is found with that one hash: the checksum is checked
+//! (a second hash) only before a key is first looked up. (A CRC-32, as GitHub's tokens use,
+//! costs more than the SHA-256 here: byte-at-a-time CRC is latency-bound, SHA-256 has CPU
+//! instructions.) A fast hash is right for storage: the key carries 256 bits of entropy, so
+//! there is nothing for a slow hash to protect.
+//!
+//! Keys made elsewhere (`acme_live_` and 32 characters, say) are accepted next to these with a
+//! [`ForeignKeyFormat`]: a literal prefix, an alphabet and a length, no checksum; their digest
+//! is the same SHA-256 of the whole string.
 
 use std::fmt;
 use std::sync::Arc;
@@ -25,6 +30,10 @@ use std::sync::Arc;
 use sha2::{Digest as _, Sha256};
 
 use super::ConfigError;
+
+mod foreign;
+
+pub use self::foreign::ForeignKeyFormat;
 
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const RANDOM_LEN: usize = 43;
@@ -149,7 +158,7 @@ impl KeyFormat {
         key.push_str(&base62_fixed(&random, RANDOM_LEN));
         let checksum = match &self.keyed {
             Some(keyed) => keyed.current.checksum(key.as_bytes()),
-            None => KeyDigest::of(key.as_bytes()).checksum(),
+            None => public_checksum(key.as_bytes()),
         };
         key.push_str(&base62_fixed(&checksum.to_be_bytes(), CHECKSUM_LEN));
         ApiKey(key)
@@ -226,6 +235,18 @@ impl KeyFormat {
         Ok(self)
     }
 
+    /// The same format for one environment: keys prefixed `<prefix>_<environment>_`
+    /// (`tg_live_…`, `tg_test_…`), so a key says where it belongs and a layer built with this
+    /// format refuses the keys of every other environment as malformed.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidPrefix`] if the combined prefix is not a valid one.
+    pub fn with_environment(self, environment: impl AsRef<str>) -> Result<Self, ConfigError> {
+        let prefix = format!("{}_{}", self.prefix, environment.as_ref());
+        self.renamed(prefix)
+    }
+
     /// The same checksum settings under another prefix.
     pub(crate) fn renamed(&self, prefix: impl Into<String>) -> Result<Self, ConfigError> {
         Ok(Self {
@@ -249,8 +270,8 @@ impl KeyFormat {
     }
 
     /// Checks that `candidate` is a well-formed key of this format with a correct checksum, and
-    /// returns its digest. Works on raw header bytes; allocates nothing; hashes once (twice
-    /// more with a checksum secret).
+    /// returns its digest. Works on raw header bytes; allocates nothing; hashes twice (the
+    /// digest and the checksum; the checksum is an HMAC with a checksum secret).
     pub fn check(&self, candidate: &[u8]) -> Option<KeyDigest> {
         let parsed = self.parse(candidate)?;
         self.checksum_holds(candidate, &parsed)
@@ -271,22 +292,26 @@ impl KeyFormat {
         {
             return None;
         }
-        let (signed, checksum) = candidate.split_at(candidate.len() - CHECKSUM_LEN);
+        let checksum = &candidate[candidate.len() - CHECKSUM_LEN..];
         Some(Parsed {
             checksum: base62_decode_u32(checksum)?,
-            digest: KeyDigest::of(signed),
+            digest: KeyDigest::of(candidate),
+            foreign: false,
         })
     }
 
     /// Whether `parsed` (from [`parse`](Self::parse) of `candidate`) carries a checksum this
     /// format accepts.
     pub(crate) fn checksum_holds(&self, candidate: &[u8], parsed: &Parsed) -> bool {
+        if parsed.foreign {
+            return true;
+        }
         let signed = &candidate[..candidate.len() - CHECKSUM_LEN];
         let checksum = parsed.checksum;
         match &self.keyed {
-            None => parsed.digest.checksum() == checksum,
+            None => public_checksum(signed) == checksum,
             Some(keyed) => {
-                (keyed.accept_unkeyed && parsed.digest.checksum() == checksum)
+                (keyed.accept_unkeyed && public_checksum(signed) == checksum)
                     || std::iter::once(&keyed.current)
                         .chain(&keyed.previous)
                         .any(|hmac| hmac.checksum(signed) == checksum)
@@ -306,6 +331,13 @@ pub(crate) struct Parsed {
     pub(crate) digest: KeyDigest,
     /// The checksum the key carries (not yet checked).
     pub(crate) checksum: u32,
+    /// A key of a [`ForeignKeyFormat`]: no checksum to check.
+    pub(crate) foreign: bool,
+}
+
+/// The public checksum of a key's signed part: the first 32 bits of its SHA-256.
+fn public_checksum(signed: &[u8]) -> u32 {
+    KeyDigest::of(signed).checksum()
 }
 
 impl Default for KeyFormat {
@@ -340,16 +372,17 @@ impl ApiKey {
         self.0
     }
 
-    /// The digest stored at rest: the SHA-256 of the key without its 6-character checksum.
-    /// (For a string too short to have one, the SHA-256 of all of it; such a key never passes
-    /// the layer's format check.)
+    /// The digest stored at rest: the SHA-256 of the whole key string (what
+    /// `printf %s "$KEY" | sha256sum` prints, as [`KeyDigest::to_hex`]).
     pub fn digest(&self) -> KeyDigest {
-        let bytes = self.0.as_bytes();
-        let signed = bytes
-            .len()
-            .checked_sub(CHECKSUM_LEN)
-            .map_or(bytes, |end| &bytes[..end]);
-        KeyDigest::of(signed)
+        KeyDigest::of(self.0.as_bytes())
+    }
+
+    /// The digest tollgate 0.1 stored: the SHA-256 of the key without its 6-character
+    /// checksum. Looked up as a fallback with
+    /// [`ApiKeysBuilder::legacy_digests`](super::ApiKeysBuilder::legacy_digests).
+    pub fn legacy_digest(&self) -> KeyDigest {
+        legacy_digest(self.0.as_bytes())
     }
 
     /// A masked form safe for listings and logs: the prefix and the last four characters,
@@ -371,6 +404,15 @@ impl fmt::Display for ApiKey {
     }
 }
 
+/// The 0.1 digest of `key`: the SHA-256 without the last 6 characters.
+pub(crate) fn legacy_digest(key: &[u8]) -> KeyDigest {
+    let signed = key
+        .len()
+        .checked_sub(CHECKSUM_LEN)
+        .map_or(key, |end| &key[..end]);
+    KeyDigest::of(signed)
+}
+
 /// The masked form of a key: its prefix and last four characters.
 pub(crate) fn mask(key: &str) -> String {
     let prefix = key.rfind('_').map_or("", |i| &key[..=i]);
@@ -390,8 +432,7 @@ pub(crate) fn mask(key: &str) -> String {
 pub struct KeyDigest([u8; 32]);
 
 impl KeyDigest {
-    /// The SHA-256 of `bytes`. The digest *of a key* is [`ApiKey::digest`] (which leaves out
-    /// the checksum).
+    /// The SHA-256 of `bytes`: for a key's bytes, its digest ([`ApiKey::digest`]).
     pub fn of(bytes: &[u8]) -> Self {
         Self(Sha256::digest(bytes).into())
     }
@@ -406,7 +447,7 @@ impl KeyDigest {
         &self.0
     }
 
-    /// The public checksum of a key whose signed part has this digest: its first 32 bits.
+    /// Its first 32 bits: the public checksum when this is the digest of a key's signed part.
     fn checksum(&self) -> u32 {
         u32::from_be_bytes([self.0[0], self.0[1], self.0[2], self.0[3]])
     }

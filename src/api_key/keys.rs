@@ -2,14 +2,17 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::ConfigError;
 use super::cache::{Entry, KeyCache, State};
-use super::format::{ApiKey, KeyDigest, KeyFormat, Parsed};
+use super::format::{ApiKey, ForeignKeyFormat, KeyDigest, KeyFormat, Parsed, legacy_digest};
 use super::record::{ApiKeyRecord, NewKey};
 use super::store::{KeyStore, StoreError};
 use crate::clock::SharedClock;
 use crate::identity::{AppIdentity, KeySlot};
 use crate::rejection::{Rejection, RejectionKind};
+
+mod builder;
+
+pub use self::builder::ApiKeysBuilder;
 
 /// An application's API keys: generation, lookup through the cache, rotation and revocation.
 ///
@@ -46,6 +49,10 @@ struct Inner<K> {
     lookups: tokio::sync::Semaphore,
     default_grace: Duration,
     on_invalidate: Option<InvalidateHook>,
+    /// Formats of keys made elsewhere, accepted next to `format`.
+    foreign: Vec<ForeignKeyFormat>,
+    /// On a store miss for a key of `format`, also look up its 0.1 digest.
+    legacy_digests: bool,
 }
 
 /// A function told the digest of every key whose state [`ApiKeys`] changed in a way other
@@ -126,6 +133,8 @@ impl<K: KeyStore> ApiKeys<K> {
             default_grace: Duration::from_secs(24 * 60 * 60),
             on_invalidate: None,
             max_lookups: DEFAULT_MAX_LOOKUPS,
+            foreign: Vec::new(),
+            legacy_digests: false,
         }
     }
 
@@ -142,17 +151,32 @@ impl<K: KeyStore> ApiKeys<K> {
         Ok(GeneratedKey { key, record })
     }
 
-    /// Stores a key that was made elsewhere (for example preloaded from configuration).
-    /// Only its digest is kept.
+    /// Stores a key that was made elsewhere (preloaded from configuration, or an existing key
+    /// of another system). Only its digest is kept.
     ///
     /// # Errors
     ///
-    /// The store's error.
+    /// [`StoreErrorKind::Invalid`](super::StoreErrorKind::Invalid) for a key the layer would
+    /// never accept: not a well-formed key of the crate's format (checksum included) nor of an
+    /// [accepted foreign format](ApiKeysBuilder::accept_format). Otherwise the store's error.
     pub async fn import(&self, key: &ApiKey, new: NewKey) -> Result<ApiKeyRecord, StoreError> {
+        if !self.accepts(key.expose().as_bytes()) {
+            return Err(StoreError::invalid(
+                "the key matches neither the key format nor an accepted foreign format",
+            ));
+        }
         self.import_digest(key.digest(), key.masked(), new).await
     }
 
-    /// Stores a key known only by its digest (hex in configuration, say) and a display hint.
+    /// Whether the layer would accept `candidate`'s shape: a well-formed key of the format
+    /// (checksum checked) or of an accepted foreign format.
+    pub fn accepts(&self, candidate: &[u8]) -> bool {
+        self.inner.format.is_well_formed(candidate)
+            || self.inner.foreign.iter().any(|f| f.matches(candidate))
+    }
+
+    /// Stores a key known only by its digest, the SHA-256 of the whole key string
+    /// (`printf %s "$KEY" | sha256sum`; [`KeyDigest::from_hex`]), and a display hint.
     ///
     /// # Errors
     ///
@@ -253,7 +277,7 @@ impl<K: KeyStore> ApiKeys<K> {
     pub async fn verify(&self, key: &str) -> Result<AppIdentity, Rejection> {
         match self.check(key.as_bytes()) {
             Check::Decided(decision) => decision,
-            Check::Lookup(parsed) => self.lookup(parsed).await,
+            Check::Lookup(lookup) => self.lookup(lookup).await,
         }
     }
 
@@ -292,7 +316,10 @@ impl<K: KeyStore> ApiKeys<K> {
     pub(crate) fn check(&self, candidate: &[u8]) -> Check {
         let format = &self.inner.format;
         let malformed = || Check::Decided(Err(Rejection::new(RejectionKind::MalformedCredential)));
-        let Some(parsed) = format.parse(candidate) else {
+        let Some(parsed) = format
+            .parse(candidate)
+            .or_else(|| self.inner.foreign.iter().find_map(|f| f.parse(candidate)))
+        else {
             return malformed();
         };
         let now = self.now();
@@ -308,7 +335,11 @@ impl<K: KeyStore> ApiKeys<K> {
         }
         match cached {
             Some(entry) => Check::Decided(decide(entry.state, now)),
-            None => Check::Lookup(parsed),
+            None => Check::Lookup(Lookup {
+                parsed,
+                legacy: (self.inner.legacy_digests && !parsed.foreign)
+                    .then(|| legacy_digest(candidate)),
+            }),
         }
     }
 
@@ -316,12 +347,13 @@ impl<K: KeyStore> ApiKeys<K> {
     /// for it, bounded by the lookup timeout.
     pub(crate) fn lookup(
         &self,
-        parsed: Parsed,
+        lookup: Lookup,
     ) -> impl Future<Output = Result<AppIdentity, Rejection>> + Send + 'static {
+        let Lookup { parsed, legacy } = lookup;
         let digest = parsed.digest;
         let (flight, started) = self.inner.cache.join_or_start(digest, || {
             let this = self.clone();
-            KeyCache::boxed(async move { this.fetch(digest, parsed.checksum).await })
+            KeyCache::boxed(async move { this.fetch(digest, legacy, parsed.checksum).await })
         });
         if started {
             // Drive the lookup on its own task where a runtime exists, so it completes and
@@ -343,8 +375,14 @@ impl<K: KeyStore> ApiKeys<K> {
         }
     }
 
-    /// Looks `digest` up for a key whose checksum digits `checksum` were checked.
-    async fn fetch(&self, digest: KeyDigest, checksum: u32) -> Result<Entry, StoreError> {
+    /// Looks `digest` (then its `legacy` digest, if any) up for a key whose checksum digits
+    /// `checksum` were checked.
+    async fn fetch(
+        &self,
+        digest: KeyDigest,
+        legacy: Option<KeyDigest>,
+        checksum: u32,
+    ) -> Result<Entry, StoreError> {
         let generation = self.inner.cache.generation();
         // Waiting for a turn counts against the timeout: under a flood of unknown keys the
         // store sees at most `max_concurrent_lookups` queries, and a caller a 503 in time.
@@ -355,7 +393,10 @@ impl<K: KeyStore> ApiKeys<K> {
                 .acquire()
                 .await
                 .map_err(StoreError::unavailable)?;
-            self.inner.store.find_by_digest(&digest).await
+            match (self.inner.store.find_by_digest(&digest).await?, legacy) {
+                (None, Some(legacy)) => self.inner.store.find_by_digest(&legacy).await,
+                (found, _) => Ok(found),
+            }
         })
         .await;
         let result = found.map(|record| Entry::from_lookup(record.as_ref(), self.now(), checksum));
@@ -390,7 +431,13 @@ impl<K: KeyStore> ApiKeys<K> {
 
 pub(crate) enum Check {
     Decided(Result<AppIdentity, Rejection>),
-    Lookup(Parsed),
+    Lookup(Lookup),
+}
+
+/// A key to look up in the store: its digest, and its 0.1 digest when those are looked up too.
+pub(crate) struct Lookup {
+    parsed: Parsed,
+    legacy: Option<KeyDigest>,
 }
 
 /// The verdict on a cached or fetched entry at `now`.
@@ -443,157 +490,4 @@ fn new_key_id() -> String {
         id.push_str(&format!("{b:02x}"));
     }
     id
-}
-
-/// Configures [`ApiKeys`]; from [`ApiKeys::builder`].
-#[must_use]
-pub struct ApiKeysBuilder<K> {
-    store: K,
-    format: KeyFormat,
-    clock: SharedClock,
-    capacity: u64,
-    positive_ttl: Duration,
-    negative_ttl: Duration,
-    lookup_timeout: Duration,
-    default_grace: Duration,
-    on_invalidate: Option<InvalidateHook>,
-    max_lookups: usize,
-}
-
-impl<K: KeyStore> ApiKeysBuilder<K> {
-    /// The prefix of generated keys (default `tg`).
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::InvalidPrefix`]; see [`KeyFormat::new`].
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Result<Self, ConfigError> {
-        self.format = self.format.renamed(prefix)?;
-        Ok(self)
-    }
-
-    /// The key format: its prefix and checksum (see [`KeyFormat::with_checksum_secret`]).
-    pub fn key_format(mut self, format: KeyFormat) -> Self {
-        self.format = format;
-        self
-    }
-
-    /// Keys carry a checksum keyed with `secret` (at least 32 bytes): a key made up without it
-    /// is refused before any cache or store work. See [`KeyFormat::with_checksum_secret`] for
-    /// moving an existing deployment and for changing the secret.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::WeakChecksumSecret`] for a secret shorter than 32 bytes.
-    pub fn checksum_secret(mut self, secret: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
-        self.format = self.format.with_checksum_secret(secret)?;
-        Ok(self)
-    }
-
-    /// At most this many store lookups run at once (default 16); a cache miss beyond them
-    /// waits for a turn within the [lookup timeout](Self::lookup_timeout), then gets 503 with
-    /// `Retry-After`. However many unknown keys clients send, the store sees at most this many
-    /// queries at a time, so it keeps answering the lookups that matter; keys already cached
-    /// never wait. Size it at or below the store's connection pool.
-    ///
-    /// # Panics
-    ///
-    /// If `lookups` is 0.
-    pub fn max_concurrent_lookups(mut self, lookups: usize) -> Self {
-        assert!(lookups > 0, "at least one store lookup must be allowed");
-        self.max_lookups = lookups;
-        self
-    }
-
-    /// The clock used for expiry, grace periods and cache freshness.
-    pub fn clock(mut self, clock: impl crate::clock::Clock) -> Self {
-        self.clock = Arc::new(clock);
-        self
-    }
-
-    /// The most keys the cache holds (default 100,000). Past that moka evicts by TinyLFU, which
-    /// also keeps a spray of one-off unknown keys from pushing out keys in use.
-    pub fn cache_capacity(mut self, entries: u64) -> Self {
-        self.capacity = entries;
-        self
-    }
-
-    /// How long a found key is served from the cache (default 60 s). Revocation and rotation
-    /// through these `ApiKeys` evict at once; this bounds how long a change made elsewhere
-    /// (another process writing the store) takes to be seen.
-    pub fn positive_ttl(mut self, ttl: Duration) -> Self {
-        self.positive_ttl = ttl;
-        self
-    }
-
-    /// How long a well-formed but unknown key is remembered as unknown (default 10 s), so
-    /// retries of a wrong key don't each reach the store.
-    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
-        self.negative_ttl = ttl;
-        self
-    }
-
-    /// The most a store lookup may take before the request is answered 503 (default 2 s).
-    pub fn lookup_timeout(mut self, timeout: Duration) -> Self {
-        self.lookup_timeout = timeout;
-        self
-    }
-
-    /// The grace period of [`ApiKeys::rotate_with_default_grace`] (default 24 h, as seed 000).
-    pub fn default_grace(mut self, grace: Duration) -> Self {
-        self.default_grace = grace;
-        self
-    }
-
-    /// Calls `hook` with the digest of every key whose stored state these `ApiKeys` changed in
-    /// a way another instance's cache could be holding stale: keys retired by
-    /// [`rotate`](ApiKeys::rotate), revoked by [`revoke`](ApiKeys::revoke), or imported (a
-    /// known key may have been tried, and cached as unknown, before). It is called after the
-    /// store accepted the write. Freshly generated keys are not announced: nobody can have
-    /// looked them up yet.
-    ///
-    /// This is how other instances learn of a change at once instead of after their positive
-    /// TTL: the hook broadcasts the digest, and every instance receiving it calls
-    /// [`ApiKeys::invalidate`]. With the `redis` feature,
-    /// `tollgate::api_key::redis::RedisInvalidation::hook` is such a hook.
-    ///
-    /// The hook runs synchronously on the caller's task: hand the digest to a channel or a
-    /// spawned task rather than doing I/O in it. Digests are not secret (they are what the
-    /// store keeps), but they identify keys: keep them out of logs.
-    pub fn on_invalidate(mut self, hook: InvalidateHook) -> Self {
-        self.on_invalidate = Some(hook);
-        self
-    }
-
-    /// Finishes the configuration.
-    pub fn build(self) -> ApiKeys<K> {
-        ApiKeys {
-            inner: Arc::new(Inner {
-                cache: KeyCache::new(self.capacity, self.positive_ttl, self.negative_ttl),
-                store: self.store,
-                format: self.format,
-                clock: self.clock,
-                lookup_timeout: self.lookup_timeout,
-                lookups: tokio::sync::Semaphore::new(self.max_lookups),
-                default_grace: self.default_grace,
-                on_invalidate: self.on_invalidate,
-            }),
-        }
-    }
-}
-
-impl<K> fmt::Debug for ApiKeysBuilder<K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiKeysBuilder")
-            .field("prefix", &self.format.prefix())
-            .field("capacity", &self.capacity)
-            .field("positive_ttl", &self.positive_ttl)
-            .field("negative_ttl", &self.negative_ttl)
-            .field("lookup_timeout", &self.lookup_timeout)
-            .field("max_concurrent_lookups", &self.max_lookups)
-            .field(
-                "on_invalidate",
-                &self.on_invalidate.as_ref().map(|_| "<hook>"),
-            )
-            .finish_non_exhaustive()
-    }
 }

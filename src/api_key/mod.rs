@@ -86,7 +86,7 @@ pub mod redis;
 use std::fmt;
 
 pub use self::authenticator::{ApiKeyAuthenticator, DEFAULT_HEADER};
-pub use self::format::{ApiKey, KeyDigest, KeyFormat};
+pub use self::format::{ApiKey, ForeignKeyFormat, KeyDigest, KeyFormat};
 pub use self::keys::{ApiKeys, ApiKeysBuilder, GeneratedKey, InvalidateHook, Rotation};
 pub use self::layer::{ApiKeyLayer, RequireApiKey};
 pub use self::memory::InMemoryKeyStore;
@@ -109,6 +109,11 @@ pub enum ConfigError {
     },
     /// A previous checksum secret, or accepting unkeyed checksums, needs a current secret.
     NoChecksumSecret,
+    /// A foreign key format needs a printable prefix and alphabet and a length of at least 16.
+    InvalidForeignFormat {
+        /// The prefix that was given.
+        prefix: String,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -123,6 +128,10 @@ impl fmt::Display for ConfigError {
                 "an API-key checksum secret of {length} bytes is too short: use at least 32"
             ),
             Self::NoChecksumSecret => f.write_str("set the current API-key checksum secret first"),
+            Self::InvalidForeignFormat { prefix } => write!(
+                f,
+                "invalid foreign key format {prefix:?}: use a printable prefix and alphabet, and at least 16 characters"
+            ),
         }
     }
 }

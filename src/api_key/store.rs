@@ -98,6 +98,9 @@ pub enum StoreErrorKind {
     Timeout,
     /// The write conflicts with an existing record (duplicate id or digest).
     Conflict,
+    /// The request cannot be carried out as given (a key no format accepts, an unknown
+    /// application).
+    Invalid,
 }
 
 impl StoreError {
@@ -125,6 +128,14 @@ impl StoreError {
         }
     }
 
+    /// The request cannot be carried out as given; `why` says what is wrong with it.
+    pub fn invalid(why: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self {
+            kind: StoreErrorKind::Invalid,
+            source: Some(Arc::from(why.into())),
+        }
+    }
+
     /// The kind of failure.
     pub fn kind(&self) -> StoreErrorKind {
         self.kind
@@ -146,6 +157,7 @@ impl fmt::Display for StoreError {
             StoreErrorKind::Unavailable => "key store unavailable",
             StoreErrorKind::Timeout => "key store lookup timed out",
             StoreErrorKind::Conflict => "key store conflict",
+            StoreErrorKind::Invalid => "invalid key store request",
         };
         match &self.source {
             Some(source) => write!(f, "{what}: {source}"),

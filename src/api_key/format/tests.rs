@@ -136,3 +136,52 @@ fn secrets_never_show_in_debug_or_display() {
     assert_eq!(KeyDigest::from_hex(&digest.to_hex()), Some(digest));
     assert!(!format!("{digest:?}").contains(&digest.to_hex()));
 }
+
+#[test]
+fn the_digest_is_the_sha256_of_the_whole_key_as_sha256sum_prints_it() {
+    let key = ApiKey::from_plaintext("tg_0123456789abcdefghijABCDEFGHIJ0123456789abcdefghij");
+    // printf %s tg_0123456789abcdefghijABCDEFGHIJ0123456789abcdefghij | sha256sum
+    assert_eq!(
+        key.digest().to_hex(),
+        "c7c66a0f355a78f73c46e9682ef5d40a5e155de529964b105c2d5024dbd2c7b3"
+    );
+    // Two keys differing only in their last six characters (where the checksum sits in the
+    // crate's format) have different digests; 0.1 digests collided there.
+    let other = ApiKey::from_plaintext("tg_0123456789abcdefghijABCDEFGHIJ0123456789abcdXXXXXX");
+    assert_ne!(key.digest(), other.digest());
+    assert_eq!(
+        key.legacy_digest(),
+        other.legacy_digest(),
+        "the 0.1 digest collided"
+    );
+}
+
+#[test]
+fn foreign_formats_and_environments_are_told_apart() {
+    let acme = ForeignKeyFormat::new("acme_live_", ForeignKeyFormat::BASE62, 32..=32).unwrap();
+    let body = "0123456789abcdefghijABCDEFGHIJkl";
+    assert!(acme.matches(format!("acme_live_{body}").as_bytes()));
+    assert!(
+        !acme.matches(format!("acme_live_{}", &body[1..]).as_bytes()),
+        "too short"
+    );
+    assert!(
+        !acme.matches(format!("acme_live_{body}-").as_bytes()),
+        "too long"
+    );
+    assert!(
+        !acme.matches(format!("acme_live_{}!", &body[1..]).as_bytes()),
+        "not base62"
+    );
+    assert!(ForeignKeyFormat::new("", ForeignKeyFormat::HEX, 32..=32).is_err());
+    assert!(ForeignKeyFormat::new("x_", ForeignKeyFormat::HEX, 8..=8).is_err());
+
+    let live = KeyFormat::default().with_environment("live").unwrap();
+    let test = KeyFormat::default().with_environment("test").unwrap();
+    let key = live.generate();
+    assert!(key.expose().starts_with("tg_live_"));
+    assert!(live.is_well_formed(key.expose().as_bytes()));
+    assert!(!test.is_well_formed(key.expose().as_bytes()));
+    assert!(!test.is_well_formed(test.generate().expose().replace("test", "live").as_bytes()));
+    assert_eq!(key.masked()[..8], *"tg_live_");
+}
