@@ -14,6 +14,7 @@ pub mod identity;
 pub mod principal;
 pub mod rejection;
 pub mod scope;
+pub mod usage;
 
 mod quota;
 

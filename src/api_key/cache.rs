@@ -2,15 +2,16 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 
 use super::format::KeyDigest;
-use super::record::ApiKeyRecord;
+use super::record::{ApiKeyRecord, KeyStatus};
 use super::store::StoreError;
 use crate::identity::AppIdentity;
+use crate::usage::UsageCounter;
 
 /// What the cache knows about a digest, and since when (by the layer's clock).
 #[derive(Debug, Clone)]
@@ -25,7 +26,12 @@ pub(crate) struct Entry {
 #[derive(Debug, Clone)]
 pub(crate) enum State {
     /// A stored key, with its identity built once here rather than per request.
-    Known { identity: AppIdentity, active: bool },
+    Known {
+        identity: AppIdentity,
+        status: KeyStatus,
+        /// The key's live usage counters, when usage is tracked.
+        usage: Option<Arc<UsageCounter>>,
+    },
     /// A well-formed key the store does not have (negative entry).
     Unknown,
 }
@@ -35,12 +41,17 @@ impl Entry {
         found: Option<&ApiKeyRecord>,
         now: SystemTime,
         checksum: u32,
+        usage: impl FnOnce(&ApiKeyRecord) -> Option<Arc<UsageCounter>>,
     ) -> Self {
         let state = match found {
-            Some(record) => State::Known {
-                identity: record.identity(),
-                active: record.is_active(),
-            },
+            Some(record) => {
+                let usage = usage(record);
+                State::Known {
+                    identity: record.identity_counting(usage.clone()),
+                    status: record.status(),
+                    usage,
+                }
+            }
             None => State::Unknown,
         };
         Self {
@@ -245,7 +256,11 @@ mod tests {
             Duration::from_secs(5),
         ));
         let digest = KeyDigest::of(b"some key");
-        cache.fill(digest, Entry::from_lookup(None, now, 0), cache.generation());
+        cache.fill(
+            digest,
+            Entry::from_lookup(None, now, 0, |_| None),
+            cache.generation(),
+        );
 
         let (ask, asked) = mpsc::channel::<()>();
         let (answer, answers) = mpsc::channel::<(bool, bool)>();
@@ -272,7 +287,11 @@ mod tests {
         assert_eq!(check(), (true, false), "second read is served from it");
         cache.invalidate(&digest);
         assert_eq!(check(), (false, false), "invalidated on another thread");
-        cache.fill(digest, Entry::from_lookup(None, now, 0), cache.generation());
+        cache.fill(
+            digest,
+            Entry::from_lookup(None, now, 0, |_| None),
+            cache.generation(),
+        );
         assert_eq!(check(), (true, false));
         cache.invalidate_all();
         assert_eq!(check(), (false, false));

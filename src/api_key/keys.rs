@@ -4,15 +4,19 @@ use std::time::{Duration, SystemTime};
 
 use super::cache::{Entry, KeyCache, State};
 use super::format::{ApiKey, ForeignKeyFormat, KeyDigest, KeyFormat, Parsed, legacy_digest};
-use super::record::{ApiKeyRecord, NewKey};
+use super::record::{ApiKeyRecord, KeyStatus, NewKey};
 use super::store::{KeyStore, StoreError};
 use crate::clock::SharedClock;
 use crate::identity::{AppIdentity, KeySlot};
 use crate::rejection::{Rejection, RejectionKind};
+use crate::usage::{Outcome, UsageRegistry};
 
+mod apps;
 mod builder;
+mod usage;
 
 pub use self::builder::ApiKeysBuilder;
+pub use self::usage::UsageFlush;
 
 /// An application's API keys: generation, lookup through the cache, rotation and revocation.
 ///
@@ -53,6 +57,8 @@ struct Inner<K> {
     foreign: Vec<ForeignKeyFormat>,
     /// On a store miss for a key of `format`, also look up its 0.1 digest.
     legacy_digests: bool,
+    /// Every key's usage counters, when usage is tracked.
+    usage: Option<UsageRegistry>,
 }
 
 /// A function told the digest of every key whose state [`ApiKeys`] changed in a way other
@@ -135,6 +141,7 @@ impl<K: KeyStore> ApiKeys<K> {
             max_lookups: DEFAULT_MAX_LOOKUPS,
             foreign: Vec::new(),
             legacy_digests: false,
+            track_usage: false,
         }
     }
 
@@ -234,11 +241,25 @@ impl<K: KeyStore> ApiKeys<K> {
     ///
     /// The store's error.
     pub async fn revoke(&self, key_id: &str) -> Result<bool, StoreError> {
-        let revoked = self.inner.store.revoke(key_id).await?;
+        let revoked = self.inner.store.revoke(key_id, self.now()).await?;
         if let Some(record) = &revoked {
             self.evict(record.digest());
         }
         Ok(revoked.is_some())
+    }
+
+    /// Activates key `key_id`, created inactive ([`NewKey::inactive`]); a revoked key stays
+    /// revoked. Returns its record, or `None` if there is no such key.
+    ///
+    /// # Errors
+    ///
+    /// The store's error.
+    pub async fn activate(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let record = self.inner.store.activate(key_id).await?;
+        if let Some(record) = &record {
+            self.evict(record.digest());
+        }
+        Ok(record)
     }
 
     /// The application's keys, newest first. Records hold a masked hint, never the key.
@@ -399,7 +420,14 @@ impl<K: KeyStore> ApiKeys<K> {
             }
         })
         .await;
-        let result = found.map(|record| Entry::from_lookup(record.as_ref(), self.now(), checksum));
+        let result = found.map(|record| {
+            Entry::from_lookup(record.as_ref(), self.now(), checksum, |record| {
+                self.inner
+                    .usage
+                    .as_ref()
+                    .map(|usage| usage.counter(record.id(), record.app_id()))
+            })
+        });
         if let Ok(entry) = &result {
             self.inner.cache.fill(digest, entry.clone(), generation);
         }
@@ -440,16 +468,32 @@ pub(crate) struct Lookup {
     legacy: Option<KeyDigest>,
 }
 
-/// The verdict on a cached or fetched entry at `now`.
+/// The verdict on a cached or fetched entry at `now`, counted in the key's usage.
 #[inline]
 fn decide(state: State, now: SystemTime) -> Result<AppIdentity, Rejection> {
-    match state {
-        State::Unknown => Err(Rejection::new(RejectionKind::InvalidCredential)),
-        State::Known { active: false, .. } => Err(Rejection::new(RejectionKind::RevokedCredential)),
-        State::Known { identity, .. } if identity.expires_at().is_some_and(|at| at <= now) => {
-            Err(Rejection::new(RejectionKind::ExpiredCredential))
+    let State::Known {
+        identity,
+        status,
+        usage,
+    } = state
+    else {
+        return Err(Rejection::new(RejectionKind::InvalidCredential));
+    };
+    let (outcome, refusal) = match status {
+        KeyStatus::Revoked => (Outcome::Revoked, Some(RejectionKind::RevokedCredential)),
+        KeyStatus::Inactive => (Outcome::Inactive, Some(RejectionKind::InactiveCredential)),
+        _ if identity.expires_at().is_some_and(|at| at <= now) => {
+            (Outcome::Expired, Some(RejectionKind::ExpiredCredential))
         }
-        State::Known { identity, .. } => Ok(identity),
+        KeyStatus::AppDisabled => (Outcome::AppDisabled, Some(RejectionKind::AppDisabled)),
+        KeyStatus::Active => (Outcome::Authenticated, None),
+    };
+    if let Some(usage) = &usage {
+        usage.count(outcome, now);
+    }
+    match refusal {
+        Some(kind) => Err(Rejection::new(kind)),
+        None => Ok(identity),
     }
 }
 

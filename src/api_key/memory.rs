@@ -2,9 +2,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::SystemTime;
 
+use super::app::Application;
 use super::format::KeyDigest;
 use super::record::ApiKeyRecord;
 use super::store::{KeyStore, StoreError};
+use crate::usage::UsageDelta;
 
 /// A [`KeyStore`] in process memory, for single-instance services, tests and examples.
 ///
@@ -19,6 +21,7 @@ pub struct InMemoryKeyStore {
 struct State {
     by_digest: HashMap<KeyDigest, ApiKeyRecord>,
     digest_by_id: HashMap<String, KeyDigest>,
+    apps: HashMap<String, Application>,
 }
 
 impl InMemoryKeyStore {
@@ -47,6 +50,18 @@ impl InMemoryKeyStore {
 }
 
 impl State {
+    /// `record` as read back: with its application's record.
+    fn joined(&self, record: &ApiKeyRecord) -> ApiKeyRecord {
+        record
+            .clone()
+            .with_application(self.apps.get(record.app_id()).cloned())
+    }
+
+    fn by_id_mut(&mut self, key_id: &str) -> Option<&mut ApiKeyRecord> {
+        let digest = *self.digest_by_id.get(key_id)?;
+        self.by_digest.get_mut(&digest)
+    }
+
     fn insert(&mut self, record: ApiKeyRecord) -> Result<(), StoreError> {
         if self.by_digest.contains_key(record.digest())
             || self.digest_by_id.contains_key(record.id())
@@ -65,7 +80,7 @@ impl State {
 
 impl KeyStore for InMemoryKeyStore {
     async fn find_by_digest(&self, digest: &KeyDigest) -> Result<Option<ApiKeyRecord>, StoreError> {
-        Ok(self.read(|s| s.by_digest.get(digest).cloned()))
+        Ok(self.read(|s| s.by_digest.get(digest).map(|r| s.joined(r))))
     }
 
     async fn insert(&self, record: ApiKeyRecord) -> Result<(), StoreError> {
@@ -77,7 +92,7 @@ impl KeyStore for InMemoryKeyStore {
             s.by_digest
                 .values()
                 .filter(|r| r.app_id() == app_id)
-                .cloned()
+                .map(|r| s.joined(r))
                 .collect()
         });
         records.sort_by(|a, b| b.created_at().cmp(&a.created_at()).then(a.id().cmp(b.id())));
@@ -105,16 +120,66 @@ impl KeyStore for InMemoryKeyStore {
                 }
             }
             s.insert(new)?;
-            Ok(retired)
+            Ok(retired.iter().map(|r| s.joined(r)).collect())
         })
     }
 
-    async fn revoke(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+    async fn revoke(
+        &self,
+        key_id: &str,
+        at: SystemTime,
+    ) -> Result<Option<ApiKeyRecord>, StoreError> {
         Ok(self.write(|s| {
-            let digest = *s.digest_by_id.get(key_id)?;
-            let record = s.by_digest.get_mut(&digest)?;
-            record.set_active(false);
-            Some(record.clone())
+            let record = s.by_id_mut(key_id)?;
+            if !record.is_revoked() {
+                record.set_revoked_at(at);
+            }
+            let record = record.clone();
+            Some(s.joined(&record))
         }))
+    }
+
+    async fn activate(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        Ok(self.write(|s| {
+            let record = s.by_id_mut(key_id)?;
+            if !record.is_revoked() {
+                record.set_active(true);
+            }
+            let record = record.clone();
+            Some(s.joined(&record))
+        }))
+    }
+
+    async fn all(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let mut records: Vec<_> =
+            self.read(|s| s.by_digest.values().map(|r| s.joined(r)).collect());
+        records.sort_by(|a, b| b.created_at().cmp(&a.created_at()).then(a.id().cmp(b.id())));
+        Ok(records)
+    }
+
+    async fn record_usage(&self, batch: &[UsageDelta]) -> Result<(), StoreError> {
+        self.write(|s| {
+            for delta in batch {
+                if let Some(record) = s.by_id_mut(&delta.key_id) {
+                    record.add_usage(delta);
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn put_app(&self, app: Application) -> Result<(), StoreError> {
+        self.write(|s| s.apps.insert(app.id().to_owned(), app));
+        Ok(())
+    }
+
+    async fn find_app(&self, app_id: &str) -> Result<Option<Application>, StoreError> {
+        Ok(self.read(|s| s.apps.get(app_id).cloned()))
+    }
+
+    async fn list_apps(&self) -> Result<Vec<Application>, StoreError> {
+        let mut apps: Vec<_> = self.read(|s| s.apps.values().cloned().collect());
+        apps.sort_by(|a, b| a.id().cmp(b.id()));
+        Ok(apps)
     }
 }

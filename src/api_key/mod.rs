@@ -67,6 +67,7 @@
 //!   `redis` feature's `redis::RedisInvalidation` wires them over Redis pub/sub).
 //! - With the `postgres` feature, `postgres::PostgresKeyStore` keeps records in PostgreSQL.
 
+mod app;
 mod authenticator;
 mod cache;
 mod format;
@@ -85,9 +86,10 @@ pub mod redis;
 
 use std::fmt;
 
+pub use self::app::Application;
 pub use self::authenticator::{ApiKeyAuthenticator, DEFAULT_HEADER};
 pub use self::format::{ApiKey, ForeignKeyFormat, KeyDigest, KeyFormat};
-pub use self::keys::{ApiKeys, ApiKeysBuilder, GeneratedKey, InvalidateHook, Rotation};
+pub use self::keys::{ApiKeys, ApiKeysBuilder, GeneratedKey, InvalidateHook, Rotation, UsageFlush};
 pub use self::layer::{ApiKeyLayer, RequireApiKey};
 pub use self::memory::InMemoryKeyStore;
 pub use self::record::{ApiKeyRecord, NewKey};

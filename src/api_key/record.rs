@@ -2,9 +2,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::SystemTime;
 
+use std::sync::Arc;
+
+use super::app::Application;
 use super::format::KeyDigest;
 use crate::Quota;
 use crate::identity::{AppIdentity, KeySlot};
+use crate::usage::{KeyUsage, UsageCounter};
 
 /// What a store keeps about one API key: everything but the key itself.
 ///
@@ -24,6 +28,20 @@ pub struct ApiKeyRecord {
     active: bool,
     quota: Option<Quota>,
     metadata: BTreeMap<String, String>,
+    revoked_at: Option<SystemTime>,
+    usage: KeyUsage,
+    application: Option<Application>,
+}
+
+/// Where a key stands, apart from its expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyStatus {
+    Active,
+    /// Created inactive, not activated yet.
+    Inactive,
+    Revoked,
+    /// Its application is disabled.
+    AppDisabled,
 }
 
 impl ApiKeyRecord {
@@ -50,6 +68,9 @@ impl ApiKeyRecord {
             active: true,
             quota: None,
             metadata: BTreeMap::new(),
+            revoked_at: None,
+            usage: KeyUsage::default(),
+            application: None,
         }
     }
 
@@ -107,6 +128,72 @@ impl ApiKeyRecord {
         self
     }
 
+    /// Sets when the key was revoked (a revoked key is inactive for good).
+    #[must_use]
+    pub fn with_revoked_at(mut self, at: Option<SystemTime>) -> Self {
+        self.revoked_at = at;
+        if at.is_some() {
+            self.active = false;
+        }
+        self
+    }
+
+    /// Sets the usage totals the store holds.
+    #[must_use]
+    pub fn with_usage(mut self, usage: KeyUsage) -> Self {
+        self.usage = usage;
+        self
+    }
+
+    /// Sets the application record the store joined to the key (stores set it on reads).
+    #[must_use]
+    pub fn with_application(mut self, application: Option<Application>) -> Self {
+        self.application = application;
+        self
+    }
+
+    /// When the key was revoked, if it was.
+    pub fn revoked_at(&self) -> Option<SystemTime> {
+        self.revoked_at
+    }
+
+    /// Whether the key was revoked (rather than created inactive).
+    pub fn is_revoked(&self) -> bool {
+        self.revoked_at.is_some()
+    }
+
+    /// Usage totals and last use, as the store last held them (flushed in batches).
+    pub fn usage(&self) -> &KeyUsage {
+        &self.usage
+    }
+
+    /// The key's application record, when the store has one.
+    pub fn application(&self) -> Option<&Application> {
+        self.application.as_ref()
+    }
+
+    /// The quota the key is limited by: its own, else its application's plan.
+    pub fn effective_quota(&self) -> Option<Quota> {
+        self.quota
+            .or_else(|| self.application.as_ref().and_then(Application::quota))
+    }
+
+    pub(crate) fn status(&self) -> KeyStatus {
+        if self.revoked_at.is_some() {
+            KeyStatus::Revoked
+        } else if !self.active {
+            KeyStatus::Inactive
+        } else if self
+            .application
+            .as_ref()
+            .is_some_and(|app| !app.is_enabled())
+        {
+            KeyStatus::AppDisabled
+        } else {
+            KeyStatus::Active
+        }
+    }
+
     /// The key's id (public, safe to log).
     pub fn id(&self) -> &str {
         &self.id
@@ -152,7 +239,8 @@ impl ApiKeyRecord {
         self.expires_at
     }
 
-    /// Whether the key is active (not revoked).
+    /// Whether the key is active: neither revoked nor created inactive and not yet
+    /// activated.
     pub fn is_active(&self) -> bool {
         self.active
     }
@@ -177,16 +265,32 @@ impl ApiKeyRecord {
         self.expires_at.is_some_and(|at| at <= now)
     }
 
-    /// The identity this key gives its caller.
+    /// The identity this key gives its caller (its quota: the key's own, else its
+    /// application's plan).
     pub fn identity(&self) -> AppIdentity {
+        self.identity_counting(None)
+    }
+
+    pub(crate) fn identity_counting(&self, usage: Option<Arc<UsageCounter>>) -> AppIdentity {
         AppIdentity::builder(self.id.clone(), self.app_id.clone())
             .app_name(self.app_name.clone())
             .scopes(self.scopes.iter().cloned())
             .slot(self.slot)
-            .quota(self.quota)
+            .quota(self.effective_quota())
             .expires_at(self.expires_at)
             .metadata(self.metadata.clone())
+            .usage(usage)
             .build()
+    }
+
+    pub(crate) fn set_revoked_at(&mut self, at: SystemTime) {
+        self.revoked_at = Some(at);
+        self.active = false;
+    }
+
+    pub(crate) fn add_usage(&mut self, delta: &crate::usage::UsageDelta) {
+        self.usage.counts = self.usage.counts.plus(delta.counts);
+        self.usage.last_used_at = self.usage.last_used_at.max(delta.last_used_at);
     }
 
     pub(crate) fn set_expires_at(&mut self, at: Option<SystemTime>) {
@@ -210,7 +314,9 @@ impl fmt::Debug for ApiKeyRecord {
             .field("created_at", &self.created_at)
             .field("expires_at", &self.expires_at)
             .field("active", &self.active)
+            .field("revoked_at", &self.revoked_at)
             .field("quota", &self.quota)
+            .field("usage", &self.usage)
             .finish_non_exhaustive()
     }
 }
@@ -236,6 +342,7 @@ pub struct NewKey {
     pub(crate) expires_at: Option<SystemTime>,
     pub(crate) quota: Option<Quota>,
     pub(crate) metadata: BTreeMap<String, String>,
+    pub(crate) active: bool,
 }
 
 impl NewKey {
@@ -249,7 +356,15 @@ impl NewKey {
             expires_at: None,
             quota: None,
             metadata: BTreeMap::new(),
+            active: true,
         }
+    }
+
+    /// Creates the key inactive: stored, but refused (`inactive_credential`) until
+    /// [`ApiKeys::activate`](super::ApiKeys::activate).
+    pub fn inactive(mut self) -> Self {
+        self.active = false;
+        self
     }
 
     /// Sets the slot (default primary).
@@ -300,5 +415,6 @@ impl NewKey {
             .with_expires_at(self.expires_at)
             .with_quota(self.quota)
             .with_metadata(self.metadata)
+            .with_active(self.active)
     }
 }

@@ -3,15 +3,21 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use super::app::Application;
 use super::format::KeyDigest;
 use super::record::ApiKeyRecord;
+use crate::usage::UsageDelta;
 
 /// Where API-key records live: the pluggable lookup behind the cache.
 ///
-/// tollgate ships [`InMemoryKeyStore`](super::InMemoryKeyStore); a database-backed store
-/// implements the same five operations. Lookups go through the cache, so
-/// [`find_by_digest`](KeyStore::find_by_digest) is called on misses only, at most once at a
-/// time per digest.
+/// tollgate ships [`InMemoryKeyStore`](super::InMemoryKeyStore) and, with the `postgres`
+/// feature, `PostgresKeyStore`; another store implements the same operations. Lookups go
+/// through the cache, so [`find_by_digest`](KeyStore::find_by_digest) is called on misses
+/// only, at most once at a time per digest.
+///
+/// Records read back carry their application's record when there is one
+/// ([`ApiKeyRecord::with_application`]): that is how a disabled application's keys, and keys
+/// made after it was disabled, are refused.
 pub trait KeyStore: Send + Sync + 'static {
     /// The record stored under `digest`, whatever its state (inactive and expired records are
     /// returned too: the layer tells the caller *why* a key no longer works).
@@ -38,11 +44,42 @@ pub trait KeyStore: Send + Sync + 'static {
         retire_at: SystemTime,
     ) -> impl Future<Output = Result<Vec<ApiKeyRecord>, StoreError>> + Send;
 
-    /// Marks key `key_id` inactive. Returns its record, or `None` if there is no such key.
+    /// Revokes key `key_id` for good: inactive, with `revoked_at` set to `at` (kept if it
+    /// was revoked before). Returns its record, or `None` if there is no such key.
     fn revoke(
         &self,
         key_id: &str,
+        at: SystemTime,
     ) -> impl Future<Output = Result<Option<ApiKeyRecord>, StoreError>> + Send;
+
+    /// Activates key `key_id`, created inactive. A revoked key stays revoked. Returns its
+    /// record, or `None` if there is no such key.
+    fn activate(
+        &self,
+        key_id: &str,
+    ) -> impl Future<Output = Result<Option<ApiKeyRecord>, StoreError>> + Send;
+
+    /// Every record, for listings (keys unused for a while, keys expiring soon).
+    fn all(&self) -> impl Future<Output = Result<Vec<ApiKeyRecord>, StoreError>> + Send;
+
+    /// Adds a batch of usage to the keys' totals (counts added, the later last use kept):
+    /// several instances flushing to one store add up. Deltas for unknown keys are ignored.
+    fn record_usage(
+        &self,
+        batch: &[UsageDelta],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Stores `app`, replacing the record of the same id.
+    fn put_app(&self, app: Application) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The application record `app_id`, if there is one.
+    fn find_app(
+        &self,
+        app_id: &str,
+    ) -> impl Future<Output = Result<Option<Application>, StoreError>> + Send;
+
+    /// Every application record, by id.
+    fn list_apps(&self) -> impl Future<Output = Result<Vec<Application>, StoreError>> + Send;
 }
 
 impl<K: KeyStore> KeyStore for Arc<K> {
@@ -75,8 +112,42 @@ impl<K: KeyStore> KeyStore for Arc<K> {
     fn revoke(
         &self,
         key_id: &str,
+        at: SystemTime,
     ) -> impl Future<Output = Result<Option<ApiKeyRecord>, StoreError>> + Send {
-        (**self).revoke(key_id)
+        (**self).revoke(key_id, at)
+    }
+
+    fn activate(
+        &self,
+        key_id: &str,
+    ) -> impl Future<Output = Result<Option<ApiKeyRecord>, StoreError>> + Send {
+        (**self).activate(key_id)
+    }
+
+    fn all(&self) -> impl Future<Output = Result<Vec<ApiKeyRecord>, StoreError>> + Send {
+        (**self).all()
+    }
+
+    fn record_usage(
+        &self,
+        batch: &[UsageDelta],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).record_usage(batch)
+    }
+
+    fn put_app(&self, app: Application) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).put_app(app)
+    }
+
+    fn find_app(
+        &self,
+        app_id: &str,
+    ) -> impl Future<Output = Result<Option<Application>, StoreError>> + Send {
+        (**self).find_app(app_id)
+    }
+
+    fn list_apps(&self) -> impl Future<Output = Result<Vec<Application>, StoreError>> + Send {
+        (**self).list_apps()
     }
 }
 

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::Quota;
+use crate::usage::UsageCounter;
 
 /// Which of an application's two key slots a key occupies (seed 001: primary and secondary
 /// keys, so one can be rotated while the other keeps working).
@@ -68,6 +69,8 @@ struct Inner {
     expires_at: Option<SystemTime>,
     metadata: BTreeMap<String, String>,
     slot: KeySlot,
+    /// The key's live usage counters, when its `ApiKeys` tracks usage.
+    usage: Option<Arc<UsageCounter>>,
 }
 
 impl AppIdentity {
@@ -82,6 +85,7 @@ impl AppIdentity {
             quota: None,
             expires_at: None,
             metadata: BTreeMap::new(),
+            usage: None,
         })
     }
 
@@ -129,6 +133,12 @@ impl AppIdentity {
     /// Free-form metadata stored with the key.
     pub fn metadata(&self) -> &BTreeMap<String, String> {
         &self.0.metadata
+    }
+
+    /// The key's live usage counters, when its `ApiKeys` tracks usage: a rate limiter counts
+    /// the requests it refuses here.
+    pub fn usage(&self) -> Option<&UsageCounter> {
+        self.0.usage.as_deref()
     }
 }
 
@@ -196,6 +206,12 @@ impl AppIdentityBuilder {
     /// Sets the metadata.
     pub fn metadata(mut self, metadata: BTreeMap<String, String>) -> Self {
         self.0.metadata = metadata;
+        self
+    }
+
+    /// Attaches the key's live usage counters.
+    pub(crate) fn usage(mut self, usage: Option<Arc<UsageCounter>>) -> Self {
+        self.0.usage = usage;
         self
     }
 

@@ -311,3 +311,17 @@ fn with_timeout(future: HitFuture, timeout: Option<Duration>) -> HitFuture {
         _ => future,
     }
 }
+
+/// Counts a 429 against the key's usage, when the request's API key tracks usage.
+#[inline]
+pub(crate) fn count_refusal<B>(rejection: &Rejection, request: &Request<B>) {
+    if rejection.kind() == RejectionKind::RateLimited {
+        if let Some(usage) = request
+            .extensions()
+            .get::<AppIdentity>()
+            .and_then(AppIdentity::usage)
+        {
+            usage.count_rate_limited();
+        }
+    }
+}

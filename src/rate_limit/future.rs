@@ -130,6 +130,7 @@ where
                             extras,
                         }),
                         Step::Refuse(rejection) => {
+                            super::config::count_refusal(&rejection, &request);
                             let response = reject(&config.responder, *rejection, &request);
                             state.set(State::Rejected {
                                 response: Some(Box::new(response)),

@@ -5,9 +5,9 @@ use http::StatusCode;
 ///
 /// | kind | HTTP | gRPC |
 /// |---|---|---|
-/// | `MissingCredential`, `MalformedCredential`, `InvalidCredential`, `ExpiredCredential`, `RevokedCredential` | 401 | 16 `UNAUTHENTICATED` |
+/// | `MissingCredential`, `MalformedCredential`, `InvalidCredential`, `ExpiredCredential`, `RevokedCredential`, `InactiveCredential` | 401 | 16 `UNAUTHENTICATED` |
 /// | `InvalidRequest` | 400 | 16 `UNAUTHENTICATED` |
-/// | `InsufficientScope`, `Forbidden` | 403 | 7 `PERMISSION_DENIED` |
+/// | `InsufficientScope`, `Forbidden`, `AppDisabled` | 403 | 7 `PERMISSION_DENIED` |
 /// | `RateLimited` | 429 | 8 `RESOURCE_EXHAUSTED` |
 /// | `Unavailable` | 503 | 14 `UNAVAILABLE` |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -24,8 +24,12 @@ pub enum RejectionKind {
     InvalidCredential,
     /// The credential was valid once and has expired (or its rotation grace period ended).
     ExpiredCredential,
-    /// The credential was revoked or deactivated.
+    /// The credential was revoked.
     RevokedCredential,
+    /// The credential exists but is not active yet (an API key created inactive).
+    InactiveCredential,
+    /// The credential is valid, but the application it belongs to is disabled.
+    AppDisabled,
     /// Authenticated, but without a scope the route requires.
     InsufficientScope,
     /// Authenticated, but a policy on the caller's claims said no.
@@ -45,9 +49,10 @@ impl RejectionKind {
             | Self::MalformedCredential
             | Self::InvalidCredential
             | Self::ExpiredCredential
-            | Self::RevokedCredential => StatusCode::UNAUTHORIZED,
+            | Self::RevokedCredential
+            | Self::InactiveCredential => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest => StatusCode::BAD_REQUEST,
-            Self::InsufficientScope | Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::InsufficientScope | Self::Forbidden | Self::AppDisabled => StatusCode::FORBIDDEN,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -61,8 +66,9 @@ impl RejectionKind {
             | Self::MalformedCredential
             | Self::InvalidCredential
             | Self::ExpiredCredential
-            | Self::RevokedCredential => 16,
-            Self::InsufficientScope | Self::Forbidden => 7,
+            | Self::RevokedCredential
+            | Self::InactiveCredential => 16,
+            Self::InsufficientScope | Self::Forbidden | Self::AppDisabled => 7,
             Self::RateLimited => 8,
             Self::Unavailable => 14,
         }
@@ -77,6 +83,8 @@ impl RejectionKind {
             Self::InvalidCredential => "invalid_credential",
             Self::ExpiredCredential => "expired_credential",
             Self::RevokedCredential => "revoked_credential",
+            Self::InactiveCredential => "inactive_credential",
+            Self::AppDisabled => "app_disabled",
             Self::InsufficientScope => "insufficient_scope",
             Self::Forbidden => "forbidden",
             Self::RateLimited => "rate_limited",
@@ -94,8 +102,9 @@ impl RejectionKind {
             Self::MalformedCredential
             | Self::InvalidCredential
             | Self::ExpiredCredential
-            | Self::RevokedCredential => Some("invalid_token"),
-            Self::Forbidden | Self::RateLimited | Self::Unavailable => None,
+            | Self::RevokedCredential
+            | Self::InactiveCredential => Some("invalid_token"),
+            Self::Forbidden | Self::AppDisabled | Self::RateLimited | Self::Unavailable => None,
         }
     }
 
@@ -105,7 +114,7 @@ impl RejectionKind {
         matches!(
             self.status(),
             StatusCode::UNAUTHORIZED | StatusCode::BAD_REQUEST | StatusCode::FORBIDDEN
-        ) && self != Self::Forbidden
+        ) && !matches!(self, Self::Forbidden | Self::AppDisabled)
     }
 
     /// A fixed, secret-free sentence used when the rejection has no detail of its own.
@@ -117,6 +126,8 @@ impl RejectionKind {
             Self::InvalidCredential => "The credential is not valid.",
             Self::ExpiredCredential => "The credential has expired.",
             Self::RevokedCredential => "The credential has been revoked.",
+            Self::InactiveCredential => "The credential is not active.",
+            Self::AppDisabled => "The application this credential belongs to is disabled.",
             Self::InsufficientScope => "The credential lacks a required scope.",
             Self::Forbidden => "The caller is not allowed to do this.",
             Self::RateLimited => "Too many requests.",
@@ -129,13 +140,15 @@ impl RejectionKind {
 mod tests {
     use super::*;
 
-    const ALL: [RejectionKind; 10] = [
+    const ALL: [RejectionKind; 12] = [
         RejectionKind::MissingCredential,
         RejectionKind::InvalidRequest,
         RejectionKind::MalformedCredential,
         RejectionKind::InvalidCredential,
         RejectionKind::ExpiredCredential,
         RejectionKind::RevokedCredential,
+        RejectionKind::InactiveCredential,
+        RejectionKind::AppDisabled,
         RejectionKind::InsufficientScope,
         RejectionKind::Forbidden,
         RejectionKind::RateLimited,

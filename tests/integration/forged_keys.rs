@@ -55,8 +55,39 @@ impl KeyStore for Measured {
         self.inner.rotate(new, retire_at).await
     }
 
-    async fn revoke(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        self.inner.revoke(key_id).await
+    async fn revoke(
+        &self,
+        key_id: &str,
+        at: SystemTime,
+    ) -> Result<Option<ApiKeyRecord>, StoreError> {
+        self.inner.revoke(key_id, at).await
+    }
+
+    async fn activate(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        self.inner.activate(key_id).await
+    }
+
+    async fn all(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        self.inner.all().await
+    }
+
+    async fn record_usage(&self, batch: &[tollgate::usage::UsageDelta]) -> Result<(), StoreError> {
+        self.inner.record_usage(batch).await
+    }
+
+    async fn put_app(&self, app: tollgate::api_key::Application) -> Result<(), StoreError> {
+        self.inner.put_app(app).await
+    }
+
+    async fn find_app(
+        &self,
+        app_id: &str,
+    ) -> Result<Option<tollgate::api_key::Application>, StoreError> {
+        self.inner.find_app(app_id).await
+    }
+
+    async fn list_apps(&self) -> Result<Vec<tollgate::api_key::Application>, StoreError> {
+        self.inner.list_apps().await
     }
 }
 

@@ -100,7 +100,7 @@ async fn records_round_trip_with_every_field() {
     let err = store.insert(same_digest).await.unwrap_err();
     assert_eq!(err.kind(), StoreErrorKind::Conflict);
 
-    let revoked = store.revoke(record.id()).await.unwrap().unwrap();
+    let revoked = store.revoke(record.id(), created).await.unwrap().unwrap();
     assert!(!revoked.is_active());
     assert!(
         !store
@@ -110,7 +110,10 @@ async fn records_round_trip_with_every_field() {
             .unwrap()
             .is_active()
     );
-    assert_eq!(store.revoke(&unique("no-such-key")).await.unwrap(), None);
+    assert_eq!(
+        store.revoke(&unique("no-such-key"), created).await.unwrap(),
+        None
+    );
     assert_eq!(store.list(&unique("no-such-app")).await.unwrap(), vec![]);
 }
 

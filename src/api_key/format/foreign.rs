@@ -19,8 +19,8 @@ use crate::api_key::ConfigError;
 /// use tollgate::api_key::ForeignKeyFormat;
 ///
 /// let acme = ForeignKeyFormat::new("acme_live_", ForeignKeyFormat::BASE62, 32..=32)?;
-/// assert!(acme.matches(b"acme_live_0123456789abcdefghijABCDEFGHIJ"));
-/// assert!(!acme.matches(b"acme_test_0123456789abcdefghijABCDEFGHIJ"));
+/// assert!(acme.matches(b"acme_live_0123456789abcdefghijABCDEFGHIJkl"));
+/// assert!(!acme.matches(b"acme_test_0123456789abcdefghijABCDEFGHIJkl"));
 /// # Ok::<_, tollgate::api_key::ConfigError>(())
 /// ```
 #[derive(Clone, PartialEq, Eq)]

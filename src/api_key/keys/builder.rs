@@ -10,6 +10,7 @@ use crate::api_key::cache::KeyCache;
 use crate::api_key::format::{ForeignKeyFormat, KeyFormat};
 use crate::api_key::store::KeyStore;
 use crate::clock::SharedClock;
+use crate::usage::UsageRegistry;
 
 /// Configures [`ApiKeys`]; from [`ApiKeys::builder`].
 #[must_use]
@@ -26,6 +27,7 @@ pub struct ApiKeysBuilder<K> {
     pub(super) max_lookups: usize,
     pub(super) foreign: Vec<ForeignKeyFormat>,
     pub(super) legacy_digests: bool,
+    pub(super) track_usage: bool,
 }
 
 impl<K: KeyStore> ApiKeysBuilder<K> {
@@ -149,6 +151,17 @@ impl<K: KeyStore> ApiKeysBuilder<K> {
         self
     }
 
+    /// Counts each key's use in memory: requests authenticated, refused (revoked, expired,
+    /// inactive, application disabled) and rate-limited, and the last use (off by default).
+    /// The counts reach the store in batches, by [`ApiKeys::flush_usage`] or
+    /// [`ApiKeys::spawn_usage_flush`] (an interval, and a last flush at shutdown), never a
+    /// write per request. On the request path it costs a few relaxed atomic operations on
+    /// the key's own counters. What a crash loses is what was counted since the last flush.
+    pub fn track_usage(mut self, on: bool) -> Self {
+        self.track_usage = on;
+        self
+    }
+
     /// Finishes the configuration.
     pub fn build(self) -> ApiKeys<K> {
         ApiKeys {
@@ -163,6 +176,7 @@ impl<K: KeyStore> ApiKeysBuilder<K> {
                 on_invalidate: self.on_invalidate,
                 foreign: self.foreign,
                 legacy_digests: self.legacy_digests,
+                usage: self.track_usage.then(UsageRegistry::default),
             }),
         }
     }

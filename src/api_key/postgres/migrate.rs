@@ -45,6 +45,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "refresh_token_claims",
         sql: include_str!("../../../migrations/0003_refresh_token_claims.sql"),
     },
+    Migration {
+        version: 4,
+        name: "apps_usage",
+        sql: include_str!("../../../migrations/0004_apps_usage.sql"),
+    },
 ];
 
 /// The key of the advisory lock that serialises concurrent [`migrate`] runs ("tollgate" in

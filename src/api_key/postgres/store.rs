@@ -7,46 +7,94 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 
 use crate::Quota;
-use crate::api_key::{ApiKeyRecord, KeyDigest, KeyStore, StoreError};
+use crate::api_key::{ApiKeyRecord, Application, KeyDigest, KeyStore, StoreError};
 use crate::identity::KeySlot;
+use crate::usage::{KeyUsage, UsageCounts, UsageDelta};
 
-/// The columns of a record, as a literal for `concat!`.
+/// The columns of a record, as a literal for `concat!`: the key's (`k`), then its
+/// application's (`a`, from a left join).
 macro_rules! columns {
     () => {
-        "id, app_id, app_name, digest, hint, scopes, slot, created_at, expires_at, active, \
-         quota_limit, quota_window_ns, metadata"
+        "k.id, k.app_id, k.app_name, k.digest, k.hint, k.scopes, k.slot, k.created_at, \
+         k.expires_at, k.active, k.quota_limit, k.quota_window_ns, k.metadata, k.revoked_at, \
+         k.last_used_at, k.uses_authenticated, k.uses_revoked, k.uses_expired, k.uses_inactive, \
+         k.uses_app_disabled, k.uses_rate_limited, a.id AS a_id, a.name AS a_name, \
+         a.quota_limit AS a_quota_limit, a.quota_window_ns AS a_quota_window_ns, \
+         a.enabled AS a_enabled, a.created_at AS a_created_at"
     };
 }
 
-const FIND_BY_DIGEST: &str = concat!(
-    "SELECT ",
-    columns!(),
-    " FROM tollgate_api_keys WHERE digest = $1"
+/// Selects records from `k` (the table, or a CTE of updated rows) joined to their application.
+macro_rules! select_joined {
+    ($from:literal, $rest:literal) => {
+        concat!(
+            "SELECT ",
+            columns!(),
+            " FROM ",
+            $from,
+            " k LEFT JOIN tollgate_apps a ON a.id = k.app_id ",
+            $rest
+        )
+    };
+}
+
+const FIND_BY_DIGEST: &str = select_joined!("tollgate_api_keys", "WHERE k.digest = $1");
+const LIST: &str = select_joined!(
+    "tollgate_api_keys",
+    "WHERE k.app_id = $1 ORDER BY k.created_at DESC, k.id ASC"
 );
-const LIST: &str = concat!(
-    "SELECT ",
-    columns!(),
-    " FROM tollgate_api_keys WHERE app_id = $1 ORDER BY created_at DESC, id ASC"
-);
-const INSERT: &str = concat!(
-    "INSERT INTO tollgate_api_keys (",
-    columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-);
+const ALL: &str = select_joined!("tollgate_api_keys", "ORDER BY k.created_at DESC, k.id ASC");
+const INSERT: &str = "INSERT INTO tollgate_api_keys (id, app_id, app_name, digest, hint, scopes, \
+     slot, created_at, expires_at, active, quota_limit, quota_window_ns, metadata) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 /// Serialises rotations of one (app, slot), including its very first key, when there is no
 /// row yet for `SELECT … FOR UPDATE` to lock. Held until commit or rollback.
 const LOCK_SLOT: &str =
     "SELECT pg_advisory_xact_lock(hashtextextended('tollgate_api_keys/' || $1 || '/' || $2, 0))";
 const RETIRE: &str = concat!(
-    "UPDATE tollgate_api_keys SET expires_at = $3 ",
+    "WITH changed AS (UPDATE tollgate_api_keys SET expires_at = $3 ",
     "WHERE app_id = $1 AND slot = $2 AND active AND (expires_at IS NULL OR expires_at > $3) ",
-    "RETURNING ",
-    columns!()
+    "RETURNING *) ",
+    select_joined!("changed", "")
 );
 const REVOKE: &str = concat!(
-    "UPDATE tollgate_api_keys SET active = false WHERE id = $1 RETURNING ",
-    columns!()
+    "WITH changed AS (UPDATE tollgate_api_keys SET active = false, ",
+    "revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING *) ",
+    select_joined!("changed", "")
 );
+/// A revoked key stays inactive.
+const ACTIVATE: &str = concat!(
+    "WITH changed AS (UPDATE tollgate_api_keys SET active = (revoked_at IS NULL) ",
+    "WHERE id = $1 RETURNING *) ",
+    select_joined!("changed", "")
+);
+/// One statement for a whole batch: counts added, the later last use kept.
+const RECORD_USAGE: &str = "UPDATE tollgate_api_keys k SET \
+     uses_authenticated = k.uses_authenticated + d.authenticated, \
+     uses_revoked = k.uses_revoked + d.revoked, \
+     uses_expired = k.uses_expired + d.expired, \
+     uses_inactive = k.uses_inactive + d.inactive, \
+     uses_app_disabled = k.uses_app_disabled + d.app_disabled, \
+     uses_rate_limited = k.uses_rate_limited + d.rate_limited, \
+     last_used_at = GREATEST(k.last_used_at, d.last_used_at) \
+     FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], \
+     $7::int8[], $8::timestamptz[]) \
+     AS d(id, authenticated, revoked, expired, inactive, app_disabled, rate_limited, last_used_at) \
+     WHERE k.id = d.id";
+const PUT_APP: &str = "INSERT INTO tollgate_apps (id, name, quota_limit, quota_window_ns, \
+     enabled, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET \
+     name = EXCLUDED.name, quota_limit = EXCLUDED.quota_limit, \
+     quota_window_ns = EXCLUDED.quota_window_ns, enabled = EXCLUDED.enabled";
+/// The application columns, under the names `app_from_row` reads.
+macro_rules! app_columns {
+    () => {
+        "SELECT id AS a_id, name AS a_name, quota_limit AS a_quota_limit, \
+         quota_window_ns AS a_quota_window_ns, enabled AS a_enabled, created_at AS a_created_at \
+         FROM tollgate_apps "
+    };
+}
+const FIND_APP: &str = concat!(app_columns!(), "WHERE id = $1");
+const LIST_APPS: &str = concat!(app_columns!(), "ORDER BY id");
 
 /// A [`KeyStore`] on PostgreSQL; see the [module docs](super).
 ///
@@ -190,15 +238,171 @@ impl KeyStore for PostgresKeyStore {
         Ok(retired)
     }
 
-    async fn revoke(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+    async fn revoke(
+        &self,
+        key_id: &str,
+        at: SystemTime,
+    ) -> Result<Option<ApiKeyRecord>, StoreError> {
+        self.one(REVOKE, &[&key_id, &at]).await
+    }
+
+    async fn activate(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        self.one(ACTIVATE, &[&key_id]).await
+    }
+
+    async fn all(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
         let client = self.client().await?;
-        let statement = client.prepare_cached(REVOKE).await.map_err(pg_error)?;
+        let statement = client.prepare_cached(ALL).await.map_err(pg_error)?;
+        client
+            .query(&statement, &[])
+            .await
+            .map_err(pg_error)?
+            .iter()
+            .map(record_from_row)
+            .collect()
+    }
+
+    async fn record_usage(&self, batch: &[UsageDelta]) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let count = |f: fn(&UsageCounts) -> u64| -> Vec<i64> {
+            batch
+                .iter()
+                .map(|d| i64::try_from(f(&d.counts)).unwrap_or(i64::MAX))
+                .collect()
+        };
+        let ids: Vec<&str> = batch.iter().map(|d| d.key_id.as_str()).collect();
+        let last: Vec<Option<SystemTime>> = batch.iter().map(|d| d.last_used_at).collect();
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(RECORD_USAGE)
+            .await
+            .map_err(pg_error)?;
+        client
+            .execute(
+                &statement,
+                &[
+                    &ids,
+                    &count(|c| c.authenticated),
+                    &count(|c| c.revoked),
+                    &count(|c| c.expired),
+                    &count(|c| c.inactive),
+                    &count(|c| c.app_disabled),
+                    &count(|c| c.rate_limited),
+                    &last,
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(())
+    }
+
+    async fn put_app(&self, app: Application) -> Result<(), StoreError> {
+        let (limit, window) = quota_columns(app.quota());
+        let client = self.client().await?;
+        let statement = client.prepare_cached(PUT_APP).await.map_err(pg_error)?;
+        client
+            .execute(
+                &statement,
+                &[
+                    &app.id(),
+                    &app.name(),
+                    &limit,
+                    &window,
+                    &app.is_enabled(),
+                    &app.created_at(),
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(())
+    }
+
+    async fn find_app(&self, app_id: &str) -> Result<Option<Application>, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(FIND_APP).await.map_err(pg_error)?;
         let row = client
-            .query_opt(&statement, &[&key_id])
+            .query_opt(&statement, &[&app_id])
+            .await
+            .map_err(pg_error)?;
+        match row {
+            Some(row) => app_from_row(&row),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_apps(&self) -> Result<Vec<Application>, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(LIST_APPS).await.map_err(pg_error)?;
+        let mut out = Vec::new();
+        for row in client.query(&statement, &[]).await.map_err(pg_error)? {
+            out.extend(app_from_row(&row)?);
+        }
+        Ok(out)
+    }
+}
+
+impl PostgresKeyStore {
+    /// Runs `sql` returning at most one record.
+    async fn one(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(pg_error)?;
+        let row = client
+            .query_opt(&statement, params)
             .await
             .map_err(pg_error)?;
         row.as_ref().map(record_from_row).transpose()
     }
+}
+
+/// A quota as its two columns.
+fn quota_columns(quota: Option<Quota>) -> (Option<i64>, Option<i64>) {
+    match quota {
+        Some(quota) => (
+            Some(i64::try_from(quota.limit()).unwrap_or(i64::MAX)),
+            Some(i64::try_from(quota.window().as_nanos()).unwrap_or(i64::MAX)),
+        ),
+        None => (None, None),
+    }
+}
+
+/// A quota from its two columns (`prefix` names them).
+fn quota_from(row: &Row, limit: &str, window: &str) -> Result<Option<Quota>, StoreError> {
+    let corrupt = || StoreError::unavailable("tollgate: bad quota columns");
+    let limit: Option<i64> = row.try_get(limit).map_err(StoreError::unavailable)?;
+    let window: Option<i64> = row.try_get(window).map_err(StoreError::unavailable)?;
+    match (limit, window) {
+        (Some(limit), Some(window)) => Ok(Some(
+            Quota::new(
+                u64::try_from(limit).map_err(|_| corrupt())?,
+                Duration::from_nanos(u64::try_from(window).map_err(|_| corrupt())?),
+            )
+            .ok_or_else(corrupt)?,
+        )),
+        _ => Ok(None),
+    }
+}
+
+/// The application columns (`a_…`) of a row, `None` when the join found no record.
+fn app_from_row(row: &Row) -> Result<Option<Application>, StoreError> {
+    let get = |e| StoreError::unavailable(e);
+    let Some(id) = row.try_get::<_, Option<String>>("a_id").map_err(get)? else {
+        return Ok(None);
+    };
+    Ok(Some(
+        Application::new(
+            id,
+            row.try_get::<_, String>("a_name").map_err(get)?,
+            row.try_get::<_, SystemTime>("a_created_at").map_err(get)?,
+        )
+        .with_quota(quota_from(row, "a_quota_limit", "a_quota_window_ns")?)
+        .with_enabled(row.try_get("a_enabled").map_err(get)?),
+    ))
 }
 
 async fn insert(
@@ -206,13 +410,7 @@ async fn insert(
     record: &ApiKeyRecord,
 ) -> Result<(), StoreError> {
     let digest: &[u8] = record.digest().as_bytes();
-    let (quota_limit, quota_window_ns) = match record.quota() {
-        Some(quota) => (
-            Some(i64::try_from(quota.limit()).unwrap_or(i64::MAX)),
-            Some(i64::try_from(quota.window().as_nanos()).unwrap_or(i64::MAX)),
-        ),
-        None => (None, None),
-    };
+    let (quota_limit, quota_window_ns) = quota_columns(record.quota());
     let metadata = serde_json::Value::Object(
         record
             .metadata()
@@ -251,22 +449,7 @@ fn record_from_row(row: &Row) -> Result<ApiKeyRecord, StoreError> {
     let digest = KeyDigest::from_bytes(digest.try_into().map_err(|_| corrupt("digest"))?);
     let slot: &str = row.try_get("slot").map_err(StoreError::unavailable)?;
     let slot: KeySlot = slot.parse().map_err(|_| corrupt("slot"))?;
-    let limit: Option<i64> = row
-        .try_get("quota_limit")
-        .map_err(StoreError::unavailable)?;
-    let window: Option<i64> = row
-        .try_get("quota_window_ns")
-        .map_err(StoreError::unavailable)?;
-    let quota = match (limit, window) {
-        (Some(limit), Some(window)) => Some(
-            Quota::new(
-                u64::try_from(limit).map_err(|_| corrupt("quota"))?,
-                Duration::from_nanos(u64::try_from(window).map_err(|_| corrupt("quota"))?),
-            )
-            .ok_or_else(|| corrupt("quota"))?,
-        ),
-        _ => None,
-    };
+    let quota = quota_from(row, "quota_limit", "quota_window_ns")?;
     let metadata: serde_json::Value = row.try_get("metadata").map_err(StoreError::unavailable)?;
     let metadata: BTreeMap<String, String> = match metadata {
         serde_json::Value::Object(map) => map
@@ -279,6 +462,21 @@ fn record_from_row(row: &Row) -> Result<ApiKeyRecord, StoreError> {
         _ => return Err(corrupt("metadata")),
     };
     let get = |e| StoreError::unavailable(e);
+    let uses = |column: &str| -> Result<u64, StoreError> {
+        let n: i64 = row.try_get(column).map_err(StoreError::unavailable)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    };
+    let usage = KeyUsage {
+        counts: UsageCounts {
+            authenticated: uses("uses_authenticated")?,
+            revoked: uses("uses_revoked")?,
+            expired: uses("uses_expired")?,
+            inactive: uses("uses_inactive")?,
+            app_disabled: uses("uses_app_disabled")?,
+            rate_limited: uses("uses_rate_limited")?,
+        },
+        last_used_at: row.try_get("last_used_at").map_err(get)?,
+    };
     Ok(ApiKeyRecord::new(
         row.try_get::<_, String>("id").map_err(get)?,
         row.try_get::<_, String>("app_id").map_err(get)?,
@@ -292,7 +490,10 @@ fn record_from_row(row: &Row) -> Result<ApiKeyRecord, StoreError> {
     .with_expires_at(row.try_get("expires_at").map_err(get)?)
     .with_active(row.try_get("active").map_err(get)?)
     .with_quota(quota)
-    .with_metadata(metadata))
+    .with_metadata(metadata)
+    .with_revoked_at(row.try_get("revoked_at").map_err(get)?)
+    .with_usage(usage)
+    .with_application(app_from_row(row)?))
 }
 
 /// A driver error as a [`StoreError`]: unique violations are conflicts, cancelled statements
