@@ -11,6 +11,7 @@ pub mod auth;
 pub mod body;
 pub mod clock;
 pub mod identity;
+pub mod observe;
 pub mod principal;
 pub mod rejection;
 pub mod scope;

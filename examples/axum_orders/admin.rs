@@ -1,16 +1,17 @@
 //! Key management (seed 001): `POST /admin/api-keys` generates an application's primary or
-//! secondary key, `GET /admin/api-keys` lists them masked. Guarded by a user token with the
+//! secondary key, `GET /admin/api-keys` lists them masked with their usage, and
+//! `PUT /admin/apps/{appId}` disables an application or sets its plan. Guarded by a user token with the
 //! `keys:admin` scope (the routes set that up); this file only talks to `ApiKeys`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tollgate::api_key::{ApiKeys, KeyStore, NewKey};
+use tollgate::api_key::{ApiKeys, Application, KeyStore, NewKey};
 use tollgate::identity::{KeySlot, UserIdentity};
 
 use crate::keys::DEMO_APP;
@@ -120,14 +121,61 @@ pub(crate) async fn list<K: KeyStore>(
                 "scopes": r.scopes(),
                 "usable": r.is_usable_at(now),
                 "expiresAt": r.expires_at().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs()),
+                "lastUsedAt": r.usage().last_used_at.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs()),
+                "usage": {
+                    "authenticated": r.usage().counts.authenticated,
+                    "refused": r.usage().counts.refused(),
+                    "rateLimited": r.usage().counts.rate_limited,
+                },
             })
         })
         .collect();
+    let app = keys.app(&app_id).await.ok().flatten();
     Json(json!({
         "appId": app_id,
+        "enabled": app.as_ref().is_none_or(Application::is_enabled),
         "primaryApiKey": current(KeySlot::Primary),
         "secondaryApiKey": current(KeySlot::Secondary),
         "keys": listed,
+    }))
+    .into_response()
+}
+
+/// `PUT /admin/apps/{appId}` with `{"enabled": false}` and/or `{"plan": "100/hour"}` (or
+/// `"plan": null`): disables or re-enables an application (every key of it, at once) and sets
+/// its plan quota.
+pub(crate) async fn put_app<K: KeyStore>(
+    State(keys): State<ApiKeys<K>>,
+    Path(app_id): Path<String>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut app = match keys.app(&app_id).await {
+        Ok(Some(app)) => app,
+        Ok(None) => Application::new(&app_id, &app_id, SystemTime::now()),
+        Err(e) => return unavailable(&e),
+    };
+    if let Some(enabled) = body.get("enabled") {
+        let Some(enabled) = enabled.as_bool() else {
+            return bad_request("enabled must be true or false");
+        };
+        app = app.with_enabled(enabled);
+    }
+    match body.get("plan") {
+        None => {}
+        Some(Value::Null) => app = app.with_quota(None),
+        Some(Value::String(plan)) => match crate::config::parse_quota(plan) {
+            Ok(quota) => app = app.with_quota(Some(quota)),
+            Err(e) => return bad_request(&format!("plan: {e}")),
+        },
+        Some(_) => return bad_request("plan must be like \"100/hour\" or null"),
+    }
+    if let Err(e) = keys.put_app(app.clone()).await {
+        return unavailable(&e);
+    }
+    Json(json!({
+        "appId": app.id(),
+        "enabled": app.is_enabled(),
+        "plan": app.quota().map(|q| format!("{}/{}s", q.limit(), q.window().as_secs())),
     }))
     .into_response()
 }

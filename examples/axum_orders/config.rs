@@ -33,6 +33,8 @@ pub(crate) struct Config {
     pub(crate) ip_rate_limit: Option<Quota>,
     /// External identity providers accepted next to this service's own tokens.
     pub(crate) oidc: Oidc,
+    /// `TOLLGATE_USAGE_FLUSH_SECS`: how often per-key usage reaches the key store.
+    pub(crate) usage_flush: std::time::Duration,
     /// URLs may carry a password: `Secret`, so `Debug` never shows them.
     pub(crate) postgres_url: Option<Secret>,
     pub(crate) redis_url: Option<Secret>,
@@ -195,6 +197,17 @@ impl Config {
             preload,
             rate_limit,
             ip_rate_limit,
+            usage_flush: match var("TOLLGATE_USAGE_FLUSH_SECS") {
+                Some(s) => match s.parse::<u64>() {
+                    Ok(secs) if secs > 0 => std::time::Duration::from_secs(secs),
+                    _ => {
+                        return Err(format!(
+                            "TOLLGATE_USAGE_FLUSH_SECS={s:?}: a positive number of seconds"
+                        ));
+                    }
+                },
+                None => std::time::Duration::from_secs(60),
+            },
             oidc: Oidc {
                 issuers: var("TOLLGATE_OIDC_ISSUER")
                     .map(|s| {

@@ -49,6 +49,7 @@
 //! | `TOLLGATE_API_KEYS` | — | keys to preload, see below |
 //! | `TOLLGATE_RATE_LIMIT` | `1000/hour` | per-key limit: `N/second`, `N/minute`, `N/hour`, `N/day` |
 //! | `TOLLGATE_IP_RATE_LIMIT` | off | a per-client-IP limit in front of auth, same format |
+//! | `TOLLGATE_USAGE_FLUSH_SECS` | `60` | how often per-key usage is written to the key store (and at shutdown) |
 //! | `TOLLGATE_POSTGRES_URL` | — | keep key records and refresh tokens in PostgreSQL (feature `postgres`; migrates on start) |
 //! | `TOLLGATE_REDIS_URL` | — | broadcast key revocations and revoked sessions' access tokens to other instances and share the per-key limit over Redis (feature `redis`) |
 //! | `RUST_LOG` | `info,tollgate=debug` | log filter |
@@ -72,8 +73,9 @@ mod keys;
 mod routes;
 mod tokens;
 
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
-use tollgate::api_key::{ApiKey, ApiKeys, InMemoryKeyStore, KeyStore};
+use tollgate::api_key::{ApiKey, ApiKeys, InMemoryKeyStore, KeyStore, UsageFlush};
 use tollgate::issuer::{InMemoryRefreshStore, RefreshTokenStore};
 use tollgate::jwt::{Revocation, RevocationList, Revoker};
 use tollgate::rate_limit::RateLimitLayer;
@@ -84,9 +86,14 @@ use crate::config::Secret;
 use crate::config::{Config, DemoUser};
 use crate::tokens::Tokens;
 
+/// The recorder's handle, for `GET /metrics`.
+static PROMETHEUS: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt()
+        // Colours only for a terminal: piped into a file or a collector, lines stay plain.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tollgate=debug".into()),
         )
@@ -99,6 +106,12 @@ async fn main() {
 
 /// Picks the stores: PostgreSQL for keys and refresh tokens when configured, else memory.
 async fn start() -> Result<(), String> {
+    // The metrics recorder first: tollgate registers its counters on first use, and the
+    // start-up below already looks keys up.
+    let prometheus = PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| format!("installing the metrics recorder: {e}"))?;
+    let _ = PROMETHEUS.set(prometheus);
     let mut config = Config::from_env("127.0.0.1:3000")?;
     let users = std::mem::take(&mut config.users);
     #[cfg(feature = "postgres")]
@@ -151,7 +164,9 @@ where
     if config.redis_url.is_some() {
         return Err("TOLLGATE_REDIS_URL needs the `redis` feature".to_owned());
     }
-    let keys = builder.build();
+    // Usage per key, flushed to the store every TOLLGATE_USAGE_FLUSH_SECS and at shutdown.
+    let keys = builder.track_usage(true).build();
+    let usage_flush = keys.spawn_usage_flush(config.usage_flush);
     // Dropping the subscription would unsubscribe: keep it for the life of the server.
     #[cfg(feature = "redis")]
     let _subscription = match invalidation {
@@ -192,10 +207,10 @@ where
             .map_err(|e| format!("TOLLGATE_REDIS_URL (rate limits): {e}"))?;
         let per_key = per_key.store(store).map_err(|e| e.to_string())?;
         let app = routes::router(keys, jwt, per_key, tokens, config.ip_rate_limit);
-        return listen(&config, app, &demo_key).await;
+        return listen(&config, app, &demo_key, usage_flush).await;
     }
     let app = routes::router(keys, jwt, per_key, tokens, config.ip_rate_limit);
-    listen(&config, app, &demo_key).await
+    listen(&config, app, &demo_key, usage_flush).await
 }
 
 /// The issuer and token endpoints, and the JWT layer, sharing one access-token denylist.
@@ -214,7 +229,18 @@ where
     Ok((tokens, jwt))
 }
 
-async fn listen(config: &Config, app: axum::Router, demo_key: &ApiKey) -> Result<(), String> {
+async fn listen(
+    config: &Config,
+    app: axum::Router,
+    demo_key: &ApiKey,
+    usage_flush: UsageFlush,
+) -> Result<(), String> {
+    // GET /metrics: the layers' counters in the Prometheus text format.
+    let prometheus = PROMETHEUS.get().expect("installed in start").clone();
+    let app = app.route(
+        "/metrics",
+        axum::routing::get(move || std::future::ready(prometheus.render())),
+    );
     let listener = TcpListener::bind(config.addr)
         .await
         .map_err(|e| format!("binding {}: {e}", config.addr))?;
@@ -223,8 +249,31 @@ async fn listen(config: &Config, app: axum::Router, demo_key: &ApiKey) -> Result
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
+    .with_graceful_shutdown(shutdown_signal())
     .await
-    .map_err(|e| format!("serving: {e}"))
+    .map_err(|e| format!("serving: {e}"))?;
+    // The usage counted since the last flush, written before the process ends.
+    match usage_flush.shutdown().await {
+        Ok(keys) => tracing::info!(keys, "usage flushed at shutdown"),
+        Err(error) => tracing::warn!(%error, "the last usage flush failed"),
+    }
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
 }
 
 /// The start-up message: the demo key, shown once, and commands that use it.

@@ -20,6 +20,7 @@ use tollgate::app_user::{AppUserLayer, Policy};
 use tollgate::identity::{AppIdentity, UserIdentity};
 use tollgate::issuer::RefreshTokenStore;
 use tollgate::jwt::JwtLayer;
+use tollgate::observe::AuditEvent;
 use tollgate::principal::Principal;
 use tollgate::rate_limit::{AppKeyId, ClientIp, Limit, RateLimitLayer, RateLimitStore};
 use tollgate::rejection::Challenge;
@@ -49,9 +50,12 @@ where
     St: RateLimitStore + Clone,
     R: RefreshTokenStore,
 {
-    let app = ApiKeyLayer::new(keys.clone());
+    // Every refusal of every guard is logged as one structured line (target `audit`).
+    let app = ApiKeyLayer::new(keys.clone()).audit(audit_line);
+    let jwt = jwt.audit(audit_line);
+    let per_key = per_key.audit(audit_line);
     // Seed 000's combined example: the key names the app, the token the user, both required.
-    let app_and_user = AppUserLayer::from_layers(&app, &jwt, Policy::AppAndUser);
+    let app_and_user = AppUserLayer::from_layers(&app, &jwt, Policy::AppAndUser).audit(audit_line);
     let token_routes = Router::new()
         // Seed 001: the user store's login, and refresh with rotation (form data).
         .route("/auth/login", post(tokens::login::<R>))
@@ -70,6 +74,10 @@ where
         .route(
             "/admin/api-keys",
             post(admin::generate::<K>).get(admin::list::<K>),
+        )
+        .route(
+            "/admin/apps/{app_id}",
+            axum::routing::put(admin::put_app::<K>),
         )
         .route_layer(scopes(["keys:admin"]))
         .route_layer(jwt.clone())
@@ -213,4 +221,27 @@ async fn me(user: UserIdentity) -> Json<Value> {
         body["provider"] = provider.into();
     }
     Json(body)
+}
+
+/// The audit sink: one structured log line per refusal, never with a credential.
+fn audit_line(event: &AuditEvent<'_>) {
+    let client = event.client.or_else(|| {
+        event
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip())
+    });
+    tracing::info!(
+        target: "audit",
+        layer = event.layer,
+        code = event.code.unwrap_or("allowed"),
+        app = event.app_id.unwrap_or("-"),
+        key = event.key_id.unwrap_or("-"),
+        sub = event.subject.unwrap_or("-"),
+        iss = event.issuer.unwrap_or("-"),
+        client = %client.map_or_else(|| "-".to_owned(), |ip| ip.to_string()),
+        method = %event.method,
+        path = event.path,
+        "refused"
+    );
 }

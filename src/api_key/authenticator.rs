@@ -157,6 +157,10 @@ impl<K: KeyStore> Authenticator for ApiKeyAuthenticator<K> {
         }
     }
 
+    fn name(&self) -> &'static str {
+        "api_key"
+    }
+
     fn challenge(&self) -> Challenge {
         self.challenge_value()
     }

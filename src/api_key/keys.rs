@@ -8,7 +8,8 @@ use super::record::{ApiKeyRecord, KeyStatus, NewKey};
 use super::store::{KeyStore, StoreError};
 use crate::clock::SharedClock;
 use crate::identity::{AppIdentity, KeySlot};
-use crate::rejection::{Rejection, RejectionKind};
+use crate::observe::metrics::KeyCache as CacheMetrics;
+use crate::rejection::{Holder, Rejection, RejectionKind};
 use crate::usage::{Outcome, UsageRegistry};
 
 mod apps;
@@ -59,6 +60,7 @@ struct Inner<K> {
     legacy_digests: bool,
     /// Every key's usage counters, when usage is tracked.
     usage: Option<UsageRegistry>,
+    metrics: CacheMetrics,
 }
 
 /// A function told the digest of every key whose state [`ApiKeys`] changed in a way other
@@ -355,7 +357,10 @@ impl<K: KeyStore> ApiKeys<K> {
             return malformed();
         }
         match cached {
-            Some(entry) => Check::Decided(decide(entry.state, now)),
+            Some(entry) => {
+                self.inner.metrics.hit();
+                Check::Decided(decide(entry.state, now))
+            }
             None => Check::Lookup(Lookup {
                 parsed,
                 legacy: (self.inner.legacy_digests && !parsed.foreign)
@@ -405,6 +410,8 @@ impl<K: KeyStore> ApiKeys<K> {
         checksum: u32,
     ) -> Result<Entry, StoreError> {
         let generation = self.inner.cache.generation();
+        self.inner.metrics.miss();
+        let started = std::time::Instant::now();
         // Waiting for a turn counts against the timeout: under a flood of unknown keys the
         // store sees at most `max_concurrent_lookups` queries, and a caller a 503 in time.
         let found = with_timeout(self.inner.lookup_timeout, async {
@@ -420,6 +427,7 @@ impl<K: KeyStore> ApiKeys<K> {
             }
         })
         .await;
+        self.inner.metrics.lookup(started.elapsed().as_secs_f64());
         let result = found.map(|record| {
             Entry::from_lookup(record.as_ref(), self.now(), checksum, |record| {
                 self.inner
@@ -463,6 +471,7 @@ pub(crate) enum Check {
 }
 
 /// A key to look up in the store: its digest, and its 0.1 digest when those are looked up too.
+#[derive(Clone, Copy)]
 pub(crate) struct Lookup {
     parsed: Parsed,
     legacy: Option<KeyDigest>,
@@ -492,7 +501,11 @@ fn decide(state: State, now: SystemTime) -> Result<AppIdentity, Rejection> {
         usage.count(outcome, now);
     }
     match refusal {
-        Some(kind) => Err(Rejection::new(kind)),
+        Some(kind) => Err(Rejection::new(kind).with_holder(Holder {
+            app_id: Some(identity.app_id().to_owned()),
+            key_id: Some(identity.key_id().to_owned()),
+            ..Holder::default()
+        })),
         None => Ok(identity),
     }
 }

@@ -98,6 +98,22 @@ impl<IA: Identity, IB: Identity> Identity for Joint<IA, IB> {
         }
         extensions.insert(self.effective);
     }
+
+    fn app_id(&self) -> Option<&str> {
+        self.app.as_ref().and_then(Identity::app_id)
+    }
+
+    fn key_id(&self) -> Option<&str> {
+        self.app.as_ref().and_then(Identity::key_id)
+    }
+
+    fn subject(&self) -> Option<&str> {
+        self.user.as_ref().and_then(Identity::subject)
+    }
+
+    fn issuer(&self) -> Option<&str> {
+        self.user.as_ref().and_then(Identity::issuer)
+    }
 }
 
 /// Applies `policy` to the two settled answers: `Ok(None)` when neither credential was sent.
@@ -191,6 +207,10 @@ where
             self.bind_delegated,
             (self.app.challenge(), self.user.challenge()),
         ))
+    }
+
+    fn name(&self) -> &'static str {
+        "app_user"
     }
 
     fn challenge(&self) -> Challenge {

@@ -7,8 +7,11 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::{Authenticator, Identity, Mode};
+use std::sync::Arc;
+
+use super::{Authenticator, Identity, Mode, refused_who, who};
 use crate::body::ResponseBody;
+use crate::observe::Observer;
 use crate::rejection::{Challenge, Rejection, RejectionKind, RejectionResponder, reject};
 
 pin_project! {
@@ -44,12 +47,15 @@ pin_project! {
     }
 }
 
-struct Waiting<S, R, ReqBody> {
-    inner: S,
-    request: Request<ReqBody>,
-    responder: R,
-    mode: Mode,
-    challenge: Challenge,
+/// What a pending authentication holds until its future settles.
+pub(crate) struct Waiting<S, R, ReqBody> {
+    pub(crate) inner: S,
+    pub(crate) request: Request<ReqBody>,
+    pub(crate) responder: R,
+    pub(crate) mode: Mode,
+    pub(crate) challenge: Challenge,
+    pub(crate) observer: Arc<Observer>,
+    pub(crate) layer: &'static str,
 }
 
 impl<S, A, R, ReqBody> ResponseFuture<S, A, R, ReqBody>
@@ -71,24 +77,11 @@ where
         }
     }
 
-    pub(crate) fn authenticating(
-        future: A::Future,
-        inner: S,
-        request: Request<ReqBody>,
-        responder: R,
-        mode: Mode,
-        challenge: Challenge,
-    ) -> Self {
+    pub(crate) fn authenticating(future: A::Future, waiting: Waiting<S, R, ReqBody>) -> Self {
         Self {
             state: State::Authenticating {
                 future,
-                waiting: Some(Box::new(Waiting {
-                    inner,
-                    request,
-                    responder,
-                    mode,
-                    challenge,
-                })),
+                waiting: Some(Box::new(waiting)),
             },
         }
     }
@@ -124,15 +117,21 @@ where
                         responder,
                         mode,
                         challenge,
+                        observer,
+                        layer,
                     } = *waiting
                         .take()
                         .expect("ResponseFuture polled after completion");
                     let refusal = match decision {
                         Ok(Some(identity)) => {
+                            observer.allowed(layer, || who(&identity), &request);
                             identity.insert_into(request.extensions_mut());
                             None
                         }
-                        Ok(None) if mode == Mode::Optional => None,
+                        Ok(None) if mode == Mode::Optional => {
+                            observer.passed(layer);
+                            None
+                        }
                         Ok(None) => Some(
                             Rejection::new(RejectionKind::MissingCredential)
                                 .with_challenge(challenge),
@@ -144,6 +143,12 @@ where
                             future: inner.call(request),
                         }),
                         Some(rejection) => {
+                            observer.refused(
+                                layer,
+                                rejection.kind(),
+                                refused_who(&rejection),
+                                &request,
+                            );
                             let response = reject(&responder, rejection, &request);
                             state.set(State::Rejected {
                                 response: Some(response),

@@ -1,6 +1,9 @@
+use std::sync::Arc;
+
 use tower_layer::Layer;
 
 use super::{Authenticate, Mode};
+use crate::observe::{Audit, AuditSink, Observer};
 use crate::rejection::{DefaultResponder, Flavor};
 
 /// Applies an [`Authenticator`](super::Authenticator) to every request. See the
@@ -14,6 +17,7 @@ pub struct AuthLayer<A, R = DefaultResponder> {
     pub(crate) authenticator: A,
     pub(crate) responder: R,
     pub(crate) mode: Mode,
+    pub(crate) observer: Arc<Observer>,
 }
 
 impl<A> AuthLayer<A> {
@@ -23,6 +27,7 @@ impl<A> AuthLayer<A> {
             authenticator,
             responder: DefaultResponder::new(),
             mode: Mode::Required,
+            observer: Arc::new(Observer::new(None)),
         }
     }
 
@@ -71,7 +76,15 @@ impl<A, R> AuthLayer<A, R> {
             authenticator: self.authenticator,
             responder,
             mode: self.mode,
+            observer: self.observer,
         }
+    }
+
+    /// Reports this layer's refusals (and, if the sink asks, its admitted requests) to
+    /// `sink`: one [`AuditEvent`](crate::observe::AuditEvent) each, never with a credential.
+    pub fn audit(mut self, sink: impl AuditSink) -> Self {
+        self.observer = Arc::new(Observer::new(Some(Audit(Arc::new(sink)))));
+        self
     }
 
     /// The authenticator.
@@ -93,6 +106,7 @@ where
             authenticator: self.authenticator.clone(),
             responder: self.responder.clone(),
             mode: self.mode,
+            observer: Arc::clone(&self.observer),
         }
     }
 }

@@ -106,6 +106,12 @@ pub trait Authenticator {
 
     /// The challenge a "no credential" rejection carries (`WWW-Authenticate`).
     fn challenge(&self) -> Challenge;
+
+    /// The layer's name in metrics and audit events (`api_key`, `jwt`, `app_user`; default
+    /// `auth`). A fixed, short, lower-case name.
+    fn name(&self) -> &'static str {
+        "auth"
+    }
 }
 
 /// What an [`Authenticator`] made of a request.
@@ -139,6 +145,44 @@ pub trait Identity {
     fn actor(&self) -> Option<&str> {
         None
     }
+
+    /// The API key's public id, if this identity comes from one (for audit events).
+    fn key_id(&self) -> Option<&str> {
+        None
+    }
+
+    /// The user (`sub`), if this identity names one (for audit events).
+    fn subject(&self) -> Option<&str> {
+        None
+    }
+
+    /// The issuer of the user's token, if any (for audit events).
+    fn issuer(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// Who an identity is, for an audit event.
+pub(crate) fn who<I: Identity>(identity: &I) -> crate::observe::Who<'_> {
+    crate::observe::Who {
+        app_id: identity.app_id(),
+        key_id: identity.key_id(),
+        subject: identity.subject(),
+        issuer: identity.issuer(),
+    }
+}
+
+/// Who a rejection refused, when the layer said.
+pub(crate) fn refused_who(rejection: &Rejection) -> crate::observe::Who<'_> {
+    rejection
+        .holder()
+        .map(|h| crate::observe::Who {
+            app_id: h.app_id.as_deref(),
+            key_id: h.key_id.as_deref(),
+            subject: h.subject.as_deref(),
+            issuer: h.issuer.as_deref(),
+        })
+        .unwrap_or_default()
 }
 
 /// Whether a request without a credential is refused.

@@ -1,11 +1,13 @@
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use tower_service::Service;
 
-use super::future::ResponseFuture;
-use super::{AuthLayer, Authenticator, Identity, Mode, Outcome};
+use super::future::{ResponseFuture, Waiting};
+use super::{AuthLayer, Authenticator, Identity, Mode, Outcome, refused_who, who};
 use crate::body::ResponseBody;
+use crate::observe::{Observer, Who};
 use crate::rejection::{DefaultResponder, Rejection, RejectionKind, RejectionResponder, reject};
 
 /// The service made by [`AuthLayer`] (and so by every credential layer). See the
@@ -17,6 +19,7 @@ pub struct Authenticate<S, A, R = DefaultResponder> {
     pub(crate) authenticator: A,
     pub(crate) responder: R,
     pub(crate) mode: Mode,
+    pub(crate) observer: Arc<Observer>,
 }
 
 impl<S, A> Authenticate<S, A> {
@@ -27,6 +30,7 @@ impl<S, A> Authenticate<S, A> {
             authenticator,
             responder: DefaultResponder::new(),
             mode: Mode::Required,
+            observer: Arc::new(Observer::new(None)),
         }
     }
 
@@ -56,20 +60,27 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let layer = self.authenticator.name();
         match self.authenticator.authenticate(&request) {
             Outcome::Authenticated(identity) => {
+                self.observer.allowed(layer, || who(&identity), &request);
                 identity.insert_into(request.extensions_mut());
                 ResponseFuture::called(self.inner.call(request))
             }
             Outcome::NoCredential if self.mode == Mode::Optional => {
+                self.observer.passed(layer);
                 ResponseFuture::called(self.inner.call(request))
             }
             Outcome::NoCredential => {
                 let rejection = Rejection::new(RejectionKind::MissingCredential)
                     .with_challenge(self.authenticator.challenge());
+                self.observer
+                    .refused(layer, rejection.kind(), Who::default(), &request);
                 ResponseFuture::rejected(reject(&self.responder, rejection, &request))
             }
             Outcome::Rejected(rejection) => {
+                self.observer
+                    .refused(layer, rejection.kind(), refused_who(&rejection), &request);
                 ResponseFuture::rejected(reject(&self.responder, rejection, &request))
             }
             Outcome::Pending(future) => {
@@ -79,11 +90,15 @@ where
                 let inner = std::mem::replace(&mut self.inner, clone);
                 ResponseFuture::authenticating(
                     future,
-                    inner,
-                    request,
-                    self.responder.clone(),
-                    self.mode,
-                    self.authenticator.challenge(),
+                    Waiting {
+                        inner,
+                        request,
+                        responder: self.responder.clone(),
+                        mode: self.mode,
+                        challenge: self.authenticator.challenge(),
+                        observer: Arc::clone(&self.observer),
+                        layer,
+                    },
                 )
             }
         }

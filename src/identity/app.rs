@@ -162,6 +162,10 @@ impl crate::auth::Identity for AppIdentity {
     fn app_id(&self) -> Option<&str> {
         Some(AppIdentity::app_id(self))
     }
+
+    fn key_id(&self) -> Option<&str> {
+        Some(AppIdentity::key_id(self))
+    }
 }
 
 /// Builds an [`AppIdentity`]; see [`AppIdentity::builder`].
@@ -210,6 +214,7 @@ impl AppIdentityBuilder {
     }
 
     /// Attaches the key's live usage counters.
+    #[cfg_attr(not(feature = "api-key"), allow(dead_code))]
     pub(crate) fn usage(mut self, usage: Option<Arc<UsageCounter>>) -> Self {
         self.0.usage = usage;
         self

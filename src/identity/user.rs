@@ -135,6 +135,14 @@ impl crate::auth::Identity for UserIdentity {
     fn actor(&self) -> Option<&str> {
         UserIdentity::actor(self)
     }
+
+    fn subject(&self) -> Option<&str> {
+        UserIdentity::subject(self)
+    }
+
+    fn issuer(&self) -> Option<&str> {
+        UserIdentity::issuer(self)
+    }
 }
 
 #[cfg(test)]

@@ -178,8 +178,12 @@ impl<S: RefreshTokenStore> TokenService<S> {
             .await
             .map_err(unavailable)?;
         let successor = match outcome {
-            RotateOutcome::Rotated(s) | RotateOutcome::ReusedWithinGrace(s) => s,
+            RotateOutcome::Rotated(s) | RotateOutcome::ReusedWithinGrace(s) => {
+                crate::observe::metrics::refresh(false);
+                s
+            }
             RotateOutcome::Reused(family) => {
+                crate::observe::metrics::refresh(true);
                 #[cfg(feature = "tracing")]
                 tracing::warn!(
                     target: "tollgate::issuer",

@@ -406,6 +406,10 @@ where
         })
     }
 
+    fn name(&self) -> &'static str {
+        "jwt"
+    }
+
     fn challenge(&self) -> Challenge {
         Challenge::bearer()
     }

@@ -209,6 +209,12 @@ async fn refresh_logged(inner: &Inner) -> Result<Duration, FetchError> {
 }
 
 async fn refresh(inner: &Inner) -> Result<Duration, FetchError> {
+    let result = load(inner).await;
+    crate::observe::metrics::jwks_fetch(result.is_ok());
+    result
+}
+
+async fn load(inner: &Inner) -> Result<Duration, FetchError> {
     let document = (inner.fetch)().await?;
     let options = options_for(inner, document.algorithms.as_deref())?;
     let keys = super::key_set::parse_jwks(&document.body, &options)

@@ -52,4 +52,12 @@ impl<C: Send + Sync + 'static> Identity for VerifiedToken<C> {
     fn actor(&self) -> Option<&str> {
         self.user.actor()
     }
+
+    fn subject(&self) -> Option<&str> {
+        self.user.subject()
+    }
+
+    fn issuer(&self) -> Option<&str> {
+        self.user.issuer()
+    }
 }

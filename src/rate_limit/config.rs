@@ -11,12 +11,13 @@ use http::{HeaderValue, Request};
 use super::headers::{self, HeaderMode, Rendered};
 use super::key::{AppId, AppKeyId, ClientIp, Key, KeyExtractor, OnMissingKey};
 use super::store::{
-    Decision, Hit, HitFuture, MAX_LIMITS, OnStoreError, RateLimitStore, StoreError,
+    Decision, Hit, HitFuture, LimitStatus, MAX_LIMITS, OnStoreError, RateLimitStore, StoreError,
 };
 use super::{Limit, ShadowRejection};
 use crate::Quota;
 use crate::clock::SharedClock;
 use crate::identity::AppIdentity;
+use crate::observe::{Audit, Who, metrics};
 use crate::rejection::RequestHead;
 use crate::rejection::{Challenge, Rejection, RejectionKind};
 
@@ -43,6 +44,51 @@ pub(crate) struct Config<K, St, R> {
     pub(crate) on_store_error: OnStoreError,
     pub(crate) store_timeout: Option<Duration>,
     pub(crate) cost: Option<CostFn>,
+    /// Per-limit decision counters and the audit sink, rebuilt with the limits.
+    pub(crate) observe: Arc<RateObserve>,
+}
+
+/// What a rate limiter reports: a counter set per limit, and refusals to an audit sink.
+#[derive(Debug)]
+pub(crate) struct RateObserve {
+    limits: Vec<metrics::Limits>,
+    pub(crate) audit: Option<Audit>,
+}
+
+impl RateObserve {
+    pub(crate) fn new(limits: &[Limit], audit: Option<Audit>) -> Self {
+        Self {
+            limits: limits
+                .iter()
+                .map(|l| metrics::Limits::new(l.name()))
+                .collect(),
+            audit,
+        }
+    }
+
+    #[inline]
+    fn allowed(&self) {
+        if let Some(first) = self.limits.first() {
+            first.allowed();
+        }
+    }
+
+    fn limited(&self, decision: &Decision) {
+        let index = decision
+            .statuses()
+            .iter()
+            .position(LimitStatus::exceeded)
+            .unwrap_or(0);
+        if let Some(limit) = self.limits.get(index).or(self.limits.first()) {
+            limit.limited();
+        }
+    }
+
+    fn error(&self) {
+        if let Some(first) = self.limits.first() {
+            first.error();
+        }
+    }
 }
 
 impl<K: Clone, St: Clone, R: Clone> Clone for Config<K, St, R> {
@@ -63,6 +109,7 @@ impl<K: Clone, St: Clone, R: Clone> Clone for Config<K, St, R> {
             on_store_error: self.on_store_error,
             store_timeout: self.store_timeout,
             cost: self.cost.clone(),
+            observe: self.observe.clone(),
         }
     }
 }
@@ -132,6 +179,7 @@ pub(crate) struct Extras {
 impl<K, St, R> Config<K, St, R> {
     pub(super) fn refresh_derived(&mut self) {
         self.quotas = Quotas::of(&self.limits);
+        self.observe = Arc::new(RateObserve::new(&self.limits, self.observe.audit.clone()));
         self.policy = if self.headers.ietf {
             headers::configured_policy(&self.limits)
         } else {
@@ -162,6 +210,7 @@ impl<K, St, R> Config<K, St, R> {
         let decision = match result {
             Ok(decision) => decision,
             Err(_error) => {
+                self.observe.error();
                 log_warn!(error = %_error, "rate-limit store failed");
                 return match self.on_store_error {
                     OnStoreError::FailOpen => Step::Pass(None),
@@ -172,6 +221,11 @@ impl<K, St, R> Config<K, St, R> {
                 };
             }
         };
+        if decision.is_allowed() {
+            self.observe.allowed();
+        } else {
+            self.observe.limited(&decision);
+        }
         if decision.is_allowed() && !self.headers.any() {
             // The common admitted path without fields: nothing to render, nothing to box.
             return Step::Pass(None);
@@ -290,7 +344,10 @@ where
         .statuses_needed(self.headers.any());
         match self.store.try_hit(&hit) {
             // The common case, decided without moving the decision around.
-            Some(Ok(decision)) if decision.is_allowed() && !self.headers.any() => Step::Pass(None),
+            Some(Ok(decision)) if decision.is_allowed() && !self.headers.any() => {
+                self.observe.allowed();
+                Step::Pass(None)
+            }
             Some(result) => self.conclude(result, quotas),
             None => Step::Pending(
                 with_timeout(self.store.hit(&hit), self.store_timeout),
@@ -312,16 +369,27 @@ fn with_timeout(future: HitFuture, timeout: Option<Duration>) -> HitFuture {
     }
 }
 
-/// Counts a 429 against the key's usage, when the request's API key tracks usage.
-#[inline]
-pub(crate) fn count_refusal<B>(rejection: &Rejection, request: &Request<B>) {
+/// Reports a refusal: a 429 counts against the key's usage (when its `ApiKeys` tracks usage),
+/// and the audit sink, if any, gets an event.
+pub(crate) fn report_refusal<B>(
+    observe: &RateObserve,
+    rejection: &Rejection,
+    request: &Request<B>,
+) {
+    let app = request.extensions().get::<AppIdentity>();
     if rejection.kind() == RejectionKind::RateLimited {
-        if let Some(usage) = request
-            .extensions()
-            .get::<AppIdentity>()
-            .and_then(AppIdentity::usage)
-        {
+        if let Some(usage) = app.and_then(AppIdentity::usage) {
             usage.count_rate_limited();
         }
+    }
+    if let Some(audit) = &observe.audit {
+        let user = request.extensions().get::<crate::identity::UserIdentity>();
+        let who = Who {
+            app_id: app.map(AppIdentity::app_id),
+            key_id: app.map(AppIdentity::key_id),
+            subject: user.and_then(|u| u.subject()),
+            issuer: user.and_then(|u| u.issuer()),
+        };
+        audit.report("rate_limit", Some(rejection.kind().code()), who, request);
     }
 }

@@ -130,7 +130,7 @@ where
                             extras,
                         }),
                         Step::Refuse(rejection) => {
-                            super::config::count_refusal(&rejection, &request);
+                            super::config::report_refusal(&config.observe, &rejection, &request);
                             let response = reject(&config.responder, *rejection, &request);
                             state.set(State::Rejected {
                                 response: Some(Box::new(response)),

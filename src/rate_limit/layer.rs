@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tower_layer::Layer;
 
-use super::config::{Config, Quotas};
+use super::config::{Config, Quotas, RateObserve};
 use super::headers::{self, HeaderMode};
 use super::key::{AppKeyId, ClientIp, KeyExtractor, OnMissingKey};
 use super::service::KeyedRateLimit;
@@ -55,6 +55,7 @@ impl RateLimitLayer {
                 store: MemoryStore::new(),
                 responder: DefaultResponder::new(),
                 quotas: Quotas::of(std::slice::from_ref(&limit)),
+                observe: Arc::new(RateObserve::new(std::slice::from_ref(&limit), None)),
                 limits: Arc::from([limit]),
                 clock: crate::clock::system(),
                 on_missing: OnMissingKey::default(),
@@ -127,6 +128,7 @@ impl<K, St, R> RateLimitLayer<K, St, R> {
                 on_store_error: c.on_store_error,
                 store_timeout: c.store_timeout,
                 cost: c.cost,
+                observe: c.observe,
             },
         }
     }
@@ -165,6 +167,7 @@ impl<K, St, R> RateLimitLayer<K, St, R> {
                 on_store_error: c.on_store_error,
                 store_timeout: c.store_timeout,
                 cost: c.cost,
+                observe: c.observe,
             },
         })
     }
@@ -189,8 +192,20 @@ impl<K, St, R> RateLimitLayer<K, St, R> {
                 on_store_error: c.on_store_error,
                 store_timeout: c.store_timeout,
                 cost: c.cost,
+                observe: c.observe,
             },
         }
+    }
+
+    /// Reports this limiter's refusals (429, and 401/503 when it cannot decide) to `sink`, one
+    /// [`AuditEvent`](crate::observe::AuditEvent) each, with the application, key and user
+    /// the earlier layers identified.
+    pub fn audit(mut self, sink: impl crate::observe::AuditSink) -> Self {
+        self.config.observe = Arc::new(RateObserve::new(
+            &self.config.limits,
+            Some(crate::observe::Audit(Arc::new(sink))),
+        ));
+        self
     }
 
     /// Reads time from `clock`; tests pass a [`ManualClock`](crate::clock::ManualClock).

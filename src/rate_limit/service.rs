@@ -86,7 +86,7 @@ where
         match self.config.decide(&request) {
             Step::Pass(extras) => ResponseFuture::called(self.inner.call(request), extras),
             Step::Refuse(rejection) => {
-                super::config::count_refusal(&rejection, &request);
+                super::config::report_refusal(&self.config.observe, &rejection, &request);
                 ResponseFuture::rejected(reject(&self.config.responder, *rejection, &request))
             }
             Step::Pending(future, quotas) => {

@@ -48,6 +48,18 @@ struct Inner {
     scope: Option<Cow<'static, str>>,
     retry_after: Option<Duration>,
     headers: Option<HeaderMap>,
+    /// Whose credential was refused, when the layer knows (a revoked key's app and key id):
+    /// for audit events, never sent.
+    holder: Option<Box<Holder>>,
+}
+
+/// Whose credential a rejection refuses.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Holder {
+    pub(crate) app_id: Option<String>,
+    pub(crate) key_id: Option<String>,
+    pub(crate) subject: Option<String>,
+    pub(crate) issuer: Option<String>,
 }
 
 impl Rejection {
@@ -60,7 +72,21 @@ impl Rejection {
             scope: None,
             retry_after: None,
             headers: None,
+            holder: None,
         }))
+    }
+
+    /// Records whose credential this refuses (for audit events; never sent).
+    #[must_use]
+    #[cfg_attr(not(feature = "api-key"), allow(dead_code))]
+    pub(crate) fn with_holder(mut self, holder: Holder) -> Self {
+        self.0.holder = Some(Box::new(holder));
+        self
+    }
+
+    /// Whose credential this refuses, when known.
+    pub(crate) fn holder(&self) -> Option<&Holder> {
+        self.0.holder.as_deref()
     }
 
     /// Sets a human-readable detail. It is sent to the client: never put a credential in it.

@@ -18,13 +18,16 @@ use std::time::{Duration, Instant};
 
 /// Settings the examples read from the environment that a developer's shell or
 /// `scripts/test.sh` may have set; every run starts without them unless a test sets them.
-const INHERITED: [&str; 6] = [
+const INHERITED: [&str; 9] = [
     "TOLLGATE_POSTGRES_URL",
     "TOLLGATE_REDIS_URL",
     "TOLLGATE_API_KEYS",
     "TOLLGATE_DEMO_KEY",
     "TOLLGATE_JWKS_URL",
     "TOLLGATE_RATE_LIMIT",
+    "TOLLGATE_OIDC_ISSUER",
+    "TOLLGATE_OIDC_AUDIENCE",
+    "TOLLGATE_OIDC_CA",
 ];
 
 /// A running example; killed when dropped.
@@ -91,6 +94,25 @@ impl Example {
                 "no {needle:?} from the example within {timeout:?}:\n{}",
                 self.output()
             );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Example {
+    /// Sends SIGTERM (a graceful shutdown) and waits up to 10 s for the example to exit;
+    /// returns whether it exited successfully.
+    pub(crate) fn terminate(&mut self) -> bool {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100)); // let the readers drain
+                return status.success();
+            }
+            assert!(Instant::now() < deadline, "no exit within 10 s of SIGTERM");
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -9,6 +9,8 @@ mod auth;
 
 #[cfg(feature = "api-key")]
 mod api_key;
+#[cfg(all(feature = "api-key", feature = "rate-limit"))]
+mod audit;
 #[cfg(feature = "api-key")]
 mod forged_keys;
 // Any backend: `--features jwt` (aws-lc-rs) or `--features rust-crypto`.
@@ -23,6 +25,8 @@ mod issuer;
 mod issuer_postgres;
 #[cfg(feature = "jwt-base")]
 mod jwt;
+#[cfg(all(feature = "postgres", feature = "redis", feature = "rate-limit"))]
+mod key_lifecycle;
 #[cfg(all(feature = "oidc", feature = "issuer", feature = "axum"))]
 mod oidc;
 #[cfg(all(feature = "oidc", feature = "issuer"))]
@@ -41,6 +45,9 @@ mod redis_rate_limit;
 mod redis_revocation;
 #[cfg(all(feature = "api-key", feature = "jwt"))]
 mod scopes;
+
+#[cfg(all(feature = "postgres", feature = "rate-limit"))]
+mod usage;
 
 #[cfg(feature = "rate-limit")]
 mod rate_limit;

@@ -177,6 +177,7 @@ impl<K: KeyStore> ApiKeysBuilder<K> {
                 foreign: self.foreign,
                 legacy_digests: self.legacy_digests,
                 usage: self.track_usage.then(UsageRegistry::default),
+                metrics: Default::default(),
             }),
         }
     }

@@ -885,3 +885,233 @@ async fn axum_orders_accepts_tokens_of_an_external_provider() {
     assert!(!ok, "an undiscoverable provider was accepted:\n{output}");
     assert!(output.contains("TOLLGATE_OIDC_ISSUER"), "{output}");
 }
+
+/// The Prometheus exposition text as (metric name, sorted labels) → value.
+fn parse_exposition(text: &str) -> std::collections::HashMap<(String, Vec<(String, String)>), f64> {
+    let mut out = std::collections::HashMap::new();
+    for line in text.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect("`series value`");
+        let (name, labels) = match series.split_once('{') {
+            Some((name, rest)) => (name, rest.trim_end_matches('}')),
+            None => (series, ""),
+        };
+        let mut labels: Vec<(String, String)> = labels
+            .split(',')
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let (k, v) = l.split_once('=').expect("label=value");
+                (k.to_owned(), v.trim_matches('"').to_owned())
+            })
+            .collect();
+        labels.sort();
+        out.insert((name.to_owned(), labels), value.parse().expect("a number"));
+    }
+    out
+}
+
+fn series(
+    metrics: &std::collections::HashMap<(String, Vec<(String, String)>), f64>,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> f64 {
+    let mut labels: Vec<(String, String)> = labels
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    labels.sort();
+    metrics
+        .get(&(name.to_owned(), labels.clone()))
+        .copied()
+        .unwrap_or_else(|| panic!("no {name} {labels:?} in {metrics:?}"))
+}
+
+/// `GET /metrics` after real traffic, parsed; one structured audit line per refusal; usage in
+/// the admin listing once flushed; an application disabled and re-enabled by the admin API;
+/// and the last usage flush written to PostgreSQL at a graceful shutdown.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn axum_orders_metrics_usage_audit_and_apps() {
+    let url = crate::servers::postgres_url();
+    // An application of this test's own: the database is shared with other tests.
+    let app = crate::servers::unique("metrics-app");
+    let key = KeyFormat::default().generate();
+    // A second key of the app, for after the first has spent its hour's quota.
+    let other = KeyFormat::default().generate();
+    let preload = format!(
+        "app={app},key={},scopes=orders:read notifications:read;\
+         app={app},key={},scopes=notifications:read,slot=secondary",
+        key.expose(),
+        other.expose()
+    );
+    let mut example = start(
+        &[
+            ("TOLLGATE_USAGE_FLUSH_SECS", "1"),
+            ("TOLLGATE_POSTGRES_URL", url.as_str()),
+            ("TOLLGATE_RATE_LIMIT", "4/hour"),
+            ("TOLLGATE_API_KEYS", preload.as_str()),
+        ],
+        KeyFormat::default().generate().expose(),
+    );
+    let client = HttpClient::new(example.addr());
+    let with_key = [("x-api-key", key.expose().as_bytes())];
+    for _ in 0..3 {
+        assert_eq!(client.get("/orders", &with_key).await.status, 200);
+    }
+    for _ in 0..2 {
+        assert_eq!(client.get("/orders", &[]).await.status, 401);
+    }
+    assert_eq!(
+        client
+            .get("/orders", &[("x-api-key", b"tg_typo")])
+            .await
+            .status,
+        401
+    );
+    // The fourth request of the hour is the last; the fifth is limited.
+    assert_eq!(client.get("/orders", &with_key).await.status, 200);
+    assert_eq!(client.get("/orders", &with_key).await.status, 429);
+
+    let answer = client.get("/metrics", &[]).await;
+    assert_eq!(answer.status, 200);
+    let metrics = parse_exposition(answer.text());
+    let decisions = "tollgate_auth_decisions_total";
+    let api_key = |outcome: &str, code: &str| {
+        series(
+            &metrics,
+            decisions,
+            &[("layer", "api_key"), ("outcome", outcome), ("code", code)],
+        )
+    };
+    assert_eq!(api_key("allowed", ""), 5.0);
+    assert_eq!(api_key("refused", "missing_credential"), 2.0);
+    assert_eq!(api_key("refused", "malformed_credential"), 1.0);
+    let limit = |outcome: &str| {
+        series(
+            &metrics,
+            "tollgate_rate_limit_decisions_total",
+            &[("limit", "default"), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(limit("allowed"), 4.0);
+    assert_eq!(limit("limited"), 1.0);
+    let cache = |result: &str| {
+        series(
+            &metrics,
+            "tollgate_api_key_cache_total",
+            &[("result", result)],
+        )
+    };
+    // The five admitted requests, and the start-up check of the demo key (a miss).
+    assert_eq!(cache("hit") + cache("miss"), 6.0);
+    assert_eq!(
+        cache("miss"),
+        2.0,
+        "the demo key at start-up, this key's first request"
+    );
+    assert!(!answer.text().contains(key.expose()), "no key in a label");
+
+    // One audit line per refusal, with the key's app and id where known, never the key.
+    let output = example.output();
+    let audit: Vec<&str> = output.lines().filter(|l| l.contains(" audit:")).collect();
+    assert!(
+        audit
+            .iter()
+            .filter(|l| l.contains("code=\"missing_credential\"")
+                || l.contains("code=missing_credential"))
+            .count()
+            >= 2,
+        "{output}"
+    );
+    let limited = audit
+        .iter()
+        .find(|l| l.contains("rate_limited"))
+        .unwrap_or_else(|| panic!("no rate_limited audit line:\n{output}"));
+    assert!(limited.contains(&app), "{limited}");
+    assert!(limited.contains("/orders"), "{limited}");
+    assert!(!output.contains(key.expose()), "the key is never logged");
+
+    // Usage in the admin listing, once flushed (every second here).
+    let login = post_json(
+        &client,
+        "/auth/login",
+        &[],
+        r#"{"username":"carol","password":"carol-demo-password"}"#,
+    )
+    .await;
+    let carol = format!("Bearer {}", login.json()["access_token"].as_str().unwrap());
+    let started = std::time::Instant::now();
+    let listed = loop {
+        let answer = client
+            .get(
+                &format!("/admin/api-keys?appId={app}"),
+                &[("authorization", carol.as_bytes())],
+            )
+            .await;
+        let listed = answer.json();
+        let demo = listed["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["usage"]["authenticated"].as_u64() == Some(5))
+            .cloned();
+        if let Some(demo) = demo {
+            break demo;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{listed}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(listed["usage"]["rateLimited"], 1);
+    assert!(listed["lastUsedAt"].as_u64().is_some());
+
+    // The admin disables the demo app: its key is refused with its own code, then back.
+    let put_app = async |body: &str| {
+        let request = client
+            .request(Method::PUT, &format!("/admin/apps/{app}"))
+            .header("authorization", &carol)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap();
+        client.send(request).await
+    };
+    let with_other = [("x-api-key", other.expose().as_bytes())];
+    let answer = put_app(r#"{"enabled":false}"#).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_problem(
+        &client.get("/notifications", &with_key).await,
+        403,
+        "app_disabled",
+    );
+    assert_problem(
+        &client.get("/notifications", &with_other).await,
+        403,
+        "app_disabled",
+    );
+    assert_eq!(put_app(r#"{"enabled":true}"#).await.status, 200);
+    assert_eq!(client.get("/notifications", &with_other).await.status, 200);
+
+    // A graceful shutdown writes what was counted since the last flush.
+    for _ in 0..3 {
+        assert_eq!(client.get("/notifications", &with_other).await.status, 200);
+    }
+    assert!(example.terminate(), "{}", example.output());
+    assert!(
+        example.output().contains("usage flushed at shutdown"),
+        "{}",
+        example.output()
+    );
+    let store = tollgate::api_key::postgres::PostgresKeyStore::connect(&url).unwrap();
+    let keys = tollgate::api_key::ApiKeys::builder(store).build();
+    let record = keys
+        .all_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.digest() == &other.digest())
+        .expect("the second key's record");
+    // 1 after re-enabling, 3 before the shutdown.
+    assert_eq!(record.usage().counts.authenticated, 4);
+    assert_eq!(record.usage().counts.app_disabled, 1);
+}
