@@ -216,6 +216,80 @@ fn benches(c: &mut Criterion) {
     parts.finish();
 
     paired_rounds(&floor, &layered, &a);
+    #[cfg(feature = "metrics")]
+    paired_observed(&keys, &layered, &a);
+}
+
+/// A cached key as today (no usage counting; its counters registered before any recorder,
+/// so they are no-ops) against one with usage counting and a Prometheus recorder installed,
+/// in alternating rounds: the median per-round difference is what observing costs.
+#[cfg(feature = "metrics")]
+fn paired_observed<L>(keys: &ApiKeys<InMemoryKeyStore>, layered: &L, key: &HeaderValue)
+where
+    L: Service<Req> + Clone,
+    L::Response: std::fmt::Debug,
+    L::Error: std::fmt::Debug,
+{
+    const ROUNDS: usize = 41;
+    const CALLS: u32 = 20_000;
+    let tracking = || {
+        ApiKeys::builder(keys.store().clone())
+            .track_usage(true)
+            .build()
+    };
+    // Usage counting alone: warmed before the recorder, so its counters are no-ops.
+    let counting = ApiKeyLayer::new(tracking()).layer(bare());
+    call_once(&mut counting.clone(), key);
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).expect("the first recorder");
+    let observed = ApiKeyLayer::new(tracking()).layer(bare());
+    call_once(&mut observed.clone(), key);
+    fn time<S>(mut service: S, key: &HeaderValue) -> f64
+    where
+        S: Service<Req>,
+        S::Response: std::fmt::Debug,
+        S::Error: std::fmt::Debug,
+    {
+        let start = Instant::now();
+        for _ in 0..CALLS {
+            call_once(&mut service, key);
+        }
+        start.elapsed().as_nanos() as f64 / f64::from(CALLS)
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (mut plain, mut usage, mut with, mut usage_diffs, mut diffs) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    for round in 0..ROUNDS {
+        let mut t = [0.0; 3];
+        for i in 0..3 {
+            let which = (round + i) % 3;
+            t[which] = match which {
+                0 => time(layered.clone(), key),
+                1 => time(counting.clone(), key),
+                _ => time(observed.clone(), key),
+            };
+        }
+        plain.push(t[0]);
+        usage.push(t[1]);
+        with.push(t[2]);
+        usage_diffs.push(t[1] - t[0]);
+        diffs.push(t[2] - t[0]);
+    }
+    assert!(handle.render().contains("tollgate_auth_decisions_total"));
+    println!(
+        "api_key observed ({ROUNDS} alternating rounds of {CALLS} calls), median ns/request: \
+         cache_hit {:.0}, with usage counting {:.0} (median difference +{:.1}), with usage \
+         counting and a Prometheus recorder {:.0} (median difference +{:.1})",
+        median(plain),
+        median(usage),
+        median(usage_diffs),
+        median(with),
+        median(diffs)
+    );
 }
 
 /// Criterion's groups run one after another, so load from other processes lands on some rows

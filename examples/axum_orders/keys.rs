@@ -32,6 +32,10 @@ pub(crate) async fn preload<K: KeyStore>(
         if let Some(quota) = entry.quota {
             new = new.quota(quota);
         }
+        if !entry.active {
+            // Stored inactive: refused with `inactive_credential` until activated.
+            new = new.inactive();
+        }
         let record = match &entry.credential {
             Credential::Plaintext(key) => {
                 let key = ApiKey::from_plaintext(key.0.clone());
@@ -55,11 +59,6 @@ pub(crate) async fn preload<K: KeyStore>(
             }
         }
         .map_err(|e| format!("storing TOLLGATE_API_KEYS entry {}: {e}", i + 1))?;
-        if !entry.active {
-            keys.revoke(record.id())
-                .await
-                .map_err(|e| format!("deactivating TOLLGATE_API_KEYS entry {}: {e}", i + 1))?;
-        }
         tracing::info!(app = %record.app_id(), key = %record.hint(), active = entry.active, "preloaded API key");
     }
 

@@ -26,11 +26,10 @@ pub(crate) struct Entry {
 #[derive(Debug, Clone)]
 pub(crate) enum State {
     /// A stored key, with its identity built once here rather than per request.
+    /// The identity carries the key's usage counters when usage is tracked.
     Known {
         identity: AppIdentity,
         status: KeyStatus,
-        /// The key's live usage counters, when usage is tracked.
-        usage: Option<Arc<UsageCounter>>,
     },
     /// A well-formed key the store does not have (negative entry).
     Unknown,
@@ -44,14 +43,10 @@ impl Entry {
         usage: impl FnOnce(&ApiKeyRecord) -> Option<Arc<UsageCounter>>,
     ) -> Self {
         let state = match found {
-            Some(record) => {
-                let usage = usage(record);
-                State::Known {
-                    identity: record.identity_counting(usage.clone()),
-                    status: record.status(),
-                    usage,
-                }
-            }
+            Some(record) => State::Known {
+                identity: record.identity_counting(usage(record)),
+                status: record.status(),
+            },
             None => State::Unknown,
         };
         Self {

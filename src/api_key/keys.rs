@@ -480,12 +480,7 @@ pub(crate) struct Lookup {
 /// The verdict on a cached or fetched entry at `now`, counted in the key's usage.
 #[inline]
 fn decide(state: State, now: SystemTime) -> Result<AppIdentity, Rejection> {
-    let State::Known {
-        identity,
-        status,
-        usage,
-    } = state
-    else {
+    let State::Known { identity, status } = state else {
         return Err(Rejection::new(RejectionKind::InvalidCredential));
     };
     let (outcome, refusal) = match status {
@@ -497,8 +492,8 @@ fn decide(state: State, now: SystemTime) -> Result<AppIdentity, Rejection> {
         KeyStatus::AppDisabled => (Outcome::AppDisabled, Some(RejectionKind::AppDisabled)),
         KeyStatus::Active => (Outcome::Authenticated, None),
     };
-    if let Some(usage) = &usage {
-        usage.count(outcome, now);
+    if let Some(usage) = identity.usage() {
+        usage.count(outcome);
     }
     match refusal {
         Some(kind) => Err(Rejection::new(kind).with_holder(Holder {

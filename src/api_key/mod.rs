@@ -6,10 +6,16 @@
 //! can be replaced without downtime.
 //!
 //! - **Format** ([`KeyFormat`]): `<prefix>_<256 random bits in base62><checksum>`, the
-//!   checksum being the first 32 bits of the key's SHA-256 digest. It lets the layer refuse a
-//!   mistyped or made-up key before any cache or store work, with the one hash it needs anyway.
-//! - **At rest** ([`ApiKeyRecord`]): only the SHA-256 [`KeyDigest`]; the plaintext is shown once,
-//!   by [`ApiKeys::generate`].
+//!   checksum being the first 32 bits of the SHA-256 of what precedes it. It lets the layer
+//!   refuse a mistyped key before any cache or store work. Keys of other systems are accepted
+//!   next to these ([`ForeignKeyFormat`]); environments live in the prefix
+//!   ([`KeyFormat::with_environment`]).
+//! - **At rest** ([`ApiKeyRecord`]): only the SHA-256 [`KeyDigest`] of the whole key; the
+//!   plaintext is shown once, by [`ApiKeys::generate`].
+//! - **Applications** ([`Application`]): a plan quota the keys inherit, and an enabled flag:
+//!   [`ApiKeys::disable_app`] refuses every key of the app with `403 app_disabled`.
+//! - **Usage** ([`ApiKeysBuilder::track_usage`]): per-key counts and last use, counted in
+//!   memory and flushed to the store in batches ([`crate::usage`]).
 //! - **Lookup** ([`KeyStore`]): pluggable; [`InMemoryKeyStore`] is built in. A moka cache sits in
 //!   front of it: found keys are served for a positive TTL, unknown keys remembered for a short
 //!   negative TTL, concurrent misses for one key cause a single store lookup, and revoking or
@@ -19,7 +25,8 @@
 //!   a new key in a slot retires the old one after a grace period (24 h by default) during which
 //!   both work. A zero grace retires it at once.
 //! - **The layer** ([`ApiKeyLayer`]): reads `X-API-Key` (another header, or a query parameter,
-//!   when configured), answers 401 for missing, malformed, unknown, expired and revoked keys
+//!   when configured), answers 401 for missing, malformed, unknown, expired, inactive and
+//!   revoked keys (403 for a disabled application's)
 //!   with a `WWW-Authenticate: ApiKey header="x-api-key", error="…"` challenge, and hands the
 //!   handler an [`AppIdentity`](crate::identity::AppIdentity), never the key.
 //!

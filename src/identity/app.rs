@@ -63,14 +63,15 @@ pub struct AppIdentity(Arc<Inner>);
 struct Inner {
     key_id: String,
     quota: Option<Quota>,
+    /// The key's live usage counters, when its `ApiKeys` tracks usage (read on every request
+    /// then: next to the fields above).
+    usage: Option<Arc<UsageCounter>>,
     app_id: String,
     app_name: String,
     scopes: Vec<String>,
     expires_at: Option<SystemTime>,
     metadata: BTreeMap<String, String>,
     slot: KeySlot,
-    /// The key's live usage counters, when its `ApiKeys` tracks usage.
-    usage: Option<Arc<UsageCounter>>,
 }
 
 impl AppIdentity {

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 /// Request counts of one key (or one application), by outcome.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -59,7 +59,8 @@ impl UsageCounts {
     }
 }
 
-/// What a key store keeps about a key's use: totals and the last time it authenticated.
+/// What a key store keeps about a key's use: totals and the last time it authenticated (to
+/// the flush interval: the time of the first flush after the use).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct KeyUsage {
     /// Totals since the key was created.
@@ -102,22 +103,14 @@ pub struct UsageCounter {
     inactive: AtomicU64,
     app_disabled: AtomicU64,
     rate_limited: AtomicU64,
-    /// Seconds since the epoch of the last authenticated request; 0 for none.
-    last_used: AtomicU64,
 }
 
 impl UsageCounter {
     #[inline]
-    pub(crate) fn count(&self, outcome: Outcome, now: SystemTime) {
+    pub(crate) fn count(&self, outcome: Outcome) {
         let counter = match outcome {
-            Outcome::Authenticated => {
-                let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-                // A plain store: the flush keeps the later of it and the stored time.
-                if self.last_used.load(Ordering::Relaxed) != secs {
-                    self.last_used.store(secs, Ordering::Relaxed);
-                }
-                &self.authenticated
-            }
+            // The time of use is taken at the flush, not per request.
+            Outcome::Authenticated => &self.authenticated,
             Outcome::Revoked => &self.revoked,
             Outcome::Expired => &self.expired,
             Outcome::Inactive => &self.inactive,
@@ -132,8 +125,9 @@ impl UsageCounter {
         self.rate_limited.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Takes what was counted since the last take.
-    fn take(&self) -> (UsageCounts, Option<SystemTime>) {
+    /// Takes what was counted since the last take, and the time of the take as the last use
+    /// when any request authenticated since the one before.
+    fn take(&self, now: SystemTime) -> (UsageCounts, Option<SystemTime>) {
         let take = |c: &AtomicU64| c.swap(0, Ordering::Relaxed);
         let counts = UsageCounts {
             authenticated: take(&self.authenticated),
@@ -143,10 +137,7 @@ impl UsageCounter {
             app_disabled: take(&self.app_disabled),
             rate_limited: take(&self.rate_limited),
         };
-        let last = match self.last_used.load(Ordering::Relaxed) {
-            0 => None,
-            secs => Some(UNIX_EPOCH + Duration::from_secs(secs)),
-        };
+        let last = (counts.authenticated > 0).then_some(now);
         (counts, last)
     }
 
@@ -185,11 +176,11 @@ impl UsageRegistry {
 
     /// Takes every key's counts since the last drain: the batch to write. Counters no cache
     /// entry holds any more, and with nothing to write, are dropped from the registry.
-    pub(crate) fn drain(&self) -> Vec<UsageDelta> {
+    pub(crate) fn drain(&self, now: SystemTime) -> Vec<UsageDelta> {
         let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
         let mut out = Vec::new();
         counters.retain(|key_id, (app_id, counter)| {
-            let (counts, last_used_at) = counter.take();
+            let (counts, last_used_at) = counter.take(now);
             if !counts.is_zero() {
                 out.push(UsageDelta {
                     key_id: key_id.clone(),
@@ -214,6 +205,8 @@ impl UsageRegistry {
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
     use super::*;
 
     #[test]
@@ -222,18 +215,18 @@ mod tests {
         let counter = registry.counter("key_1", "app");
         let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         for _ in 0..3 {
-            counter.count(Outcome::Authenticated, now);
+            counter.count(Outcome::Authenticated);
         }
-        counter.count(Outcome::Revoked, now);
+        counter.count(Outcome::Revoked);
         counter.count_rate_limited();
-        let batch = registry.drain();
+        let batch = registry.drain(now);
         assert_eq!(batch.len(), 1);
         assert_eq!(batch[0].counts.authenticated, 3);
         assert_eq!(batch[0].counts.refused(), 1);
         assert_eq!(batch[0].counts.rate_limited, 1);
         assert_eq!(batch[0].last_used_at, Some(now));
-        assert!(registry.drain().is_empty(), "taken once");
+        assert!(registry.drain(now).is_empty(), "taken once");
         registry.restore(&batch);
-        assert_eq!(registry.drain()[0].counts, batch[0].counts);
+        assert_eq!(registry.drain(now)[0].counts, batch[0].counts);
     }
 }

@@ -19,7 +19,7 @@ impl<K: KeyStore> ApiKeys<K> {
         let Some(registry) = &self.inner.usage else {
             return Ok(0);
         };
-        let batch = registry.drain();
+        let batch = registry.drain(self.now());
         if batch.is_empty() {
             return Ok(0);
         }

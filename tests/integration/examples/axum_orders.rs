@@ -136,7 +136,7 @@ async fn axum_orders_walkthrough() {
     let answer = client
         .get("/orders", &[("x-api-key", retired.expose().as_bytes())])
         .await;
-    assert_eq!(answer.status, 401, "{}", answer.text());
+    assert_problem(&answer, 401, "inactive_credential");
     let answer = client
         .get("/orders", &[("x-api-key", expired.expose().as_bytes())])
         .await;
