@@ -51,6 +51,7 @@
 //! (`options=-c statement_timeout=5000` in the URL) and the pool's timeouts set.
 
 mod migrate;
+mod sql;
 mod store;
 
 pub use self::migrate::{MIGRATIONS, Migration, migrate};
