@@ -16,7 +16,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
@@ -26,10 +26,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tollgate::api_key::postgres::{self as pg, PostgresKeyStore};
-use tollgate::api_key::{
-    ApiKeyLayer, ApiKeyRecord, ApiKeys, KeyDigest, KeyStore, NewKey, StoreError,
-};
+use tollgate::api_key::{ApiKeyLayer, ApiKeys, NewKey};
 
+#[path = "common/delegate_store.rs"]
+mod delegate_store;
 #[path = "common/forge.rs"]
 mod forge;
 use forge::forge;
@@ -43,63 +43,10 @@ struct Counted {
     lookups: Arc<AtomicUsize>,
 }
 
-impl KeyStore for Counted {
-    async fn find_by_digest(&self, digest: &KeyDigest) -> Result<Option<ApiKeyRecord>, StoreError> {
-        self.lookups.fetch_add(1, Ordering::Relaxed);
-        self.inner.find_by_digest(digest).await
-    }
-
-    async fn insert(&self, record: ApiKeyRecord) -> Result<(), StoreError> {
-        self.inner.insert(record).await
-    }
-
-    async fn list(&self, app_id: &str) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        self.inner.list(app_id).await
-    }
-
-    async fn rotate(
-        &self,
-        new: ApiKeyRecord,
-        retire_at: SystemTime,
-    ) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        self.inner.rotate(new, retire_at).await
-    }
-
-    async fn revoke(
-        &self,
-        key_id: &str,
-        at: SystemTime,
-    ) -> Result<Option<ApiKeyRecord>, StoreError> {
-        self.inner.revoke(key_id, at).await
-    }
-
-    async fn activate(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        self.inner.activate(key_id).await
-    }
-
-    async fn all(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        self.inner.all().await
-    }
-
-    async fn record_usage(&self, batch: &[tollgate::usage::UsageDelta]) -> Result<(), StoreError> {
-        self.inner.record_usage(batch).await
-    }
-
-    async fn put_app(&self, app: tollgate::api_key::Application) -> Result<(), StoreError> {
-        self.inner.put_app(app).await
-    }
-
-    async fn find_app(
-        &self,
-        app_id: &str,
-    ) -> Result<Option<tollgate::api_key::Application>, StoreError> {
-        self.inner.find_app(app_id).await
-    }
-
-    async fn list_apps(&self) -> Result<Vec<tollgate::api_key::Application>, StoreError> {
-        self.inner.list_apps().await
-    }
-}
+delegate_key_store!(Counted, |this, digest| {
+    this.lookups.fetch_add(1, Ordering::Relaxed);
+    this.inner.find_by_digest(digest).await
+});
 
 type Http = Client<HttpConnector, Full<Bytes>>;
 

@@ -8,9 +8,7 @@ use axum::routing::get;
 use axum::{Extension, Router};
 use futures_util::future::join_all;
 use tokio::sync::Semaphore;
-use tollgate::api_key::{
-    ApiKeyLayer, ApiKeyRecord, ApiKeys, InMemoryKeyStore, KeyDigest, KeyStore, NewKey, StoreError,
-};
+use tollgate::api_key::{ApiKeyLayer, ApiKeys, InMemoryKeyStore, KeyDigest, NewKey, StoreError};
 use tollgate::clock::ManualClock;
 use tollgate::identity::{AppIdentity, KeySlot};
 
@@ -47,72 +45,19 @@ impl InstrumentedStore {
     }
 }
 
-impl KeyStore for InstrumentedStore {
-    async fn find_by_digest(&self, digest: &KeyDigest) -> Result<Option<ApiKeyRecord>, StoreError> {
-        self.lookups.fetch_add(1, Ordering::SeqCst);
-        if self.gate.held.load(Ordering::SeqCst) {
-            self.gate.permits.acquire().await.unwrap().forget();
-        }
-        if self.hang.load(Ordering::SeqCst) {
-            std::future::pending::<()>().await;
-        }
-        if self.down.load(Ordering::SeqCst) {
-            return Err(StoreError::unavailable("connection refused"));
-        }
-        self.inner.find_by_digest(digest).await
+delegate_key_store!(InstrumentedStore, |this, digest| {
+    this.lookups.fetch_add(1, Ordering::SeqCst);
+    if this.gate.held.load(Ordering::SeqCst) {
+        this.gate.permits.acquire().await.unwrap().forget();
     }
-
-    async fn insert(&self, record: ApiKeyRecord) -> Result<(), StoreError> {
-        self.inner.insert(record).await
+    if this.hang.load(Ordering::SeqCst) {
+        std::future::pending::<()>().await;
     }
-
-    async fn list(&self, app_id: &str) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        self.inner.list(app_id).await
+    if this.down.load(Ordering::SeqCst) {
+        return Err(StoreError::unavailable("connection refused"));
     }
-
-    async fn rotate(
-        &self,
-        new: ApiKeyRecord,
-        retire_at: SystemTime,
-    ) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        self.inner.rotate(new, retire_at).await
-    }
-
-    async fn revoke(
-        &self,
-        key_id: &str,
-        at: SystemTime,
-    ) -> Result<Option<ApiKeyRecord>, StoreError> {
-        self.inner.revoke(key_id, at).await
-    }
-
-    async fn activate(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        self.inner.activate(key_id).await
-    }
-
-    async fn all(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        self.inner.all().await
-    }
-
-    async fn record_usage(&self, batch: &[tollgate::usage::UsageDelta]) -> Result<(), StoreError> {
-        self.inner.record_usage(batch).await
-    }
-
-    async fn put_app(&self, app: tollgate::api_key::Application) -> Result<(), StoreError> {
-        self.inner.put_app(app).await
-    }
-
-    async fn find_app(
-        &self,
-        app_id: &str,
-    ) -> Result<Option<tollgate::api_key::Application>, StoreError> {
-        self.inner.find_app(app_id).await
-    }
-
-    async fn list_apps(&self) -> Result<Vec<tollgate::api_key::Application>, StoreError> {
-        self.inner.list_apps().await
-    }
-}
+    this.inner.find_by_digest(digest).await
+});
 
 fn start_of_2030() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_893_456_000)

@@ -4,14 +4,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
 use futures_util::future::join_all;
-use tollgate::api_key::{
-    ApiKeyLayer, ApiKeyRecord, ApiKeys, InMemoryKeyStore, KeyDigest, KeyStore, NewKey, StoreError,
-};
+use tollgate::api_key::{ApiKeyLayer, ApiKeys, InMemoryKeyStore, NewKey};
 
 use crate::support::{HttpClient, serve_axum};
 
@@ -29,67 +27,14 @@ struct Measured {
     most_in_flight: Arc<AtomicUsize>,
 }
 
-impl KeyStore for Measured {
-    async fn find_by_digest(&self, digest: &KeyDigest) -> Result<Option<ApiKeyRecord>, StoreError> {
-        self.lookups.fetch_add(1, Ordering::SeqCst);
-        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        self.most_in_flight.fetch_max(now, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        self.inner.find_by_digest(digest).await
-    }
-
-    async fn insert(&self, record: ApiKeyRecord) -> Result<(), StoreError> {
-        self.inner.insert(record).await
-    }
-
-    async fn list(&self, app_id: &str) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        self.inner.list(app_id).await
-    }
-
-    async fn rotate(
-        &self,
-        new: ApiKeyRecord,
-        retire_at: SystemTime,
-    ) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        self.inner.rotate(new, retire_at).await
-    }
-
-    async fn revoke(
-        &self,
-        key_id: &str,
-        at: SystemTime,
-    ) -> Result<Option<ApiKeyRecord>, StoreError> {
-        self.inner.revoke(key_id, at).await
-    }
-
-    async fn activate(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        self.inner.activate(key_id).await
-    }
-
-    async fn all(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        self.inner.all().await
-    }
-
-    async fn record_usage(&self, batch: &[tollgate::usage::UsageDelta]) -> Result<(), StoreError> {
-        self.inner.record_usage(batch).await
-    }
-
-    async fn put_app(&self, app: tollgate::api_key::Application) -> Result<(), StoreError> {
-        self.inner.put_app(app).await
-    }
-
-    async fn find_app(
-        &self,
-        app_id: &str,
-    ) -> Result<Option<tollgate::api_key::Application>, StoreError> {
-        self.inner.find_app(app_id).await
-    }
-
-    async fn list_apps(&self) -> Result<Vec<tollgate::api_key::Application>, StoreError> {
-        self.inner.list_apps().await
-    }
-}
+delegate_key_store!(Measured, |this, digest| {
+    this.lookups.fetch_add(1, Ordering::SeqCst);
+    let now = this.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    this.most_in_flight.fetch_max(now, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    this.in_flight.fetch_sub(1, Ordering::SeqCst);
+    this.inner.find_by_digest(digest).await
+});
 
 async fn server(keys: &ApiKeys<Measured>) -> HttpClient {
     let router = Router::new()

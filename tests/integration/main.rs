@@ -5,6 +5,12 @@
 mod servers;
 mod support;
 
+// `delegate_key_store!`, shared with the forged-key example.
+#[cfg(feature = "api-key")]
+#[path = "../../examples/common/delegate_store.rs"]
+#[macro_use]
+mod delegate_store;
+
 mod auth;
 
 #[cfg(feature = "api-key")]
