@@ -15,6 +15,8 @@ use crate::usage::UsageRegistry;
 mod apps;
 mod builder;
 mod check;
+#[cfg(test)]
+mod tests;
 mod usage;
 
 pub use self::builder::ApiKeysBuilder;
@@ -55,7 +57,8 @@ struct Inner<K> {
     /// Turns for store lookups: at most `max_concurrent_lookups` at once.
     lookups: tokio::sync::Semaphore,
     default_grace: Duration,
-    on_invalidate: Option<InvalidateHook>,
+    /// Told of every key whose state these `ApiKeys` changed (other instances' caches).
+    on_invalidate: Vec<InvalidateHook>,
     /// Formats of keys made elsewhere, accepted next to `format`.
     foreign: Vec<ForeignKeyFormat>,
     /// On a store miss for a key of `format`, also look up its 0.1 digest.
@@ -141,7 +144,7 @@ impl<K: KeyStore> ApiKeys<K> {
             negative_ttl: Duration::from_secs(10),
             lookup_timeout: Duration::from_secs(2),
             default_grace: Duration::from_secs(24 * 60 * 60),
-            on_invalidate: None,
+            on_invalidate: Vec::new(),
             max_lookups: DEFAULT_MAX_LOOKUPS,
             foreign: Vec::new(),
             legacy_digests: false,
@@ -339,7 +342,7 @@ impl<K: KeyStore> ApiKeys<K> {
     /// Evicts `digest` after a write of ours, and tells the invalidation hook (other nodes).
     fn evict(&self, digest: &KeyDigest) {
         self.inner.cache.invalidate(digest);
-        if let Some(hook) = &self.inner.on_invalidate {
+        for hook in &self.inner.on_invalidate {
             hook(digest);
         }
     }

@@ -23,7 +23,7 @@ pub struct ApiKeysBuilder<K> {
     pub(super) negative_ttl: Duration,
     pub(super) lookup_timeout: Duration,
     pub(super) default_grace: Duration,
-    pub(super) on_invalidate: Option<InvalidateHook>,
+    pub(super) on_invalidate: Vec<InvalidateHook>,
     pub(super) max_lookups: usize,
     pub(super) foreign: Vec<ForeignKeyFormat>,
     pub(super) legacy_digests: bool,
@@ -129,8 +129,11 @@ impl<K: KeyStore> ApiKeysBuilder<K> {
     /// The hook runs synchronously on the caller's task: hand the digest to a channel or a
     /// spawned task rather than doing I/O in it. Digests are not secret (they are what the
     /// store keeps), but they identify keys: keep them out of logs.
+    ///
+    /// Call it again to add more hooks (a Redis publisher and an application cache, say):
+    /// each is called, in the order added.
     pub fn on_invalidate(mut self, hook: InvalidateHook) -> Self {
-        self.on_invalidate = Some(hook);
+        self.on_invalidate.push(hook);
         self
     }
 
@@ -194,7 +197,7 @@ impl<K> fmt::Debug for ApiKeysBuilder<K> {
             .field("max_concurrent_lookups", &self.max_lookups)
             .field(
                 "on_invalidate",
-                &self.on_invalidate.as_ref().map(|_| "<hook>"),
+                &format_args!("{} hooks", self.on_invalidate.len()),
             )
             .finish_non_exhaustive()
     }
