@@ -11,7 +11,7 @@ use crate::rejection::{Challenge, DefaultResponder, Flavor};
 pub struct RequireLayer<A, R = DefaultResponder> {
     authorize: A,
     responder: R,
-    challenge: Challenge,
+    challenge: Option<Challenge>,
 }
 
 /// Requires scopes of the [`Principal`]. See the [module docs](super).
@@ -27,7 +27,7 @@ impl<A> RequireLayer<A> {
         Self {
             authorize,
             responder: DefaultResponder::new(),
-            challenge: Challenge::bearer(),
+            challenge: None,
         }
     }
 
@@ -151,11 +151,12 @@ impl<A, R> RequireLayer<A, R> {
         }
     }
 
-    /// The `WWW-Authenticate` challenge of 401 and `insufficient_scope` 403 answers (default
-    /// `Bearer`). With an API-key stack, `Challenge::api_key(header)` (or both, with
-    /// [`Challenge::and`]) tells clients which credential to send.
+    /// The `WWW-Authenticate` challenge of 401 and `insufficient_scope` 403 answers, in place
+    /// of the default: for a scope requirement, the credential that lacks the scope (an API
+    /// key in `x-api-key`: `ApiKey`; a token: `Bearer`; both: both), and `Bearer` otherwise.
+    /// Set it for an API key read from another header.
     pub fn challenge(mut self, challenge: Challenge) -> Self {
-        self.challenge = challenge;
+        self.challenge = Some(challenge);
         self
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::Authorize;
 use crate::principal::{EffectiveScopes, PrincipalRef};
-use crate::rejection::{Rejection, RejectionKind, RequestHead};
+use crate::rejection::{Challenge, Rejection, RejectionKind, RequestHead};
 
 /// The scopes a route requires: one or more alternatives, each a set of scopes that must all
 /// be granted. `(a and b) or c` is `RequiredScopes::all(["a", "b"])?.or(RequiredScopes::all(["c"])?)`.
@@ -143,11 +143,25 @@ impl Authorize for RequiredScopes {
             return Err(Rejection::new(RejectionKind::MissingCredential));
         };
         if self.is_satisfied_by(|scope| principal.has_scope(scope)) {
-            Ok(())
-        } else {
-            Err(Rejection::new(RejectionKind::InsufficientScope)
-                .with_scope(String::from(&*self.inner.hint)))
+            return Ok(());
         }
+        // The challenge names the credential that lacks the scope.
+        let lacks = |has: &dyn Fn(&str) -> bool| !self.is_satisfied_by(has);
+        let app = principal
+            .app
+            .is_some_and(|app| lacks(&|scope| app.has_scope(scope)));
+        let user = principal
+            .user
+            .is_some_and(|user| lacks(&|scope| user.has_scope(scope)));
+        let api_key = || Challenge::api_key(http::HeaderName::from_static("x-api-key"));
+        let challenge = match (app, user) {
+            (true, false) => api_key(),
+            (false, true) => Challenge::bearer(),
+            _ => api_key().and(Challenge::bearer()),
+        };
+        Err(Rejection::new(RejectionKind::InsufficientScope)
+            .with_scope(String::from(&*self.inner.hint))
+            .with_challenge(challenge))
     }
 }
 

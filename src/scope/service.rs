@@ -16,7 +16,8 @@ pub struct Require<S, A, R = DefaultResponder> {
     pub(crate) inner: S,
     pub(crate) authorize: A,
     pub(crate) responder: R,
-    pub(crate) challenge: Challenge,
+    /// Set by [`RequireLayer::challenge`]: replaces the one the check chose.
+    pub(crate) challenge: Option<Challenge>,
 }
 
 impl<S, A> Require<S, A> {
@@ -26,7 +27,7 @@ impl<S, A> Require<S, A> {
             inner,
             authorize,
             responder: DefaultResponder::new(),
-            challenge: Challenge::bearer(),
+            challenge: None,
         }
     }
 
@@ -59,10 +60,14 @@ where
         match self.authorize.authorize(&RequestHead::of(&request)) {
             Ok(()) => ResponseFuture::called(self.inner.call(request)),
             Err(rejection) => {
-                let rejection = if *rejection.challenge() == Challenge::none() {
-                    rejection.with_challenge(self.challenge.clone())
-                } else {
-                    rejection
+                // A configured challenge wins; else the one the check chose (the credential that
+                // lacks the scope); else `Bearer`.
+                let rejection = match &self.challenge {
+                    Some(challenge) => rejection.with_challenge(challenge.clone()),
+                    None if *rejection.challenge() == Challenge::none() => {
+                        rejection.with_challenge(Challenge::bearer())
+                    }
+                    None => rejection,
                 };
                 ResponseFuture::rejected(reject(&self.responder, rejection, &request))
             }

@@ -75,9 +75,39 @@ async fn scopes_pass_refuse_and_render() {
         forbidden.extensions().get::<RejectionKind>(),
         Some(&RejectionKind::InsufficientScope)
     );
+    // The API key lacks the scope: the challenge names the API key.
     assert_eq!(
         forbidden.headers()["www-authenticate"],
-        r#"Bearer realm="orders", error="insufficient_scope", error_description="The credential lacks a required scope.", scope="orders:read orders:list""#
+        r#"ApiKey realm="orders", header="x-api-key", error="insufficient_scope", scope="orders:read orders:list""#
+    );
+    // A user's token lacks it: `Bearer`. Both lack it: both.
+    let user = service
+        .clone()
+        .oneshot(request(None, Some(&["orders:read"]), "text/plain"))
+        .await
+        .unwrap();
+    assert_eq!(user.status(), 403);
+    assert!(
+        user.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with(r#"Bearer realm="orders", error="insufficient_scope""#)
+    );
+    let both = service
+        .clone()
+        .oneshot(request(Some(&["x"]), Some(&["y"]), "text/plain"))
+        .await
+        .unwrap();
+    let challenges: Vec<&str> = both
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(
+        challenges.iter().any(|c| c.starts_with("ApiKey"))
+            && challenges.iter().any(|c| c.starts_with("Bearer")),
+        "{challenges:?}"
     );
     assert_eq!(
         forbidden.headers()["content-type"],

@@ -145,11 +145,10 @@ async fn seed_000_orders_endpoints() {
 
     let refused = send(&client, get.clone(), "/orders", Some(&keys.writer), None).await;
     assert_eq!(refused.status, 403);
+    // The API key lacks the scope, so the challenge names the API key (it said `Bearer`).
     assert_eq!(
         refused.header("www-authenticate"),
-        Some(
-            r#"Bearer error="insufficient_scope", error_description="The credential lacks a required scope.", scope="orders:read""#
-        )
+        Some(r#"ApiKey header="x-api-key", error="insufficient_scope", scope="orders:read""#)
     );
     assert_eq!(
         refused.header("content-type"),
