@@ -212,7 +212,7 @@ fn rows() -> Vec<(&'static str, Make)> {
             "gcra/header/no_headers",
             boxed(move || {
                 header_layer(huge)
-                    .store(GcraStore::new())
+                    .with_store(GcraStore::new())
                     .unwrap()
                     .layer(bare())
             }),

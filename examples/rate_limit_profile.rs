@@ -105,7 +105,7 @@ fn main() {
         "header" => drive(header_layer(huge).layer(bare()), &keys, n),
         "gcra" => drive(
             header_layer(huge)
-                .store(GcraStore::new())
+                .with_store(GcraStore::new())
                 .unwrap()
                 .layer(bare()),
             &keys,

@@ -205,7 +205,7 @@ where
         let store = tollgate::rate_limit::redis::RedisStore::connect(url)
             .await
             .map_err(|e| format!("TOLLGATE_REDIS_URL (rate limits): {e}"))?;
-        let per_key = per_key.store(store).map_err(|e| e.to_string())?;
+        let per_key = per_key.with_store(store).map_err(|e| e.to_string())?;
         let app = routes::router(keys, jwt, per_key, tokens, config.ip_rate_limit);
         return listen(&config, app, &demo_key, usage_flush).await;
     }

@@ -146,6 +146,9 @@ mod signature;
 mod validation;
 mod verified;
 
+/// The signature algorithms: `jsonwebtoken`'s enum, re-exported on purpose. It is part of
+/// tollgate's contract (a `jsonwebtoken` major version change is a tollgate major version
+/// change), so keys, issuers and your own `jsonwebtoken` code share one type.
 pub use jsonwebtoken::Algorithm;
 
 pub use self::authenticator::{JwtAuthenticator, KeyFetch};

@@ -110,7 +110,7 @@ impl fmt::Debug for Key<'_> {
 /// ```
 ///
 /// Two extractors in a tuple make a composite key (`(AppId, Route)`: one bucket per app and
-/// route); the request has a key only when both parts do. [`AppUser`] is such a pair.
+/// route); the request has a key only when both parts do. [`AppAndUser`] is such a pair.
 pub trait KeyExtractor: Send + Sync + 'static {
     /// The key of `request`, borrowed from it where possible.
     fn extract<'r>(&self, request: &RequestHead<'r>) -> Option<Key<'r>>;
@@ -195,16 +195,20 @@ impl KeyExtractor for UserSubject {
 /// app acting for a user), from the [`AppIdentity`] of `ApiKeyLayer` and the [`UserIdentity`]
 /// of `JwtLayer`. A request lacking either (or a token without `sub`) has no key.
 ///
-/// [`AppUser::new`] pairs the API key's id with the subject (each key of an app counts apart);
-/// [`AppUser::by_app_id`] pairs the application id (an app's primary and secondary keys share
+/// [`AppAndUser::new`] pairs the API key's id with the subject (each key of an app counts apart);
+/// [`AppAndUser::by_app_id`] pairs the application id (an app's primary and secondary keys share
 /// the user's bucket). The key is the same as the tuple `(AppKeyId, UserSubject)` (or
 /// `(AppId, UserSubject)`) makes; building it allocates once, as every composite key does.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct AppUser {
+pub struct AppAndUser {
     by_app_id: bool,
 }
 
-impl AppUser {
+/// The old name of [`AppAndUser`], which read like `app_user::AppUser` (an authenticator).
+#[deprecated(since = "0.2.0", note = "renamed `AppAndUser`")]
+pub type AppUser = AppAndUser;
+
+impl AppAndUser {
     /// API key id + user subject.
     pub fn new() -> Self {
         Self { by_app_id: false }
@@ -216,7 +220,7 @@ impl AppUser {
     }
 }
 
-impl KeyExtractor for AppUser {
+impl KeyExtractor for AppAndUser {
     fn extract<'r>(&self, request: &RequestHead<'r>) -> Option<Key<'r>> {
         let extensions = request.extensions();
         let app = extensions.get::<AppIdentity>()?;

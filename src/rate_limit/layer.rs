@@ -144,7 +144,7 @@ impl<K, St, R> RateLimitLayer<K, St, R> {
     /// # Errors
     ///
     /// [`ConfigError::TooManyLimits`] if the store decides fewer limits than configured.
-    pub fn store<St2: RateLimitStore>(
+    pub fn with_store<St2: RateLimitStore>(
         self,
         store: St2,
     ) -> Result<RateLimitLayer<K, St2, R>, ConfigError> {
@@ -173,7 +173,16 @@ impl<K, St, R> RateLimitLayer<K, St, R> {
     }
 
     /// Renders refusals with `responder` instead of the [`DefaultResponder`].
+    #[deprecated(
+        since = "0.2.0",
+        note = "renamed `with_responder`, as on every tollgate layer"
+    )]
     pub fn responder<R2>(self, responder: R2) -> RateLimitLayer<K, St, R2> {
+        self.with_responder(responder)
+    }
+
+    /// Renders refusals with `responder` instead of the [`DefaultResponder`].
+    pub fn with_responder<R2>(self, responder: R2) -> RateLimitLayer<K, St, R2> {
         let c = self.config;
         RateLimitLayer {
             config: Config {
@@ -291,7 +300,7 @@ impl<K, St, R> RateLimitLayer<K, St, R> {
     }
 
     /// The store, e.g. to read [`MemoryStore::tracked_keys`].
-    pub fn get_store(&self) -> &St {
+    pub fn store(&self) -> &St {
         &self.config.store
     }
 

@@ -16,7 +16,7 @@
 //!
 //! | what | default | options |
 //! |---|---|---|
-//! | key | [`AppKeyId`] | [`AppId`], [`UserSubject`], [`AppUser`], [`ClientIp`] (peer, or trusted proxies' `X-Forwarded-For`), [`Route`], a pair `(A, B)`, any closure ([`KeyExtractor`]) |
+//! | key | [`AppKeyId`] | [`AppId`], [`UserSubject`], [`AppAndUser`], [`ClientIp`] (peer, or trusted proxies' `X-Forwarded-For`), [`Route`], a pair `(A, B)`, any closure ([`KeyExtractor`]) |
 //! | no key in the request | [`OnMissingKey::Reject`] (401) | `Pass`, `FallbackToIp` — never a 500 |
 //! | quota | one per layer | overridden per key by [`AppIdentity::quota`](crate::identity::AppIdentity::quota) (plan tiers); up to [`MAX_LIMITS`] named limits decided all or nothing ([`RateLimitLayer::with_limits`]) |
 //! | cost | 1 per request | [`RateLimitLayer::cost`] |
@@ -98,17 +98,17 @@
 //! # Keys of the JWT layer
 //!
 //! [`UserSubject`] counts per user (the `sub` of the token `JwtLayer` validated) and
-//! [`AppUser`] per app and user (the API key, or the application, together with the subject),
+//! [`AppAndUser`] per app and user (the API key, or the application, together with the subject),
 //! for stacks that run `ApiKeyLayer` and `JwtLayer` outside the limiter:
 //!
 //! ```
-//! use tollgate::rate_limit::{AppUser, RateLimitLayer, UserSubject};
+//! use tollgate::rate_limit::{AppAndUser, RateLimitLayer, UserSubject};
 //! use tollgate::Quota;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let per_user = RateLimitLayer::new(Quota::per_minute(600).ok_or("zero")?).key(UserSubject);
 //! let per_app_and_user = RateLimitLayer::new(Quota::per_minute(60).ok_or("zero")?)
-//!     .key(AppUser::by_app_id());
+//!     .key(AppAndUser::by_app_id());
 //! # let _ = (per_user, per_app_and_user);
 //! # Ok(())
 //! # }
@@ -145,7 +145,7 @@
 //! - [`RateLimitLayer`], [`KeyedRateLimit`], [`ResponseFuture`]: the middleware.
 //! - [`Limit`], [`ConfigError`]: configuration.
 //! - [`KeyExtractor`], [`Key`], [`RequestHead`], [`AppKeyId`], [`AppId`], [`ClientIp`],
-//!   [`UserSubject`], [`AppUser`], [`Route`], [`OnMissingKey`]: keys.
+//!   [`UserSubject`], [`AppAndUser`], [`Route`], [`OnMissingKey`]: keys.
 //! - [`RateLimitStore`], [`Hit`], [`Window`], [`Decision`], [`LimitStatus`], [`StoreError`],
 //!   [`OnStoreError`]: the store interface; [`MemoryStore`], `GcraStore` and
 //!   `redis::RedisStore` implement it.
@@ -174,8 +174,10 @@ use std::time::Duration;
 pub use self::future::ResponseFuture;
 #[cfg(feature = "governor")]
 pub use self::gcra::GcraStore;
+#[allow(deprecated)]
+pub use self::key::AppUser;
 pub use self::key::{
-    AppId, AppKeyId, AppUser, ClientIp, Key, KeyExtractor, OnMissingKey, Route, UserSubject,
+    AppAndUser, AppId, AppKeyId, ClientIp, Key, KeyExtractor, OnMissingKey, Route, UserSubject,
 };
 pub use self::layer::RateLimitLayer;
 pub use self::limit::{ConfigError, Limit};

@@ -42,7 +42,7 @@
 //!     .await?;
 //! // Every instance built like this shares one 1000-per-hour limit per API key.
 //! let layer = RateLimitLayer::new(Quota::per_hour(1000).ok_or("zero quota")?)
-//!     .store(store)?
+//!     .with_store(store)?
 //!     .on_store_error(OnStoreError::FailOpen);
 //! # let _ = layer;
 //! # Ok(())

@@ -20,9 +20,9 @@ use tollgate::Quota;
 use tollgate::clock::{ManualClock, SharedClock};
 use tollgate::identity::{AppIdentity, UserIdentity};
 use tollgate::rate_limit::{
-    AppId, AppKeyId, AppUser, ClientIp, ConfigError, Decision, Hit, HitFuture, Key, KeyExtractor,
-    Limit, MemoryStore, OnMissingKey, OnStoreError, RateLimitLayer, RateLimitStore, RequestHead,
-    ShadowRejection, StoreError, UserSubject,
+    AppAndUser, AppId, AppKeyId, ClientIp, ConfigError, Decision, Hit, HitFuture, Key,
+    KeyExtractor, Limit, MemoryStore, OnMissingKey, OnStoreError, RateLimitLayer, RateLimitStore,
+    RequestHead, ShadowRejection, StoreError, UserSubject,
 };
 use tollgate::rejection::RejectionKind;
 use tower::{Layer, Service, ServiceExt};
@@ -451,7 +451,7 @@ async fn async_store_decides_with_clone_and_swap_and_applies_the_failure_policy(
     let echo = Echo::default();
     let layer = RateLimitLayer::new(per_hour(2))
         .clock(shared)
-        .store(store.clone())
+        .with_store(store.clone())
         .unwrap();
     // tower-test's mock panics if a fresh clone (not the readied service) is called.
     let (mock, mut handle) =
@@ -543,7 +543,7 @@ async fn at_the_key_cap_a_new_key_takes_the_place_of_the_least_charged() {
     let store = MemoryStore::builder().max_keys(2).build();
     let limited = RateLimitLayer::new(per_hour(3))
         .clock(shared)
-        .store(store.clone())
+        .with_store(store.clone())
         .unwrap()
         .layer(Echo::default());
     let status = |key: &'static str| {
@@ -698,7 +698,7 @@ async fn gcra_store_limits_smoothly_per_key_quota() {
     // The store decides at the time the layer reads from its clock.
     let layer = RateLimitLayer::new(Quota::per_minute(2).unwrap())
         .clock(shared)
-        .store(GcraStore::new())
+        .with_store(GcraStore::new())
         .unwrap()
         .ietf_headers(true);
     let service = layer.layer(Echo::default());
@@ -733,7 +733,7 @@ async fn gcra_store_limits_smoothly_per_key_quota() {
         Limit::new("b", per_hour(1)).unwrap(),
     ])
     .unwrap()
-    .store(GcraStore::new());
+    .with_store(GcraStore::new());
     assert!(matches!(two, Err(ConfigError::TooManyLimits { max: 1 })));
 }
 
@@ -746,7 +746,7 @@ async fn gcra_store_on_a_real_axum_server_refills_smoothly_per_key() {
     let (clock, shared) = clock();
     let limit = RateLimitLayer::new(Quota::per_minute(2).unwrap())
         .clock(shared)
-        .store(GcraStore::new())
+        .with_store(GcraStore::new())
         .unwrap();
     let router = Router::new()
         .route("/", get(ok))
@@ -882,7 +882,7 @@ async fn user_subject_key_counts_per_user_across_apps() {
 
 #[tokio::test]
 async fn app_user_key_counts_per_app_key_and_user() {
-    let client = identity_server(RateLimitLayer::new(per_hour(2)).key(AppUser::new())).await;
+    let client = identity_server(RateLimitLayer::new(per_hour(2)).key(AppAndUser::new())).await;
     let alice_k1: &[(&str, &str)] = &[("x-test-key", "k1@a"), ("x-test-sub", "alice")];
     let alice_k2: &[(&str, &str)] = &[("x-test-key", "k2@a"), ("x-test-sub", "alice")];
     let bob_k1: &[(&str, &str)] = &[("x-test-key", "k1@a"), ("x-test-sub", "bob")];
@@ -896,7 +896,8 @@ async fn app_user_key_counts_per_app_key_and_user() {
     assert_eq!(statuses(&client, &[app_only, user_only]).await, [401, 401]);
 
     // By application id, an app's two keys share the user's bucket; another app does not.
-    let client = identity_server(RateLimitLayer::new(per_hour(2)).key(AppUser::by_app_id())).await;
+    let client =
+        identity_server(RateLimitLayer::new(per_hour(2)).key(AppAndUser::by_app_id())).await;
     let alice_other_app: &[(&str, &str)] = &[("x-test-key", "k3@b"), ("x-test-sub", "alice")];
     assert_eq!(
         statuses(&client, &[alice_k1, alice_k2, alice_k1, alice_other_app]).await,
@@ -916,14 +917,14 @@ fn app_user_keys_equal_the_tuples_and_do_not_collide() {
     ));
     let view = RequestHead::of(&request);
     assert_eq!(
-        AppUser::new().extract(&view),
+        AppAndUser::new().extract(&view),
         (AppKeyId, UserSubject).extract(&view)
     );
     assert_eq!(
-        AppUser::by_app_id().extract(&view),
+        AppAndUser::by_app_id().extract(&view),
         (AppId, UserSubject).extract(&view)
     );
-    assert_ne!(AppUser::new().extract(&view), UserSubject.extract(&view));
+    assert_ne!(AppAndUser::new().extract(&view), UserSubject.extract(&view));
     assert_eq!(UserSubject.extract(&view), Some(Key::from("alice")));
 }
 

@@ -125,7 +125,7 @@ async fn a_flood_of_new_keys_at_the_cap_locks_out_neither_new_clients_nor_spent_
     let layer: RateLimitLayer<ByClient, MemoryStore> =
         RateLimitLayer::new(Quota::per_hour(5).unwrap())
             .key(by_client as ByClient)
-            .store(store.clone())
+            .with_store(store.clone())
             .unwrap();
     let router = Router::new().route("/", get(ok)).route_layer(layer);
     let client = HttpClient::new(serve_axum(router).await);
@@ -178,7 +178,7 @@ async fn a_flood_of_fresh_keys_leaves_redis_nothing_once_its_window_ends() {
     let layer: RateLimitLayer<ByClient, RedisStore> =
         RateLimitLayer::new(Quota::new(1, Duration::from_secs(1)).unwrap())
             .key(by_client as ByClient)
-            .store(store)
+            .with_store(store)
             .unwrap();
     let router = Router::new().route("/", get(ok)).route_layer(layer);
     let client = HttpClient::new(serve_axum(router).await);
@@ -226,7 +226,7 @@ async fn gcra_store_under_a_flood_of_fresh_keys_stays_within_its_cap_and_serves_
     let layer: RateLimitLayer<ByClient, GcraStore> =
         RateLimitLayer::new(Quota::per_hour(5).unwrap())
             .key(by_client as ByClient)
-            .store(store.clone())
+            .with_store(store.clone())
             .unwrap();
     let router = Router::new().route("/", get(ok)).route_layer(layer);
     let client = HttpClient::new(serve_axum(router).await);

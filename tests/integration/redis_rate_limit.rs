@@ -62,7 +62,7 @@ async fn node(layer: RateLimitLayer<ByClient, RedisStore>) -> HttpClient {
 fn layer(quota: Quota, store: RedisStore) -> RateLimitLayer<ByClient, RedisStore> {
     RateLimitLayer::new(quota)
         .key(by_client as ByClient)
-        .store(store)
+        .with_store(store)
         .unwrap()
         .ietf_headers(true)
 }
@@ -196,7 +196,7 @@ async fn headers_and_retry_after_come_from_the_redis_decision() {
     let layer = RateLimitLayer::with_limits(limits)
         .unwrap()
         .key(by_client as ByClient)
-        .store(store(&prefix).await)
+        .with_store(store(&prefix).await)
         .unwrap()
         .ietf_headers(true)
         .legacy_headers(true);

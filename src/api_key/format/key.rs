@@ -36,7 +36,7 @@ impl ApiKey {
 
     /// The digest tollgate 0.1 stored: the SHA-256 of the key without its 6-character
     /// checksum. Looked up as a fallback with
-    /// [`ApiKeysBuilder::legacy_digests`](super::ApiKeysBuilder::legacy_digests).
+    /// [`ApiKeysBuilder::legacy_digests`](crate::api_key::ApiKeysBuilder::legacy_digests).
     pub fn legacy_digest(&self) -> KeyDigest {
         legacy_digest(self.0.as_bytes())
     }
