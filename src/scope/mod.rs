@@ -26,10 +26,11 @@
 //! With both an app and a user, the effective scopes are their intersection unless configured
 //! otherwise ([`EffectiveScopes`](crate::principal::EffectiveScopes)).
 //!
-//! An insufficient scope is answered as RFC 6750 §3.1 asks: `403` with
-//! `WWW-Authenticate: Bearer error="insufficient_scope", error_description="…", scope="…"`
-//! (the first alternative) and a problem+json body; gRPC requests get
-//! `PERMISSION_DENIED` (7).
+//! An insufficient scope is answered as RFC 6750 §3.1 asks: `403` with a `WWW-Authenticate`
+//! challenge for the credential that lacks the scope (`ApiKey header="x-api-key",
+//! error="insufficient_scope", scope="…"` for an API key, `Bearer error="insufficient_scope",
+//! …` for a token, both when both lack it; `scope` names the first alternative) and a
+//! problem+json body; gRPC requests get `PERMISSION_DENIED` (7).
 //!
 //! ```
 //! use axum::{Router, body::Body, routing::get};
@@ -59,7 +60,7 @@
 //! assert_eq!(refused.status(), 403);
 //! assert_eq!(
 //!     refused.headers()["www-authenticate"],
-//!     r#"Bearer error="insufficient_scope", error_description="The credential lacks a required scope.", scope="refunds:write""#
+//!     r#"ApiKey header="x-api-key", error="insufficient_scope", scope="refunds:write""#
 //! );
 //! assert_eq!(app.oneshot(get("/nowhere")?).await?.status(), 404);
 //! # Ok(())
