@@ -30,6 +30,15 @@ macro_rules! log_debug {
     };
 }
 
+/// Like [`log_debug!`] at ERROR, for a misconfiguration that refuses every request.
+#[allow(unused_macros)]
+macro_rules! log_error {
+    ($($arg:tt)*) => {
+        #[cfg(feature = "tracing")]
+        tracing::error!(target: "tollgate::config", $($arg)*);
+    };
+}
+
 /// Like [`log_debug!`] at WARN, for failures an operator must see (a store is down).
 #[allow(unused_macros)]
 macro_rules! log_warn {

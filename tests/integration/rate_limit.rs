@@ -1017,3 +1017,25 @@ fn _assert_bounds() {
     let _: Option<Pin<Box<dyn Future<Output = ()>>>> = None;
     let _ = SystemTime::now();
 }
+
+/// `ClientIp::peer()` as written, with no function telling it where to look: behind axum it
+/// reads `ConnectInfo<SocketAddr>`, behind tonic `TcpConnectInfo`. (It read only a
+/// `SocketAddr` extension, so every request was refused 401 `missing_credential`.)
+#[cfg(all(feature = "axum", feature = "tonic"))]
+#[tokio::test]
+async fn client_ip_peer_finds_the_address_where_axum_and_tonic_put_it() {
+    let limit = || RateLimitLayer::new(per_hour(1)).key(ClientIp::peer());
+    let router = Router::new()
+        .route("/", get(|| async { "ok" }))
+        .route_layer(limit());
+    let client = HttpClient::new(serve_axum(router).await);
+    assert_eq!(client.get("/", &[]).await.status, 200);
+    let limited = client.get("/", &[]).await;
+    assert_eq!(limited.status, 429, "{}", limited.text());
+
+    let probe = ProbeServer::new(|_| "ok".to_owned());
+    let addr = serve_tonic(limit(), probe).await;
+    assert_eq!(call_whoami(addr, &[]).await.unwrap(), "ok");
+    let status = call_whoami(addr, &[]).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+}

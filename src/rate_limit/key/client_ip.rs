@@ -20,16 +20,17 @@ type PeerFn = Arc<dyn Fn(&Extensions) -> Option<IpAddr> + Send + Sync>;
 ///
 /// # Where the peer address comes from
 ///
-/// By default from a `std::net::SocketAddr` (or `std::net::IpAddr`) in the request extensions.
-/// Servers put connection info there under their own types, so tell the extractor where to look:
+/// By default from the request extensions, where servers put it:
 ///
-/// - **axum**: serve with `into_make_service_with_connect_info::<SocketAddr>()`; axum inserts
-///   `axum::extract::ConnectInfo<SocketAddr>`, read with
-///   `ClientIp::peer_from(|ext| ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()))`.
-/// - **tonic**: `ClientIp::peer_from(|ext| ext.get::<TcpConnectInfo>()?.remote_addr().map(|a| a.ip()))`.
-/// - **hyper**: insert the accepted socket's `SocketAddr` into each request.
+/// - a `std::net::SocketAddr` or `std::net::IpAddr` (insert the accepted socket's address
+///   with plain hyper);
+/// - **axum** (feature `axum`): `ConnectInfo<SocketAddr>`, when served with
+///   `into_make_service_with_connect_info::<SocketAddr>()`;
+/// - **tonic** (feature `tonic`): `TcpConnectInfo`, which tonic's server inserts.
 ///
-/// (tollgate does not depend on axum or tonic, hence the function.)
+/// Elsewhere, [`peer_from`](ClientIp::peer_from) says where to look. A request with no address
+/// at all has no key (the limiter's missing-key policy decides); the first one is logged at
+/// ERROR with the cause (`tracing` feature), since it means every request goes that way.
 ///
 /// # Deployment caveat: proxies
 ///
@@ -59,6 +60,40 @@ pub struct ClientIp {
     trusted: Arc<[IpRange]>,
     v4_prefix: u8,
     v6_prefix: u8,
+}
+
+/// The peer address where servers put it: a `SocketAddr` or `IpAddr`, axum's `ConnectInfo`,
+/// tonic's `TcpConnectInfo`. The first request without any is logged.
+fn default_peer(extensions: &Extensions) -> Option<IpAddr> {
+    let found = extensions
+        .get::<SocketAddr>()
+        .map(SocketAddr::ip)
+        .or_else(|| extensions.get::<IpAddr>().copied());
+    #[cfg(feature = "axum")]
+    let found = found.or_else(|| {
+        extensions
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip())
+    });
+    #[cfg(feature = "tonic")]
+    let found = found.or_else(|| {
+        extensions
+            .get::<tonic::transport::server::TcpConnectInfo>()
+            .and_then(|info| info.remote_addr())
+            .map(|addr| addr.ip())
+    });
+    if found.is_none() {
+        static LOGGED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !LOGGED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            log_error!(
+                "ClientIp::peer found no peer address in the request: serve axum with \
+                 into_make_service_with_connect_info::<SocketAddr>(), insert the peer's \
+                 SocketAddr with hyper, or say where it is with ClientIp::peer_from; until then \
+                 every request has no client-IP key"
+            );
+        }
+    }
+    found
 }
 
 /// One IPv6 host commonly holds a whole /64 (and can pick any address in it per request):
@@ -165,10 +200,7 @@ impl ClientIp {
         let extensions = request.extensions();
         let peer = match &self.peer {
             Some(peer) => peer(extensions),
-            None => extensions
-                .get::<SocketAddr>()
-                .map(SocketAddr::ip)
-                .or_else(|| extensions.get::<IpAddr>().copied()),
+            None => default_peer(extensions),
         }?
         .to_canonical();
         if !self.is_trusted(peer) {
