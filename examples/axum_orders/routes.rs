@@ -114,7 +114,8 @@ where
     let routes = match per_ip {
         Some(quota) => routes.route_layer(
             RateLimitLayer::with_limit(Limit::new("ip", quota).expect("a valid name")).key(
-                ClientIp::peer_from(|ext| ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())),
+                // Finds axum's `ConnectInfo<SocketAddr>` (tollgate's `axum` feature).
+                ClientIp::peer(),
             ),
         ),
         None => routes,
