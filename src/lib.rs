@@ -17,6 +17,7 @@ pub mod rejection;
 pub mod scope;
 pub mod usage;
 
+mod error;
 mod quota;
 
 #[cfg(test)]
@@ -41,7 +42,12 @@ pub mod oidc;
 #[cfg(feature = "issuer")]
 pub mod issuer;
 
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
+
 #[cfg(feature = "rate-limit")]
 pub mod rate_limit;
 
+pub use crate::error::Error;
 pub use crate::quota::Quota;

@@ -46,8 +46,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ::redis::Client;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSub};
-use ::redis::{Client, RedisError};
+
+use crate::redis::RedisError;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -188,11 +190,11 @@ async fn publish(
     channel: &str,
     digest: &KeyDigest,
 ) -> Result<u64, RedisError> {
-    ::redis::cmd("PUBLISH")
+    Ok(::redis::cmd("PUBLISH")
         .arg(channel)
         .arg(&digest.as_bytes()[..])
         .query_async(connection)
-        .await
+        .await?)
 }
 
 /// Publishes queued digests in order until every sender is gone. A digest that cannot be

@@ -59,8 +59,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use ::redis::Client;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSub};
-use ::redis::{Client, RedisError};
+
+use crate::redis::RedisError;
 use futures_util::StreamExt;
 use tokio::task::JoinHandle;
 
@@ -323,16 +325,15 @@ fn epoch_plus(secs: u64) -> SystemTime {
 
 async fn with_timeout<T>(
     timeout: Duration,
-    call: impl Future<Output = Result<T, RedisError>>,
+    call: impl Future<Output = Result<T, ::redis::RedisError>>,
 ) -> Result<T, RedisError> {
-    tokio::time::timeout(timeout, call)
-        .await
-        .unwrap_or_else(|_| {
-            Err(RedisError::from(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "Redis did not answer in time",
-            )))
-        })
+    match tokio::time::timeout(timeout, call).await {
+        Ok(result) => result.map_err(RedisError::from),
+        Err(_) => Err(RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "Redis did not answer in time",
+        ))),
+    }
 }
 
 /// A message or a stored value: `<exp>:<jti>` / key suffix and `<exp>`.
