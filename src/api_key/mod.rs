@@ -77,6 +77,7 @@
 mod app;
 mod authenticator;
 mod cache;
+mod dyn_store;
 mod format;
 mod keys;
 mod layer;
@@ -95,6 +96,7 @@ use std::fmt;
 
 pub use self::app::Application;
 pub use self::authenticator::{ApiKeyAuthenticator, DEFAULT_HEADER};
+pub use self::dyn_store::{BoxKeyStore, DynKeyStore};
 pub use self::format::{ApiKey, ForeignKeyFormat, KeyDigest, KeyFormat};
 pub use self::keys::{ApiKeys, ApiKeysBuilder, GeneratedKey, InvalidateHook, Rotation, UsageFlush};
 pub use self::layer::{ApiKeyLayer, RequireApiKey};

@@ -98,8 +98,8 @@ pub use self::jwks::Jwks;
 #[cfg(feature = "postgres")]
 pub use self::postgres::PostgresRefreshStore;
 pub use self::refresh::{
-    FamilyId, InMemoryRefreshStore, RefreshRecord, RefreshState, RefreshToken, RefreshTokenStore,
-    RotateOutcome, StoreError, TokenDigest,
+    BoxRefreshStore, DynRefreshStore, FamilyId, InMemoryRefreshStore, RefreshRecord, RefreshState,
+    RefreshToken, RefreshTokenStore, RotateOutcome, StoreError, TokenDigest,
 };
 pub use self::response::{ErrorCode, OAuthError, TokenResponse};
 pub use self::service::{TokenService, TokenServiceBuilder};

@@ -403,3 +403,22 @@ async fn lifetimes_too_long_to_add_saturate_instead_of_panicking() {
     let login = service.issue("alice", ["read"]).await.unwrap();
     assert!(service.refresh(&login.refresh_token.unwrap()).await.is_ok());
 }
+
+#[tokio::test]
+async fn a_refresh_store_chosen_at_run_time_rotates_and_detects_reuse() {
+    let clock = clock();
+    let store: crate::issuer::BoxRefreshStore = Arc::new(InMemoryRefreshStore::new());
+    let service = TokenService::builder(issuer(&clock), store).build();
+    let login = service.issue("alice", ["read"]).await.unwrap();
+    let first = login.refresh_token.as_deref().unwrap();
+    let rotated = service.refresh(first).await.unwrap();
+    assert!(rotated.refresh_token.is_some());
+    // The first token again, past any grace: a reuse, the family is revoked.
+    let error = service.refresh(first).await.unwrap_err();
+    assert_eq!(error.code(), ErrorCode::InvalidGrant);
+    let error = service
+        .refresh(rotated.refresh_token.as_deref().unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), ErrorCode::InvalidGrant, "the family is revoked");
+}

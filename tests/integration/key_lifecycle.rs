@@ -281,3 +281,36 @@ async fn a_key_created_inactive_is_refused_with_its_own_code_until_activated() {
     );
     assert_eq!(code(&call(&client, &key).await), "revoked_credential");
 }
+
+/// The store chosen at run time (`BoxKeyStore`): the same `ApiKeys<BoxKeyStore>` type over
+/// memory and over PostgreSQL, behind a real server.
+#[tokio::test]
+async fn a_store_chosen_at_run_time_works_as_the_static_one() {
+    use tollgate::api_key::BoxKeyStore;
+
+    for use_postgres in [false, true] {
+        let store: BoxKeyStore = if use_postgres {
+            std::sync::Arc::new(PostgresKeyStore::new(migrated_pool().await))
+        } else {
+            std::sync::Arc::new(InMemoryKeyStore::new())
+        };
+        let keys: ApiKeys<BoxKeyStore> = ApiKeys::builder(store).track_usage(true).build();
+        let app = unique("dyn");
+        let created = keys.generate(NewKey::new(&app, "Dyn")).await.unwrap();
+        let client = api(&keys).await;
+        let key = created.key().expose().to_owned();
+        assert_eq!(
+            call(&client, &key).await.text(),
+            app,
+            "postgres: {use_postgres}"
+        );
+        keys.flush_usage().await.unwrap();
+        assert_eq!(keys.app_usage(&app).await.unwrap().authenticated, 1);
+        keys.disable_app(&app).await.unwrap();
+        assert_eq!(code(&call(&client, &key).await), "app_disabled");
+        keys.enable_app(&app).await.unwrap();
+        keys.revoke(created.record().id()).await.unwrap();
+        assert_eq!(code(&call(&client, &key).await), "revoked_credential");
+        assert_eq!(keys.list(&app).await.unwrap().len(), 1);
+    }
+}

@@ -7,7 +7,9 @@ mod token;
 
 pub use self::memory::InMemoryRefreshStore;
 pub use self::record::{RefreshRecord, RefreshState};
-pub use self::store::{RefreshTokenStore, RotateOutcome, StoreError};
+pub use self::store::{
+    BoxRefreshStore, DynRefreshStore, RefreshTokenStore, RotateOutcome, StoreError,
+};
 pub use self::token::{FamilyId, RefreshToken, TokenDigest};
 
 pub(crate) use self::token::random_bytes;

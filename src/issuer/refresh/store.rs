@@ -151,3 +151,113 @@ impl std::error::Error for StoreError {
         Some(&*self.source)
     }
 }
+
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// [`RefreshTokenStore`] as a trait object: every store is one, and `Arc<dyn DynRefreshStore>`
+/// ([`BoxRefreshStore`]) is a [`RefreshTokenStore`] again, so the store can be chosen at run
+/// time (memory or PostgreSQL) without a generic through the application. Each call
+/// allocates its future.
+pub trait DynRefreshStore: Send + Sync + 'static {
+    /// [`RefreshTokenStore::find`].
+    fn find<'a>(
+        &'a self,
+        digest: &'a TokenDigest,
+    ) -> BoxFuture<'a, Result<Option<RefreshRecord>, StoreError>>;
+    /// [`RefreshTokenStore::insert`].
+    fn insert(&self, record: RefreshRecord) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// [`RefreshTokenStore::rotate`].
+    fn rotate<'a>(
+        &'a self,
+        presented: &'a TokenDigest,
+        successor: RefreshRecord,
+        now: SystemTime,
+        grace: Duration,
+    ) -> BoxFuture<'a, Result<RotateOutcome, StoreError>>;
+    /// [`RefreshTokenStore::revoke_family`].
+    fn revoke_family<'a>(
+        &'a self,
+        family: &'a FamilyId,
+    ) -> BoxFuture<'a, Result<Vec<RefreshRecord>, StoreError>>;
+    /// [`RefreshTokenStore::family`].
+    fn family<'a>(
+        &'a self,
+        family: &'a FamilyId,
+    ) -> BoxFuture<'a, Result<Vec<RefreshRecord>, StoreError>>;
+}
+
+/// A refresh-token store chosen at run time; see [`DynRefreshStore`].
+pub type BoxRefreshStore = Arc<dyn DynRefreshStore>;
+
+impl<S: RefreshTokenStore> DynRefreshStore for S {
+    fn find<'a>(
+        &'a self,
+        digest: &'a TokenDigest,
+    ) -> BoxFuture<'a, Result<Option<RefreshRecord>, StoreError>> {
+        Box::pin(RefreshTokenStore::find(self, digest))
+    }
+    fn insert(&self, record: RefreshRecord) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(RefreshTokenStore::insert(self, record))
+    }
+    fn rotate<'a>(
+        &'a self,
+        presented: &'a TokenDigest,
+        successor: RefreshRecord,
+        now: SystemTime,
+        grace: Duration,
+    ) -> BoxFuture<'a, Result<RotateOutcome, StoreError>> {
+        Box::pin(RefreshTokenStore::rotate(
+            self, presented, successor, now, grace,
+        ))
+    }
+    fn revoke_family<'a>(
+        &'a self,
+        family: &'a FamilyId,
+    ) -> BoxFuture<'a, Result<Vec<RefreshRecord>, StoreError>> {
+        Box::pin(RefreshTokenStore::revoke_family(self, family))
+    }
+    fn family<'a>(
+        &'a self,
+        family: &'a FamilyId,
+    ) -> BoxFuture<'a, Result<Vec<RefreshRecord>, StoreError>> {
+        Box::pin(RefreshTokenStore::family(self, family))
+    }
+}
+
+// The futures own what they need: `RefreshTokenStore`'s futures may not borrow the arguments.
+impl RefreshTokenStore for Arc<dyn DynRefreshStore> {
+    fn find(
+        &self,
+        digest: &TokenDigest,
+    ) -> impl Future<Output = Result<Option<RefreshRecord>, StoreError>> + Send {
+        let (this, digest) = (Arc::clone(self), *digest);
+        async move { DynRefreshStore::find(&*this, &digest).await }
+    }
+    fn insert(&self, record: RefreshRecord) -> impl Future<Output = Result<(), StoreError>> + Send {
+        DynRefreshStore::insert(&**self, record)
+    }
+    fn rotate(
+        &self,
+        presented: &TokenDigest,
+        successor: RefreshRecord,
+        now: SystemTime,
+        grace: Duration,
+    ) -> impl Future<Output = Result<RotateOutcome, StoreError>> + Send {
+        let (this, presented) = (Arc::clone(self), *presented);
+        async move { DynRefreshStore::rotate(&*this, &presented, successor, now, grace).await }
+    }
+    fn revoke_family(
+        &self,
+        family: &FamilyId,
+    ) -> impl Future<Output = Result<Vec<RefreshRecord>, StoreError>> + Send {
+        let (this, family) = (Arc::clone(self), family.clone());
+        async move { DynRefreshStore::revoke_family(&*this, &family).await }
+    }
+    fn family(
+        &self,
+        family: &FamilyId,
+    ) -> impl Future<Output = Result<Vec<RefreshRecord>, StoreError>> + Send {
+        let (this, family) = (Arc::clone(self), family.clone());
+        async move { DynRefreshStore::family(&*this, &family).await }
+    }
+}
