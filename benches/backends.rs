@@ -97,10 +97,7 @@ mod rate_limit {
 
     /// Limits no run reaches: every decision admits and writes.
     fn unreachable_quotas() -> [Quota; 2] {
-        [
-            Quota::per_second(1 << 40).unwrap(),
-            Quota::per_hour(1 << 50).unwrap(),
-        ]
+        [Quota::per_second(1 << 40), Quota::per_hour(1 << 50)]
     }
 
     /// One decision, as the layer makes it: synchronously when the store can.

@@ -181,7 +181,7 @@ async fn axum08_router(row: &str) -> (axum::Router, String) {
                 // The key and the token both grant `orders:read`: the intersection does too.
                 .layer(RequireScopesLayer::all(["orders:read"]).unwrap())
                 .layer(
-                    RateLimitLayer::new(Quota::per_second(1_000_000_000).unwrap())
+                    RateLimitLayer::new(Quota::per_second(1_000_000_000))
                         .ietf_headers(row == "full_stack"),
                 ),
         ),

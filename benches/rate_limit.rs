@@ -191,7 +191,7 @@ where
 
 /// Every row, by name.
 fn rows() -> Vec<(&'static str, Make)> {
-    let huge = Quota::per_second(1_000_000_000).unwrap();
+    let huge = Quota::per_second(1_000_000_000);
     vec![
         ("bare", boxed(bare)),
         (

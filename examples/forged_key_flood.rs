@@ -194,7 +194,11 @@ fn main() {
             };
             let builder = ApiKeys::builder(counted);
             let builder = if secret {
-                builder.checksum_secret(b"a secret of at least 32 bytes, for the example").unwrap()
+                builder.key_format(
+                    tollgate::api_key::KeyFormat::default()
+                        .with_checksum_secret(b"a secret of at least 32 bytes, for the example")
+                        .unwrap(),
+                )
             } else {
                 builder
             };

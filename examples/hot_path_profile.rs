@@ -13,7 +13,7 @@
 //! Rows (first argument), each with one hot credential and a `service_fn` answering at once:
 //! - `bare`: the inner service alone;
 //! - `api_key`: `ApiKeyLayer`, the key cached (checksum and digest, front table, extension);
-//! - `api_key_keyed`: the same with a checksum secret (`ApiKeysBuilder::checksum_secret`);
+//! - `api_key_keyed`: the same with a checksum secret (`KeyFormat::with_checksum_secret`);
 //! - `jwt_uncached` / `jwt_cached`: `JwtLayer` on an HS256 key, without and with the
 //!   verified-token cache;
 //! - `rate_limit` / `rate_limit_fields`: `RateLimitLayer` keyed by the `x-api-key` header on the
@@ -123,8 +123,11 @@ fn main() {
         .unwrap();
     let keys = if row == "api_key_keyed" {
         ApiKeys::builder(InMemoryKeyStore::new())
-            .checksum_secret([7u8; 32])
-            .unwrap()
+            .key_format(
+                tollgate::api_key::KeyFormat::default()
+                    .with_checksum_secret([7u8; 32])
+                    .unwrap(),
+            )
             .build()
     } else {
         ApiKeys::builder(InMemoryKeyStore::new()).build()
@@ -165,7 +168,7 @@ fn main() {
             .build()
             .unwrap()
     };
-    let huge = Quota::per_second(1_000_000_000).unwrap();
+    let huge = Quota::per_second(1_000_000_000);
     match row.as_str() {
         "bare" => drive(bare(), &credentials, n),
         "api_key" | "api_key_keyed" => drive(api_key.layer(bare()), &credentials, n),

@@ -94,7 +94,7 @@ fn main() {
             .map(|id| AppIdentity::builder(id.clone(), "app").build())
             .collect(),
     };
-    let huge = Quota::per_second(1_000_000_000).unwrap();
+    let huge = Quota::per_second(1_000_000_000);
     match row.as_str() {
         "bare" => drive(bare(), &keys, n),
         "appkey" => drive(

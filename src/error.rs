@@ -12,13 +12,15 @@ use std::fmt;
 /// # #[cfg(all(feature = "api-key", feature = "jwt", feature = "rate-limit"))]
 /// # fn main() -> Result<(), tollgate::Error> {
 /// use tollgate::Quota;
-/// use tollgate::api_key::{ApiKeys, InMemoryKeyStore};
+/// use tollgate::api_key::{ApiKeys, InMemoryKeyStore, KeyFormat};
 /// use tollgate::jwt::{Algorithm, JwtKey, JwtLayer};
 /// use tollgate::rate_limit::{Limit, RateLimitLayer};
 ///
-/// let keys = ApiKeys::builder(InMemoryKeyStore::new()).prefix("sk_live")?.build();
+/// let keys = ApiKeys::builder(InMemoryKeyStore::new())
+///     .key_format(KeyFormat::new("sk_live")?)
+///     .build();
 /// let jwt = JwtLayer::new(JwtKey::hmac([7; 32], Algorithm::HS256)?)?;
-/// let per_ip = RateLimitLayer::with_limit(Limit::new("per-ip", Quota::per_minute(600).unwrap())?);
+/// let per_ip = RateLimitLayer::with_limit(Limit::new("per-ip", Quota::per_minute(600))?);
 /// # let _ = (keys, jwt, per_ip);
 /// # Ok(()) }
 /// # #[cfg(not(all(feature = "api-key", feature = "jwt", feature = "rate-limit")))]

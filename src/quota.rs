@@ -6,16 +6,19 @@ use std::time::Duration;
 
 /// A number of requests allowed per window, e.g. seed 000's "1000 per hour".
 ///
-/// Units are what they say: `Quota::per_hour(1000)` allows 1000 requests per hour.
+/// Units are what they say: `Quota::per_hour(1000)` allows 1000 requests per hour. The
+/// `per_*` constructors are for constants (no `unwrap`; usable in `const`): a zero limit is a
+/// programming error and panics. A quota read from configuration goes through
+/// [`Quota::new`], which answers `None` for zero.
 ///
 /// ```
 /// use std::time::Duration;
 /// use tollgate::Quota;
 ///
-/// let q = Quota::per_hour(1000).unwrap();
-/// assert_eq!(q.limit(), 1000);
-/// assert_eq!(q.window(), Duration::from_secs(3600));
-/// assert!(Quota::per_hour(0).is_none());
+/// const PER_KEY: Quota = Quota::per_hour(1000);
+/// assert_eq!(PER_KEY.limit(), 1000);
+/// assert_eq!(PER_KEY.window(), Duration::from_secs(3600));
+/// assert!(Quota::new(0, Duration::from_secs(60)).is_none());
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Quota {
@@ -24,7 +27,7 @@ pub struct Quota {
 }
 
 impl Quota {
-    /// `limit` requests per `window`. `None` if either is zero.
+    /// `limit` requests per `window`. `None` if either is zero: for values read at run time.
     pub fn new(limit: u64, window: Duration) -> Option<Self> {
         if window.is_zero() {
             return None;
@@ -35,24 +38,49 @@ impl Quota {
         })
     }
 
-    /// `limit` requests per second. `None` if `limit` is zero.
-    pub fn per_second(limit: u64) -> Option<Self> {
-        Self::new(limit, Duration::from_secs(1))
+    const fn per(limit: u64, window: Duration) -> Self {
+        match NonZeroU64::new(limit) {
+            Some(limit) => Self { limit, window },
+            None => panic!(
+                "a quota of zero requests admits nothing: use Quota::new for run-time values"
+            ),
+        }
     }
 
-    /// `limit` requests per minute. `None` if `limit` is zero.
-    pub fn per_minute(limit: u64) -> Option<Self> {
-        Self::new(limit, Duration::from_secs(60))
+    /// `limit` requests per second.
+    ///
+    /// # Panics
+    ///
+    /// If `limit` is zero (at compile time in a `const`).
+    pub const fn per_second(limit: u64) -> Self {
+        Self::per(limit, Duration::from_secs(1))
     }
 
-    /// `limit` requests per hour. `None` if `limit` is zero.
-    pub fn per_hour(limit: u64) -> Option<Self> {
-        Self::new(limit, Duration::from_secs(3600))
+    /// `limit` requests per minute.
+    ///
+    /// # Panics
+    ///
+    /// If `limit` is zero (at compile time in a `const`).
+    pub const fn per_minute(limit: u64) -> Self {
+        Self::per(limit, Duration::from_secs(60))
     }
 
-    /// `limit` requests per day. `None` if `limit` is zero.
-    pub fn per_day(limit: u64) -> Option<Self> {
-        Self::new(limit, Duration::from_secs(86_400))
+    /// `limit` requests per hour.
+    ///
+    /// # Panics
+    ///
+    /// If `limit` is zero (at compile time in a `const`).
+    pub const fn per_hour(limit: u64) -> Self {
+        Self::per(limit, Duration::from_secs(3600))
+    }
+
+    /// `limit` requests per day.
+    ///
+    /// # Panics
+    ///
+    /// If `limit` is zero (at compile time in a `const`).
+    pub const fn per_day(limit: u64) -> Self {
+        Self::per(limit, Duration::from_secs(86_400))
     }
 
     /// The number of requests allowed in one window.

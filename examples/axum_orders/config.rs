@@ -172,7 +172,7 @@ impl Config {
         let users = parse_users(users_var.as_deref().unwrap_or(DEMO_USERS))?;
         let rate_limit = match var("TOLLGATE_RATE_LIMIT") {
             Some(s) => parse_quota(&s).map_err(|e| format!("TOLLGATE_RATE_LIMIT={s:?}: {e}"))?,
-            None => Quota::per_hour(1000).expect("non-zero"),
+            None => Quota::per_hour(1000),
         };
         let ip_rate_limit = match var("TOLLGATE_IP_RATE_LIMIT") {
             Some(s) => {
@@ -270,18 +270,20 @@ pub(crate) fn parse_quota(s: &str) -> Result<Quota, String> {
         .split_once('/')
         .ok_or("expected COUNT/UNIT, such as 1000/hour")?;
     let count: u64 = count.trim().parse().map_err(|_| "COUNT is not a number")?;
-    let quota = match unit.trim() {
-        "second" | "s" => Quota::per_second(count),
-        "minute" | "min" => Quota::per_minute(count),
-        "hour" | "h" => Quota::per_hour(count),
-        "day" | "d" => Quota::per_day(count),
+    let window = match unit.trim() {
+        "second" | "s" => 1,
+        "minute" | "min" => 60,
+        "hour" | "h" => 3600,
+        "day" | "d" => 86_400,
         other => {
             return Err(format!(
                 "unknown unit {other:?} (second, minute, hour, day)"
             ));
         }
     };
-    quota.ok_or_else(|| "the count must be at least 1".to_owned())
+    // A count read from configuration may be 0: `Quota::new` answers `None` then.
+    Quota::new(count, std::time::Duration::from_secs(window))
+        .ok_or_else(|| "the count must be at least 1".to_owned())
 }
 
 /// Entries separated by `;`, fields by `,`, each field `name=value`:

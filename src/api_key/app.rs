@@ -16,7 +16,7 @@ use crate::Quota;
 /// use tollgate::api_key::Application;
 ///
 /// let acme = Application::new("acme", "ACME Corp", SystemTime::now())
-///     .with_quota(Quota::per_hour(5_000));
+///     .with_quota(Some(Quota::per_hour(5_000)));
 /// assert!(acme.is_enabled());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]

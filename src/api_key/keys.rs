@@ -32,9 +32,11 @@ pub use self::usage::UsageFlush;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use tollgate::api_key::{ApiKeys, InMemoryKeyStore, NewKey};
+/// use tollgate::api_key::{ApiKeys, InMemoryKeyStore, KeyFormat, NewKey};
 ///
-/// let keys = ApiKeys::builder(InMemoryKeyStore::new()).prefix("sk")?.build();
+/// let keys = ApiKeys::builder(InMemoryKeyStore::new())
+///     .key_format(KeyFormat::new("sk")?)
+///     .build();
 /// let created = keys.generate(NewKey::new("app-1", "Billing").scopes(["orders:read"])).await?;
 /// let plaintext = created.key().expose().to_owned(); // show it to the user once
 ///

@@ -420,5 +420,9 @@ async fn a_refresh_store_chosen_at_run_time_rotates_and_detects_reuse() {
         .refresh(rotated.refresh_token.as_deref().unwrap())
         .await
         .unwrap_err();
-    assert_eq!(error.code(), ErrorCode::InvalidGrant, "the family is revoked");
+    assert_eq!(
+        error.code(),
+        ErrorCode::InvalidGrant,
+        "the family is revoked"
+    );
 }

@@ -348,8 +348,8 @@ mod tests {
     #[test]
     fn smooth_per_quota_buckets_at_the_hits_time() {
         let store = GcraStore::new();
-        let hourly = [Quota::per_hour(3600).unwrap()]; // 1 per second, burst 3600
-        let tiny = [Quota::per_minute(2).unwrap()]; // 1 per 30 s, burst 2
+        let hourly = [Quota::per_hour(3600)]; // 1 per second, burst 3600
+        let tiny = [Quota::per_minute(2)]; // 1 per 30 s, burst 2
         assert!(hit(&store, "a", &tiny, 1, at(0)).is_allowed());
         let second = hit(&store, "a", &tiny, 1, at(0));
         assert!(second.is_allowed());
@@ -370,7 +370,7 @@ mod tests {
     #[test]
     fn weighted_hits_are_all_or_nothing_and_never_beyond_the_burst() {
         let store = GcraStore::new();
-        let five = [Quota::per_second(5).unwrap()];
+        let five = [Quota::per_second(5)];
         let three = hit(&store, "w", &five, 3, at(0));
         assert!(three.is_allowed());
         assert_eq!(three.statuses()[0].remaining(), 2);
@@ -389,7 +389,7 @@ mod tests {
     #[test]
     fn statuses_are_skipped_only_when_not_needed_and_only_when_admitted() {
         let store = GcraStore::new();
-        let two = [Quota::per_minute(2).unwrap()];
+        let two = [Quota::per_minute(2)];
         let lean = |now| {
             let hit = Hit::new(b"k", &two, 1, now).statuses_needed(false);
             store.try_hit(&hit).unwrap().unwrap()
@@ -407,7 +407,7 @@ mod tests {
     #[test]
     fn a_sweep_drops_the_keys_whose_bucket_is_full_again() {
         let store = GcraStore::new();
-        let minute = [Quota::per_minute(60).unwrap()];
+        let minute = [Quota::per_minute(60)];
         for key in 0..100 {
             assert!(hit(&store, &format!("k{key}"), &minute, 1, at(0)).is_allowed());
         }

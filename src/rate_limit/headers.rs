@@ -328,7 +328,7 @@ mod tests {
                 .ends_with(&format!("\"{long}\";r={max};t=18446744074"))
         );
 
-        let one = [Limit::default_named(Quota::per_hour(1000).unwrap())];
+        let one = [Limit::default_named(Quota::per_hour(1000))];
         let status = LimitStatus::new(1000, 0, Duration::from_millis(1_199_001), false);
         let decision = Decision::new(&[status]);
         let policy = configured_policy(&one);
@@ -339,7 +339,7 @@ mod tests {
         assert_eq!(pairs[0].1, "\"default\";q=1000;w=3600");
         assert_eq!(pairs[1].1, "\"default\";r=0;t=1200");
         // A key's own quota replaces the configured policy.
-        let own = [Quota::per_minute(7).unwrap()];
+        let own = [Quota::per_minute(7)];
         let pairs: Vec<_> = render(mode, &one, policy.as_ref(), &own, &decision)
             .into_pairs()
             .collect();
@@ -348,7 +348,7 @@ mod tests {
 
     /// One layer's fields, as `render` makes them.
     fn fields(mode: HeaderMode, name: &str, limit: u64, remaining: u64) -> Rendered {
-        let limits = [Limit::new(name, Quota::per_hour(limit).unwrap()).unwrap()];
+        let limits = [Limit::new(name, Quota::per_hour(limit)).unwrap()];
         let status = LimitStatus::new(limit, remaining, Duration::from_secs(60), remaining == 0);
         let quotas = [limits[0].quota()];
         render(mode, &limits, None, &quotas, &Decision::new(&[status]))

@@ -43,7 +43,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
-//! let limit = RateLimitLayer::new(Quota::per_hour(1000).ok_or("zero quota")?)
+//! let limit = RateLimitLayer::new(Quota::per_hour(1000))
 //!     .clock(Arc::new(clock.clone()));
 //! let service = ServiceBuilder::new()
 //!     .layer(limit)
@@ -82,8 +82,8 @@
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let layer = RateLimitLayer::with_limits([
-//!     Limit::new("burst", Quota::per_second(10).ok_or("zero")?)?,
-//!     Limit::new("hourly", Quota::per_hour(1000).ok_or("zero")?)?,
+//!     Limit::new("burst", Quota::per_second(10))?,
+//!     Limit::new("hourly", Quota::per_hour(1000))?,
 //! ])?
 //! .key(ClientIp::peer().trust_proxies(["10.0.0.0/8"])?)
 //! .on_missing_key(OnMissingKey::Reject);
@@ -106,8 +106,8 @@
 //! use tollgate::Quota;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let per_user = RateLimitLayer::new(Quota::per_minute(600).ok_or("zero")?).key(UserSubject);
-//! let per_app_and_user = RateLimitLayer::new(Quota::per_minute(60).ok_or("zero")?)
+//! let per_user = RateLimitLayer::new(Quota::per_minute(600)).key(UserSubject);
+//! let per_app_and_user = RateLimitLayer::new(Quota::per_minute(60))
 //!     .key(AppAndUser::by_app_id());
 //! # let _ = (per_user, per_app_and_user);
 //! # Ok(())

@@ -41,7 +41,7 @@
 //!     .connect("redis://127.0.0.1:6379")
 //!     .await?;
 //! // Every instance built like this shares one 1000-per-hour limit per API key.
-//! let layer = RateLimitLayer::new(Quota::per_hour(1000).ok_or("zero quota")?)
+//! let layer = RateLimitLayer::new(Quota::per_hour(1000))
 //!     .with_store(store)?
 //!     .on_store_error(OnStoreError::FailOpen);
 //! # let _ = layer;

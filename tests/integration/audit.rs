@@ -65,7 +65,7 @@ impl Collect {
 async fn refusals_are_audited_with_who_and_where_and_admitted_requests_only_on_request() {
     let keys = ApiKeys::builder(InMemoryKeyStore::new()).build();
     let good = keys
-        .generate(NewKey::new("billing", "Billing").quota(Quota::per_hour(1).unwrap()))
+        .generate(NewKey::new("billing", "Billing").quota(Quota::per_hour(1)))
         .await
         .unwrap();
     let revoked = keys.generate(NewKey::new("old", "Old")).await.unwrap();
@@ -76,9 +76,7 @@ async fn refusals_are_audited_with_who_and_where_and_admitted_requests_only_on_r
         .route_layer(
             tower::ServiceBuilder::new()
                 .layer(ApiKeyLayer::new(keys.clone()).audit(auth_sink.clone()))
-                .layer(
-                    RateLimitLayer::new(Quota::per_hour(100).unwrap()).audit(limit_sink.clone()),
-                ),
+                .layer(RateLimitLayer::new(Quota::per_hour(100)).audit(limit_sink.clone())),
         );
     let client = HttpClient::new(serve_axum(router).await);
     let call = async |key: Option<&str>| {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use futures_util::future::join_all;
-use tollgate::api_key::{ApiKeyLayer, ApiKeys, InMemoryKeyStore, NewKey};
+use tollgate::api_key::{ApiKeyLayer, ApiKeys, InMemoryKeyStore, KeyFormat, NewKey};
 
 use crate::support::{HttpClient, serve_axum};
 
@@ -92,8 +92,11 @@ async fn a_flood_of_forged_keys_reaches_the_store_a_bounded_number_at_a_time() {
 async fn with_a_checksum_secret_forged_keys_never_reach_the_store() {
     let store = Measured::default();
     let keys = ApiKeys::builder(store.clone())
-        .checksum_secret([7u8; 32])
-        .unwrap()
+        .key_format(
+            KeyFormat::default()
+                .with_checksum_secret([7u8; 32])
+                .unwrap(),
+        )
         .build();
     let real = keys.generate(NewKey::new("a", "A")).await.unwrap();
     let client = server(&keys).await;
@@ -149,8 +152,11 @@ async fn checksum_secrets_can_be_changed_and_introduced() {
     let unkeyed = old.generate(NewKey::new("a", "A")).await.unwrap();
     let store = old.store().clone();
     let first = ApiKeys::builder(store.clone())
-        .checksum_secret([1u8; 32])
-        .unwrap()
+        .key_format(
+            KeyFormat::default()
+                .with_checksum_secret([1u8; 32])
+                .unwrap(),
+        )
         .build();
     let under_first = first.generate(NewKey::new("b", "B")).await.unwrap();
     assert!(
@@ -176,11 +182,7 @@ async fn checksum_secrets_can_be_changed_and_introduced() {
     let keys = ApiKeys::builder(store).key_format(second).build();
     assert!(keys.verify(under_first.key().expose()).await.is_ok());
     // Short secrets are refused.
-    assert!(
-        ApiKeys::builder(InMemoryKeyStore::new())
-            .checksum_secret(b"short")
-            .is_err()
-    );
+    assert!(KeyFormat::default().with_checksum_secret(b"short").is_err());
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ use tower::{ServiceBuilder, ServiceExt};
 use crate::support::HttpClient;
 
 fn per_hour(n: u64) -> Quota {
-    Quota::per_hour(n).unwrap()
+    Quota::per_hour(n)
 }
 
 /// Answers with the calling app's id, as the layers left it in the extensions.

@@ -31,7 +31,7 @@ async fn api<K: KeyStore>(keys: &ApiKeys<K>) -> HttpClient {
         .route_layer(
             tower::ServiceBuilder::new()
                 .layer(ApiKeyLayer::new(keys.clone()))
-                .layer(RateLimitLayer::new(Quota::per_hour(1_000).unwrap())),
+                .layer(RateLimitLayer::new(Quota::per_hour(1_000))),
         );
     HttpClient::new(serve_axum(router).await)
 }
@@ -211,13 +211,13 @@ async fn keys_inherit_their_applications_plan_unless_they_have_their_own() {
     let app = unique("plan");
     keys.put_app(
         Application::new(&app, "Planned", std::time::SystemTime::now())
-            .with_quota(Some(Quota::per_hour(2).unwrap())),
+            .with_quota(Some(Quota::per_hour(2))),
     )
     .await
     .unwrap();
     let inherits = keys.generate(NewKey::new(&app, "Planned")).await.unwrap();
     let own = keys
-        .generate(NewKey::new(&app, "Planned").quota(Quota::per_hour(4).unwrap()))
+        .generate(NewKey::new(&app, "Planned").quota(Quota::per_hour(4)))
         .await
         .unwrap();
     let client = api(&keys).await;
@@ -245,7 +245,7 @@ async fn keys_inherit_their_applications_plan_unless_they_have_their_own() {
     );
 
     // A new plan, without SQL: keys see it at once (the change evicts them).
-    keys.set_app_quota(&app, Some(Quota::per_hour(3).unwrap()))
+    keys.set_app_quota(&app, Some(Quota::per_hour(3)))
         .await
         .unwrap();
     let fresh = keys.generate(NewKey::new(&app, "Planned")).await.unwrap();

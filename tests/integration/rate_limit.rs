@@ -39,7 +39,7 @@ fn clock() -> (ManualClock, SharedClock) {
 }
 
 fn per_hour(n: u64) -> Quota {
-    Quota::per_hour(n).unwrap()
+    Quota::per_hour(n)
 }
 
 fn app(key_id: &str) -> AppIdentity {
@@ -180,7 +180,7 @@ async fn a_keys_own_quota_overrides_the_default() {
         .ietf_headers(true)
         .layer(Echo::default());
     let gold = AppIdentity::builder("gold-key", "gold")
-        .quota(Some(Quota::per_minute(2).unwrap()))
+        .quota(Some(Quota::per_minute(2)))
         .build();
     let mut statuses = Vec::new();
     for _ in 0..3 {
@@ -232,7 +232,7 @@ async fn several_limits_are_all_or_nothing() {
     let (clock, shared) = clock();
     let echo = Echo::default();
     let service = RateLimitLayer::with_limits([
-        Limit::new("burst", Quota::per_second(2).unwrap()).unwrap(),
+        Limit::new("burst", Quota::per_second(2)).unwrap(),
         Limit::new("hourly", per_hour(5)).unwrap(),
     ])
     .unwrap()
@@ -514,7 +514,7 @@ fn a_million_distinct_keys_stay_bounded_and_are_swept() {
         .max_keys(200_000)
         .sweep_interval(Duration::from_secs(1))
         .build();
-    let quotas = [Quota::per_second(5).unwrap()];
+    let quotas = [Quota::per_second(5)];
     let mut now = UNIX_EPOCH + Duration::from_secs(T0);
     let mut most = 0;
     for i in 0u64..1_000_000 {
@@ -669,7 +669,7 @@ async fn grpc_clients_see_resource_exhausted() {
         let tenant = request.headers().get("x-tenant")?.to_str().ok()?;
         Some(Key::from(tenant.to_owned()))
     };
-    let layer = RateLimitLayer::new(Quota::per_minute(2).unwrap()).key(by_tenant);
+    let layer = RateLimitLayer::new(Quota::per_minute(2)).key(by_tenant);
     let addr = serve_tonic(layer, ProbeServer::new(|_| "served".to_owned())).await;
     for _ in 0..2 {
         assert_eq!(
@@ -696,7 +696,7 @@ async fn gcra_store_limits_smoothly_per_key_quota() {
 
     let (clock, shared) = clock();
     // The store decides at the time the layer reads from its clock.
-    let layer = RateLimitLayer::new(Quota::per_minute(2).unwrap())
+    let layer = RateLimitLayer::new(Quota::per_minute(2))
         .clock(shared)
         .with_store(GcraStore::new())
         .unwrap()
@@ -729,7 +729,7 @@ async fn gcra_store_limits_smoothly_per_key_quota() {
     );
     // GCRA cannot decide several limits all or nothing: refused at build time.
     let two = RateLimitLayer::with_limits([
-        Limit::new("a", Quota::per_second(1).unwrap()).unwrap(),
+        Limit::new("a", Quota::per_second(1)).unwrap(),
         Limit::new("b", per_hour(1)).unwrap(),
     ])
     .unwrap()
@@ -744,7 +744,7 @@ async fn gcra_store_on_a_real_axum_server_refills_smoothly_per_key() {
 
     // 2 a minute: a burst of 2, then one every 30 s, on the layer's (manual) clock.
     let (clock, shared) = clock();
-    let limit = RateLimitLayer::new(Quota::per_minute(2).unwrap())
+    let limit = RateLimitLayer::new(Quota::per_minute(2))
         .clock(shared)
         .with_store(GcraStore::new())
         .unwrap();

@@ -46,7 +46,7 @@ fn in_64(network: u128, n: u64) -> IpAddr {
 
 #[tokio::test]
 async fn one_ipv6_host_rotating_addresses_in_its_64_gets_one_quota() {
-    let client = per_ip_server(ClientIp::peer_from(axum_peer), Quota::per_hour(1).unwrap()).await;
+    let client = per_ip_server(ClientIp::peer_from(axum_peer), Quota::per_hour(1)).await;
     let host = 0x2001_0db8_0001_0002_u128;
     let mut admitted = 0;
     for n in 1..=2_000 {
@@ -68,13 +68,13 @@ async fn one_ipv6_host_rotating_addresses_in_its_64_gets_one_quota() {
 #[tokio::test]
 async fn client_networks_are_configurable_and_validated() {
     let per_address = ClientIp::peer_from(axum_peer).ipv6_prefix(128).unwrap();
-    let client = per_ip_server(per_address, Quota::per_hour(1).unwrap()).await;
+    let client = per_ip_server(per_address, Quota::per_hour(1)).await;
     let host = 0x2001_0db8_0001_0003_u128;
     for n in 1..=3 {
         assert_eq!(from(&client, in_64(host, n)).await, StatusCode::OK);
     }
     let per_24 = ClientIp::peer_from(axum_peer).ipv4_prefix(24).unwrap();
-    let client = per_ip_server(per_24, Quota::per_hour(1).unwrap()).await;
+    let client = per_ip_server(per_24, Quota::per_hour(1)).await;
     assert_eq!(
         from(&client, IpAddr::from([203, 0, 113, 1])).await,
         StatusCode::OK
@@ -97,7 +97,7 @@ async fn the_401_for_a_request_without_a_key_carries_a_challenge() {
     // The default key is the API key's id; nothing authenticated this request.
     let router = Router::new()
         .route("/", get(ok))
-        .route_layer(RateLimitLayer::new(Quota::per_hour(10).unwrap()));
+        .route_layer(RateLimitLayer::new(Quota::per_hour(10)));
     let client = HttpClient::new(serve_axum(router).await);
     let answer = client.get("/", &[]).await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
@@ -122,11 +122,10 @@ fn by_client(head: &RequestHead<'_>) -> Option<Key<'static>> {
 #[tokio::test]
 async fn a_flood_of_new_keys_at_the_cap_locks_out_neither_new_clients_nor_spent_keys() {
     let store = MemoryStore::builder().max_keys(1_000).build();
-    let layer: RateLimitLayer<ByClient, MemoryStore> =
-        RateLimitLayer::new(Quota::per_hour(5).unwrap())
-            .key(by_client as ByClient)
-            .with_store(store.clone())
-            .unwrap();
+    let layer: RateLimitLayer<ByClient, MemoryStore> = RateLimitLayer::new(Quota::per_hour(5))
+        .key(by_client as ByClient)
+        .with_store(store.clone())
+        .unwrap();
     let router = Router::new().route("/", get(ok)).route_layer(layer);
     let client = HttpClient::new(serve_axum(router).await);
     let call = |who: String| {
@@ -223,11 +222,10 @@ async fn gcra_store_under_a_flood_of_fresh_keys_stays_within_its_cap_and_serves_
     use tollgate::rate_limit::GcraStore;
 
     let store = GcraStore::new().max_keys(1_000);
-    let layer: RateLimitLayer<ByClient, GcraStore> =
-        RateLimitLayer::new(Quota::per_hour(5).unwrap())
-            .key(by_client as ByClient)
-            .with_store(store.clone())
-            .unwrap();
+    let layer: RateLimitLayer<ByClient, GcraStore> = RateLimitLayer::new(Quota::per_hour(5))
+        .key(by_client as ByClient)
+        .with_store(store.clone())
+        .unwrap();
     let router = Router::new().route("/", get(ok)).route_layer(layer);
     let client = HttpClient::new(serve_axum(router).await);
     let call = |who: String| {

@@ -22,7 +22,7 @@ async fn instance() -> (ApiKeys<PostgresKeyStore>, HttpClient) {
         .route_layer(
             tower::ServiceBuilder::new()
                 .layer(ApiKeyLayer::new(keys.clone()))
-                .layer(RateLimitLayer::new(Quota::per_hour(1_000).unwrap())),
+                .layer(RateLimitLayer::new(Quota::per_hour(1_000))),
         );
     (keys, HttpClient::new(serve_axum(router).await))
 }
@@ -47,7 +47,7 @@ async fn two_instances_flushing_to_one_database_add_up() {
     let app = unique("usage");
     let busy = a.generate(NewKey::new(&app, "Busy")).await.unwrap();
     let limited = a
-        .generate(NewKey::new(&app, "Busy").quota(Quota::per_hour(3).unwrap()))
+        .generate(NewKey::new(&app, "Busy").quota(Quota::per_hour(3)))
         .await
         .unwrap();
     let idle = a.generate(NewKey::new(&app, "Busy")).await.unwrap();

@@ -94,7 +94,7 @@ fn memory_store_never_admits_more_than_the_limit_across_real_window_boundaries()
 #[test]
 fn memory_store_charges_a_late_hit_to_the_newer_window_it_has_moved_to() {
     let store = MemoryStore::new();
-    let quota = [Quota::per_second(2).unwrap()];
+    let quota = [Quota::per_second(2)];
     let at = |ms: u64| UNIX_EPOCH + Duration::from_millis(1_700_000_000_000 + ms);
     let hit = |ms| {
         store

@@ -36,12 +36,27 @@ impl<K: KeyStore> ApiKeysBuilder<K> {
     /// # Errors
     ///
     /// [`ConfigError::InvalidPrefix`]; see [`KeyFormat::new`].
+    #[deprecated(
+        since = "0.2.0",
+        note = "the builder has no fallible step: use `key_format(KeyFormat::new(prefix)?)`"
+    )]
     pub fn prefix(mut self, prefix: impl Into<String>) -> Result<Self, ConfigError> {
         self.format = self.format.renamed(prefix)?;
         Ok(self)
     }
 
-    /// The key format: its prefix and checksum (see [`KeyFormat::with_checksum_secret`]).
+    /// The key format: its prefix, environment and checksum, validated when it is made
+    /// (`KeyFormat::new("sk")?`, [`KeyFormat::with_environment`],
+    /// [`KeyFormat::with_checksum_secret`]); the builder itself has no fallible step.
+    ///
+    /// ```
+    /// use tollgate::api_key::{ApiKeys, InMemoryKeyStore, KeyFormat};
+    ///
+    /// let format = KeyFormat::new("sk")?.with_environment("live")?.with_checksum_secret([7; 32])?;
+    /// let keys = ApiKeys::builder(InMemoryKeyStore::new()).key_format(format).build();
+    /// # let _ = keys;
+    /// # Ok::<_, tollgate::api_key::ConfigError>(())
+    /// ```
     pub fn key_format(mut self, format: KeyFormat) -> Self {
         self.format = format;
         self
@@ -54,11 +69,14 @@ impl<K: KeyStore> ApiKeysBuilder<K> {
     /// # Errors
     ///
     /// [`ConfigError::WeakChecksumSecret`] for a secret shorter than 32 bytes.
+    #[deprecated(
+        since = "0.2.0",
+        note = "the builder has no fallible step: use `key_format(KeyFormat::default().with_checksum_secret(secret)?)`"
+    )]
     pub fn checksum_secret(mut self, secret: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
         self.format = self.format.with_checksum_secret(secret)?;
         Ok(self)
     }
-
     /// At most this many store lookups run at once (default 16); a cache miss beyond them
     /// waits for a turn within the [lookup timeout](Self::lookup_timeout), then gets 503 with
     /// `Retry-After`. However many unknown keys clients send, the store sees at most this many

@@ -16,7 +16,7 @@ fn hit(store: &MemoryStore, key: &str, quotas: &[Quota], cost: u32, now: SystemT
 #[test]
 fn counts_within_a_window_and_resets_at_the_aligned_boundary() {
     let store = MemoryStore::new();
-    let q = [Quota::per_minute(3).unwrap()];
+    let q = [Quota::per_minute(3)];
     // 1_000_040 s is 20 s into window 16_667 (of 60 s, starting at 1_000_020).
     for remaining in [2, 1, 0] {
         let d = hit(&store, "k", &q, 1, at(1_000_040));
@@ -36,7 +36,7 @@ fn counts_within_a_window_and_resets_at_the_aligned_boundary() {
 #[test]
 fn a_refused_hit_consumes_no_limit_and_cost_counts() {
     let store = MemoryStore::new();
-    let q = [Quota::per_second(2).unwrap(), Quota::per_hour(5).unwrap()];
+    let q = [Quota::per_second(2), Quota::per_hour(5)];
     let now = at(7200);
     assert!(hit(&store, "k", &q, 2, now).is_allowed());
     // The per-second limit refuses: the hourly one must not be charged.
@@ -64,7 +64,7 @@ fn a_refused_hit_consumes_no_limit_and_cost_counts() {
 #[test]
 fn a_sweep_keeps_every_key_counted_in_an_open_window() {
     let store = MemoryStore::new();
-    let q = [Quota::per_second(1).unwrap(), Quota::per_hour(10).unwrap()];
+    let q = [Quota::per_second(1), Quota::per_hour(10)];
     // Window index 0 of both quotas: a new entry's slots already read "index 0, count 0".
     let early = UNIX_EPOCH + Duration::from_millis(500);
     assert!(hit(&store, "k", &q, 1, early).is_allowed());
@@ -89,7 +89,7 @@ fn sweeps_itself_and_caps_keys() {
         .max_keys(3)
         .sweep_interval(Duration::from_secs(10))
         .build();
-    let q = [Quota::per_second(2).unwrap()];
+    let q = [Quota::per_second(2)];
     for key in ["a", "a", "b", "c"] {
         assert!(hit(&store, key, &q, 1, at(100)).is_allowed());
     }
@@ -110,7 +110,7 @@ fn a_window_index_wrapping_past_32_bits_still_never_moves_backwards() {
     // One-second windows: the window numbered 2^32 starts in 2106, and its low 32 bits are
     // 0 while the window before it reads 0xFFFF_FFFF.
     let store = MemoryStore::new();
-    let quota = [Quota::per_second(1).unwrap()];
+    let quota = [Quota::per_second(1)];
     let wrap = 1_u64 << 32;
     let hit = |t: SystemTime| {
         store
