@@ -62,6 +62,19 @@ mod rate_limit_floods;
 #[cfg(feature = "rate-limit")]
 mod window_exactness;
 
+// The README's Rust snippets, compiled (every feature their code needs).
+#[cfg(all(
+    feature = "api-key",
+    feature = "jwt",
+    feature = "oidc",
+    feature = "issuer",
+    feature = "rate-limit",
+    feature = "redis",
+    feature = "axum",
+    feature = "tonic"
+))]
+mod readme;
+
 // Generated inputs through the public API (proptest).
 mod properties;
 
