@@ -70,7 +70,9 @@ impl<A, R> AuthLayer<A, R> {
         self
     }
 
-    /// Renders rejections with `responder` instead of the [`DefaultResponder`].
+    /// Renders rejections with `responder` instead of the [`DefaultResponder`]. Whatever was
+    /// set on the default one ([`realm`](AuthLayer::realm), [`for_grpc`](AuthLayer::for_grpc))
+    /// goes with it: a custom responder renders challenges and picks the gRPC form itself.
     pub fn with_responder<R2>(self, responder: R2) -> AuthLayer<A, R2> {
         AuthLayer {
             authenticator: self.authenticator,

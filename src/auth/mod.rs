@@ -23,6 +23,17 @@
 //!
 //! # Writing an authenticator
 //!
+//! The crate's verdicts are reusable, so a custom authenticator need not rewrite them:
+//! `ApiKeys::verify` checks a key exactly as `ApiKeyLayer` does (format, checksum, cache,
+//! store, the same rejections), `JwtAuthenticator::validate` a token as `JwtLayer` does, and
+//! `ApiKeyAuthenticator` and `JwtAuthenticator` are [`Authenticator`]s to wrap or combine (as
+//! `AppUserLayer` combines them). The cache and the claim checks stay private: what they
+//! decide is reachable through those two calls, and their internals may change.
+//!
+//! `AuthLayer::with_authenticator` is the generic constructor; each credential layer's own
+//! `new` (`ApiKeyLayer::new(keys)`, `JwtLayer::new(keys)`, `AppUserLayer::new(…)`) takes what
+//! that credential needs and builds its authenticator.
+//!
 //! ```
 //! use std::convert::Infallible;
 //! use std::future::Ready;

@@ -181,7 +181,9 @@ impl<K, St, R> RateLimitLayer<K, St, R> {
         self.with_responder(responder)
     }
 
-    /// Renders refusals with `responder` instead of the [`DefaultResponder`].
+    /// Renders refusals with `responder` instead of the [`DefaultResponder`]. Whatever was set
+    /// on the default one (flavour) goes with it: a custom responder picks the gRPC form
+    /// itself.
     pub fn with_responder<R2>(self, responder: R2) -> RateLimitLayer<K, St, R2> {
         let c = self.config;
         RateLimitLayer {

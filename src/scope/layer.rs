@@ -142,7 +142,9 @@ impl<R> RequireLayer<RequiredScopes, R> {
 }
 
 impl<A, R> RequireLayer<A, R> {
-    /// Renders rejections with `responder` instead of the [`DefaultResponder`].
+    /// Renders rejections with `responder` instead of the [`DefaultResponder`]. Whatever was
+    /// set on the default one (realm, flavour) goes with it: a custom responder renders
+    /// challenges and picks the gRPC form itself.
     pub fn with_responder<R2>(self, responder: R2) -> RequireLayer<A, R2> {
         RequireLayer {
             authorize: self.authorize,
