@@ -196,11 +196,11 @@ async fn jwks(url: &str) -> Result<KeySource, String> {
         .map_err(|e| format!("TOLLGATE_JWKS_URL={url:?}: {e}"))?;
     let source = JwksSource::builder(HyperJwksFetcher::http(uri)).build();
     // Start with the keys in hand; the background task keeps them fresh.
-    source
+    let next = source
         .refresh()
         .await
         .map_err(|e| format!("fetching TOLLGATE_JWKS_URL: {e}"))?;
-    source.spawn_refresh();
+    source.spawn_refresh_after(next);
     Ok(source.into())
 }
 

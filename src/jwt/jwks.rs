@@ -141,8 +141,19 @@ impl JwksSource {
     ///
     /// Outside a tokio runtime.
     pub fn spawn_refresh(&self) -> tokio::task::JoinHandle<()> {
+        self.spawn_refresh_after(Duration::ZERO)
+    }
+
+    /// [`spawn_refresh`](Self::spawn_refresh), the first refresh after `first` (the delay
+    /// a [`refresh`](Self::refresh) just made returned): one fetch at start-up, not two.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub fn spawn_refresh_after(&self, first: Duration) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
+            tokio::time::sleep(first).await;
             loop {
                 let Some(inner) = weak.upgrade() else { return };
                 let delay = refresh_logged(&inner).await.unwrap_or(inner.floor);

@@ -109,8 +109,8 @@
 //! # use tollgate::jwt::{JwksFetcher, JwksSource, JwtLayer};
 //! # async fn run(fetcher: impl JwksFetcher) -> Result<(), Box<dyn std::error::Error>> {
 //! let source = JwksSource::builder(fetcher).build();
-//! source.refresh().await?;
-//! source.spawn_refresh();
+//! let next = source.refresh().await?; // the keys in hand before the first request
+//! source.spawn_refresh_after(next);      // then kept fresh, from `max-age` on
 //! let layer = JwtLayer::builder(source)
 //!     .issuer("https://auth.example")
 //!     .audience("https://api.example")

@@ -272,8 +272,8 @@ impl Discovery {
     pub async fn discover(self) -> Result<Provider, DiscoveryError> {
         let first = metadata(&self.client, &self.issuer).await?;
         let (provider, source) = self.build(Some(first));
-        source.refresh().await.map_err(DiscoveryError::Fetch)?;
-        source.spawn_refresh();
+        let next = source.refresh().await.map_err(DiscoveryError::Fetch)?;
+        source.spawn_refresh_after(next);
         Ok(provider)
     }
 

@@ -319,3 +319,45 @@ async fn several_providers_route_by_iss_and_a_stranger_costs_no_fetch() {
     assert_eq!(call(token(&impostor)).await.status, 401);
     assert_eq!(fetched(), (2, 1), "only A re-fetches, for a kid it lacks");
 }
+
+/// `Discovery::lazy()`: the provider is down at start-up, the layer serves anyway (its tokens
+/// refused), and the background retry picks the provider up once it answers.
+#[tokio::test]
+async fn a_lazy_provider_is_retried_in_the_background_until_it_answers() {
+    let good = rsa_issuer("placeholder", "k1", "rsa.key");
+    let fake = fake_provider(serde_json::to_string(&good.jwks()).unwrap()).await;
+    *fake.mode.lock().unwrap() = Jwks::Error;
+    let iss = format!("{}/good", fake.base);
+    let provider = Discovery::new(&iss)
+        .client(quick_client())
+        .jwks(|jwks| jwks.refresh_floor(Duration::from_millis(100)))
+        .lazy()
+        .named("lazy");
+    let layer = JwtLayer::with_providers([provider]).build().unwrap();
+    let client =
+        TestClient::new(serve_axum(Router::new().route("/me", get(me)).layer(layer)).await);
+    let token = rsa_issuer(&iss, "k1", "rsa.key");
+    let bearer = format!("Bearer {}", token.mint(&Grant::new("u")).unwrap().as_str());
+    let answer = client
+        .get("/me", &[("authorization", bearer.as_bytes())])
+        .await;
+    assert_eq!(answer.status, 401, "no keys yet: {}", answer.text());
+
+    *fake.mode.lock().unwrap() = Jwks::Good;
+    let started = Instant::now();
+    loop {
+        let answer = client
+            .get("/me", &[("authorization", bearer.as_bytes())])
+            .await;
+        if answer.status == 200 {
+            assert_eq!(answer.text(), "lazy");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still {}",
+            answer.status
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

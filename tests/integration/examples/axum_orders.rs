@@ -876,6 +876,16 @@ async fn axum_orders_accepts_tokens_of_an_external_provider() {
         .await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert!(answer.json().get("provider").is_none());
+    // Each provider's keys were fetched once at start-up, and counted.
+    let metrics = parse_exposition(client.get("/metrics", &[]).await.text());
+    assert_eq!(
+        series(
+            &metrics,
+            "tollgate_jwks_fetches_total",
+            &[("outcome", "ok")]
+        ),
+        2.0
+    );
     drop(example);
 
     let (ok, output) = run_to_end(
@@ -1091,6 +1101,28 @@ async fn axum_orders_metrics_usage_audit_and_apps() {
     );
     assert_eq!(put_app(r#"{"enabled":true}"#).await.status, 200);
     assert_eq!(client.get("/notifications", &with_other).await.status, 200);
+
+    // Refresh rotations and a detected reuse, counted.
+    let login = post_json(
+        &client,
+        "/auth/login",
+        &[],
+        r#"{"username":"alice","password":"alice-demo-password"}"#,
+    )
+    .await;
+    let first = login.json()["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(refresh(&client, &first, None).await.status, 200);
+    assert_eq!(refresh(&client, &first, None).await.status, 400, "a reuse");
+    let metrics = parse_exposition(client.get("/metrics", &[]).await.text());
+    let rotations = |outcome: &str| {
+        series(
+            &metrics,
+            "tollgate_refresh_rotations_total",
+            &[("outcome", outcome)],
+        )
+    };
+    assert_eq!(rotations("rotated"), 1.0);
+    assert_eq!(rotations("reuse_detected"), 1.0);
 
     // A graceful shutdown writes what was counted since the last flush.
     for _ in 0..3 {
