@@ -47,7 +47,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ::redis::Client;
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSub};
+use ::redis::aio::{ConnectionManager, PubSub};
 
 use crate::redis::RedisError;
 use futures_util::StreamExt;
@@ -101,13 +101,7 @@ impl RedisInvalidation {
     ///
     /// The URL does not parse, or the server cannot be reached within one second.
     pub async fn connect(url: &str, channel: impl Into<String>) -> Result<Self, RedisError> {
-        let client = Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(TIMEOUT))
-            .set_response_timeout(Some(TIMEOUT))
-            .set_number_of_retries(3)
-            .set_max_delay(Duration::from_millis(500));
-        let connection = client.get_connection_manager_with_config(config).await?;
+        let (client, connection) = crate::redis::connect(url, TIMEOUT, 3).await?;
         let channel: Arc<str> = Arc::from(channel.into());
         let (queue, receiver) = mpsc::unbounded_channel();
         tokio::spawn(publish_queued(
@@ -219,19 +213,7 @@ async fn publish_queued(
 }
 
 async fn open_subscription(client: &Client, channel: &str) -> Result<PubSub, RedisError> {
-    let subscribe = async {
-        let mut pubsub = client.get_async_pubsub().await?;
-        pubsub.subscribe(channel).await?;
-        Ok(pubsub)
-    };
-    tokio::time::timeout(TIMEOUT, subscribe)
-        .await
-        .unwrap_or_else(|_| {
-            Err(RedisError::from(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "subscribing to Redis timed out",
-            )))
-        })
+    crate::redis::subscribe(client, channel, TIMEOUT).await
 }
 
 /// Evicts every digest received; on a lost connection, reconnects and empties the cache.

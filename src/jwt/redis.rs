@@ -60,7 +60,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ::redis::Client;
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSub};
+use ::redis::aio::{ConnectionManager, PubSub};
 
 use crate::redis::RedisError;
 use futures_util::StreamExt;
@@ -276,13 +276,7 @@ impl RedisRevocationBuilder {
     /// The URL does not parse, or the server cannot be reached, refuses the subscription or
     /// does not answer within the timeout.
     pub async fn connect(self, url: &str) -> Result<RedisRevocation, RedisError> {
-        let client = Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let mut connection = client.get_connection_manager_with_config(config).await?;
+        let (client, mut connection) = crate::redis::connect(url, self.timeout, 1).await?;
         let list = self.list.unwrap_or_default();
         list.keep_after_expiry(self.retention);
         let prefix: Arc<str> = Arc::from(self.prefix);
@@ -329,10 +323,7 @@ async fn with_timeout<T>(
 ) -> Result<T, RedisError> {
     match tokio::time::timeout(timeout, call).await {
         Ok(result) => result.map_err(RedisError::from),
-        Err(_) => Err(RedisError::from(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "Redis did not answer in time",
-        ))),
+        Err(_) => Err(crate::redis::timed_out("Redis did not answer in time")),
     }
 }
 
@@ -407,12 +398,7 @@ struct Mirror {
 
 impl Mirror {
     async fn subscribe(&self) -> Result<PubSub, RedisError> {
-        with_timeout(self.timeout, async {
-            let mut pubsub = self.client.get_async_pubsub().await?;
-            pubsub.subscribe(&*self.prefix).await?;
-            Ok(pubsub)
-        })
-        .await
+        crate::redis::subscribe(&self.client, &self.prefix, self.timeout).await
     }
 
     /// Subscribes again and reloads every entry, retrying with a capped backoff.

@@ -53,8 +53,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, Script};
+use ::redis::Script;
+use ::redis::aio::ConnectionManager;
 
 use crate::redis::RedisError;
 
@@ -223,15 +223,9 @@ impl RedisStoreBuilder {
     ///
     /// The URL does not parse, or the server cannot be reached within the timeout.
     pub async fn connect(self, url: &str) -> Result<RedisStore, RedisError> {
-        let client = Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            // A request never waits for reconnection attempts: it fails at once and the
-            // layer's policy answers, while the manager keeps reconnecting in the background.
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let mut connection = client.get_connection_manager_with_config(config).await?;
+        // A request never waits for reconnection attempts: it fails at once and the layer's
+        // policy answers, while the manager keeps reconnecting in the background.
+        let (_client, mut connection) = crate::redis::connect(url, self.timeout, 1).await?;
         let store = self.build(connection.clone());
         // Loaded now, the first decisions are one `EVALSHA` each too (a server that restarts
         // forgets it: the first decision after that loads it again).
