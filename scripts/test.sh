@@ -6,7 +6,9 @@
 # TOLLGATE_REDIS_URL and TOLLGATE_POSTGRES_URL), and stops them whatever happens. Also starts a
 # real OpenID provider (the `oidc-provider` npm package pinned in scripts/oidc, installed with
 # `npm ci` from the npm registry) over plain HTTP and over TLS with a test CA made here with
-# openssl (TOLLGATE_OIDC_ISSUER, TOLLGATE_OIDC_TLS_ISSUER, TOLLGATE_OIDC_CA, …).
+# openssl (TOLLGATE_OIDC_ISSUER, TOLLGATE_OIDC_TLS_ISSUER, TOLLGATE_OIDC_CA, …), and a Redis
+# Cluster of three primaries with one replica each on six more loopback ports
+# (TOLLGATE_REDIS_CLUSTER_URLS, comma-separated, every node).
 # Arguments go to `cargo test --all-features`; `--run COMMAND…` runs COMMAND instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +43,10 @@ else as_pg() { "$@"; }; pg_user=$(id -un); fi
 cleanup() {
   set +e
   [ -f "$work/redis.pid" ] && kill "$(cat "$work/redis.pid")" 2>/dev/null
+  for pid in "$work"/cluster/*/redis.pid; do
+    # A node a failover test stopped (SIGSTOP) must be continued to hear the TERM.
+    [ -f "$pid" ] && kill -CONT "$(cat "$pid")" 2>/dev/null && kill "$(cat "$pid")" 2>/dev/null
+  done
   [ -f "$work/pg/postmaster.pid" ] && as_pg "$pg_bin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1
   [ -f "$work/oidc/provider.pid" ] && kill "$(cat "$work/oidc/provider.pid")" 2>/dev/null
   rm -rf "$work"
@@ -61,6 +67,44 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 redis-cli -p "$redis_port" ping | grep -q PONG
+
+# The Redis Cluster: six nodes, three primaries with one replica each. A node that stops
+# answering for one second is failed over; the other shards keep serving meanwhile.
+cluster_urls=()
+cluster_addrs=()
+for _ in 1 2 3 4 5 6; do
+  # The cluster bus needs a port of its own (port + 10000 by default may not exist).
+  port=$(free_port)
+  bus_port=$(free_port)
+  mkdir -p "$work/cluster/$port"
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+    --cluster-enabled yes --cluster-port "$bus_port" --cluster-config-file "$work/cluster/$port/nodes.conf" \
+    --cluster-node-timeout 1000 --cluster-require-full-coverage no \
+    --daemonize yes --dir "$work/cluster/$port" --pidfile "$work/cluster/$port/redis.pid" \
+    --logfile "$work/cluster/$port/redis.log"
+  cluster_urls+=("redis://127.0.0.1:$port")
+  cluster_addrs+=("127.0.0.1:$port")
+done
+for addr in "${cluster_addrs[@]}"; do
+  for _ in $(seq 1 100); do
+    redis-cli -p "${addr#*:}" ping 2>/dev/null | grep -q PONG && break
+    sleep 0.1
+  done
+done
+redis-cli --cluster create "${cluster_addrs[@]}" --cluster-replicas 1 --cluster-yes >"$work/cluster/create.log" 2>&1 ||
+  { cat "$work/cluster/create.log"; echo "the Redis Cluster was not created"; exit 1; }
+cluster_ready=""
+for _ in $(seq 1 150); do
+  cluster_ready=yes
+  for addr in "${cluster_addrs[@]}"; do
+    redis-cli -p "${addr#*:}" cluster info 2>/dev/null | grep -q 'cluster_state:ok' || cluster_ready=""
+  done
+  # Every replica attached to its primary, so a failover test finds one.
+  [ "$(redis-cli -p "${cluster_addrs[0]#*:}" cluster nodes | grep -c 'slave .* connected')" -eq 3 ] || cluster_ready=""
+  [ -n "$cluster_ready" ] && break
+  sleep 0.1
+done
+[ -n "$cluster_ready" ] || { redis-cli -p "${cluster_addrs[0]#*:}" cluster nodes; echo "the Redis Cluster did not settle"; exit 1; }
 
 # The OpenID provider: dependencies from the lock file (again only when it changed), a test CA
 # and a certificate for localhost/127.0.0.1 signed by it, then both listeners.
@@ -102,6 +146,7 @@ done
 [ -n "$oidc_ready" ] || { cat "$work/oidc/provider.log"; echo "the OpenID provider did not start"; exit 1; }
 
 export TOLLGATE_REDIS_URL="redis://127.0.0.1:$redis_port"
+export TOLLGATE_REDIS_CLUSTER_URLS=$(IFS=,; echo "${cluster_urls[*]}")
 export TOLLGATE_POSTGRES_URL="postgres://$pg_user@127.0.0.1:$pg_port/postgres"
 export TOLLGATE_OIDC_ISSUER="http://127.0.0.1:$oidc_port"
 export TOLLGATE_OIDC_TLS_ISSUER="https://localhost:$oidc_tls_port"
@@ -109,6 +154,7 @@ export TOLLGATE_OIDC_CA="$work/oidc/ca.pem"
 export TOLLGATE_OIDC_CLIENT_ID=tollgate-test TOLLGATE_OIDC_CLIENT_SECRET=tollgate-test-secret
 export TOLLGATE_OIDC_AUDIENCE=https://api.tollgate.test
 echo "redis on $TOLLGATE_REDIS_URL, postgres on $TOLLGATE_POSTGRES_URL"
+echo "redis cluster on $TOLLGATE_REDIS_CLUSTER_URLS"
 echo "OpenID provider on $TOLLGATE_OIDC_ISSUER and $TOLLGATE_OIDC_TLS_ISSUER (CA $TOLLGATE_OIDC_CA)"
 
 # `--run COMMAND…` runs COMMAND with the servers instead of the suite (benches, a REPL).

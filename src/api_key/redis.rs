@@ -9,14 +9,17 @@
 //!
 //! - **Publishing** goes through the [`ApiKeysBuilder::on_invalidate`](super::ApiKeysBuilder::on_invalidate)
 //!   hook ([`RedisInvalidation::hook`]): the hook only queues the digest; a background task
-//!   publishes it on a multiplexed [`ConnectionManager`] that
+//!   publishes it on a multiplexed [`RedisConnection`] that
 //!   reconnects by itself, with connect and response timeouts of one second and a few retries.
 //!   A revocation never waits for Redis, and never fails because Redis is down: the store is
 //!   the source of truth, and the other instances' positive TTL bounds how stale they can be.
 //! - **Receiving** ([`RedisInvalidation::subscribe`]) runs a task per [`ApiKeys`] on a
-//!   dedicated pub/sub connection. It pings the server every few seconds to notice a dead
-//!   connection, reconnects with a capped backoff, and after a reconnect empties the cache
-//!   ([`ApiKeys::invalidate_all`]), since messages sent meanwhile are lost.
+//!   dedicated pub/sub connection. It pings the server every two seconds to notice a dead
+//!   connection, reconnects with a capped backoff (on a cluster, to the next seed node), and
+//!   after a reconnect empties the cache ([`ApiKeys::invalidate_all`]), since messages sent
+//!   meanwhile are lost.
+//! - **A Redis Cluster** works the same ([`RedisTarget::cluster`]): every node relays every
+//!   `PUBLISH`, so one node is enough to hear them all.
 //! - **Messages** are the 32-byte SHA-256 digest of the key, never the key. Anything else on
 //!   the channel is ignored.
 //!
@@ -46,11 +49,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::redis::Client;
-use ::redis::aio::{ConnectionManager, PubSub};
-
-use crate::redis::RedisError;
-use futures_util::StreamExt;
+use crate::redis::subscription::{self, Listener};
+use crate::redis::{RedisConnection, RedisError, RedisTarget};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -61,10 +61,8 @@ pub use ::redis as redis_crate;
 
 /// How long connecting to Redis, or waiting for one of its answers, may take.
 const TIMEOUT: Duration = Duration::from_secs(1);
-/// How often an idle subscription checks that its connection is alive.
-const PING_EVERY: Duration = Duration::from_secs(5);
-/// The longest wait between two reconnection attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long an invalidation is retried before it is dropped.
+const PUBLISH_FOR: Duration = Duration::from_secs(30);
 
 /// Publishes and receives API-key cache invalidations on a Redis channel; see the
 /// [module docs](self).
@@ -72,10 +70,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Clones share the publishing connection and queue.
 #[derive(Clone)]
 pub struct RedisInvalidation {
-    client: Client,
+    target: RedisTarget,
     channel: Arc<str>,
     queue: mpsc::UnboundedSender<KeyDigest>,
-    connection: ConnectionManager,
+    connection: RedisConnection,
 }
 
 impl fmt::Debug for RedisInvalidation {
@@ -91,17 +89,21 @@ impl RedisInvalidation {
     /// The channel used unless told otherwise.
     pub const DEFAULT_CHANNEL: &'static str = "tollgate:api-key:invalidate";
 
-    /// Connects to the Redis server at `url` (`redis://[:password@]host:port[/db]`) and
-    /// starts the task that publishes queued invalidations on `channel`. Every instance that
-    /// shares keys must use the same channel.
+    /// Connects to `target` (a URL `redis://[:password@]host:port[/db]`, or a
+    /// [`RedisTarget::cluster`]) and starts the task that publishes queued invalidations on
+    /// `channel`. Every instance that shares keys must use the same channel.
     ///
     /// Must be called inside a tokio runtime.
     ///
     /// # Errors
     ///
     /// The URL does not parse, or the server cannot be reached within one second.
-    pub async fn connect(url: &str, channel: impl Into<String>) -> Result<Self, RedisError> {
-        let (client, connection) = crate::redis::connect(url, TIMEOUT, 3).await?;
+    pub async fn connect(
+        target: impl Into<RedisTarget>,
+        channel: impl Into<String>,
+    ) -> Result<Self, RedisError> {
+        let target = target.into();
+        let connection = crate::redis::connect(&target, TIMEOUT, 3).await?;
         let channel: Arc<str> = Arc::from(channel.into());
         let (queue, receiver) = mpsc::unbounded_channel();
         tokio::spawn(publish_queued(
@@ -110,7 +112,7 @@ impl RedisInvalidation {
             receiver,
         ));
         Ok(Self {
-            client,
+            target,
             channel,
             queue,
             connection,
@@ -146,7 +148,8 @@ impl RedisInvalidation {
     /// Subscribes `keys` to the channel: every digest received is evicted from its cache
     /// ([`ApiKeys::invalidate`]). Returns once the subscription is active, so invalidations
     /// published after this returns are received; the subscription then lives (reconnecting
-    /// as needed) until the returned [`Subscription`] is dropped.
+    /// as needed, and emptying the cache after each reconnection) until the returned
+    /// [`Subscription`] is dropped.
     ///
     /// # Errors
     ///
@@ -155,13 +158,7 @@ impl RedisInvalidation {
         &self,
         keys: ApiKeys<K>,
     ) -> Result<Subscription, RedisError> {
-        let pubsub = open_subscription(&self.client, &self.channel).await?;
-        let task = tokio::spawn(receive(
-            pubsub,
-            self.client.clone(),
-            Arc::clone(&self.channel),
-            keys,
-        ));
+        let task = subscription::start(&self.target, &self.channel, TIMEOUT, Evict(keys)).await?;
         Ok(Subscription { task })
     }
 }
@@ -180,7 +177,7 @@ impl Drop for Subscription {
 }
 
 async fn publish(
-    connection: &mut ConnectionManager,
+    connection: &mut RedisConnection,
     channel: &str,
     digest: &KeyDigest,
 ) -> Result<u64, RedisError> {
@@ -192,73 +189,46 @@ async fn publish(
 }
 
 /// Publishes queued digests in order until every sender is gone. A digest that cannot be
-/// published after a few tries is dropped (the other instances' TTL still bounds staleness).
+/// published is retried with a growing pause for up to [`PUBLISH_FOR`], long enough to outlast
+/// a cluster's failover; after that it is dropped (the other instances' TTL still bounds
+/// staleness).
 async fn publish_queued(
-    mut connection: ConnectionManager,
+    mut connection: RedisConnection,
     channel: Arc<str>,
     mut queue: mpsc::UnboundedReceiver<KeyDigest>,
 ) {
     while let Some(digest) = queue.recv().await {
-        for attempt in 0..3u32 {
-            match publish(&mut connection, &channel, &digest).await {
-                Ok(_) => break,
-                Err(error) => {
-                    log_warn!(%error, attempt, "publishing an API-key invalidation failed");
-                    let _ = error;
-                    tokio::time::sleep(Duration::from_millis(100) * (attempt + 1)).await;
-                }
+        let started = tokio::time::Instant::now();
+        let mut pause = Duration::from_millis(50);
+        while let Err(error) = publish(&mut connection, &channel, &digest).await {
+            log_warn!(%error, "publishing an API-key invalidation failed; retrying");
+            let _ = error;
+            if started.elapsed() >= PUBLISH_FOR {
+                break;
             }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
         }
     }
 }
 
-async fn open_subscription(client: &Client, channel: &str) -> Result<PubSub, RedisError> {
-    crate::redis::subscribe(client, channel, TIMEOUT).await
-}
+/// Evicts every digest heard; after a reconnection, everything, since messages published
+/// meanwhile are lost.
+struct Evict<K: KeyStore>(ApiKeys<K>);
 
-/// Evicts every digest received; on a lost connection, reconnects and empties the cache.
-async fn receive<K: KeyStore>(
-    mut pubsub: PubSub,
-    client: Client,
-    channel: Arc<str>,
-    keys: ApiKeys<K>,
-) {
-    loop {
-        let (mut sink, mut stream) = pubsub.split();
-        let mut ping = tokio::time::interval(PING_EVERY);
-        ping.tick().await;
-        loop {
-            tokio::select! {
-                message = stream.next() => match message {
-                    Some(message) => {
-                        if let Ok(bytes) = <[u8; 32]>::try_from(message.get_payload_bytes()) {
-                            keys.invalidate(&KeyDigest::from_bytes(bytes));
-                        }
-                    }
-                    None => break,
-                },
-                _ = ping.tick() => {
-                    let alive = tokio::time::timeout(TIMEOUT, sink.ping::<::redis::Value>()).await;
-                    if !matches!(alive, Ok(Ok(_))) {
-                        break;
-                    }
-                }
-            }
+impl<K: KeyStore> Listener for Evict<K> {
+    fn message(&mut self, payload: &[u8]) {
+        if let Ok(bytes) = <[u8; 32]>::try_from(payload) {
+            self.0.invalidate(&KeyDigest::from_bytes(bytes));
         }
-        log_warn!("lost the API-key invalidation subscription; reconnecting");
-        let mut backoff = Duration::from_millis(100);
-        pubsub = loop {
-            tokio::time::sleep(backoff).await;
-            match open_subscription(&client, &channel).await {
-                Ok(pubsub) => break pubsub,
-                Err(error) => {
-                    log_warn!(%error, "reconnecting the API-key invalidation subscription failed");
-                    let _ = error;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                }
-            }
-        };
-        // Messages published while disconnected are lost: forget everything cached.
-        keys.invalidate_all();
+    }
+
+    async fn resync(&mut self) -> Result<(), RedisError> {
+        self.0.invalidate_all();
+        Ok(())
+    }
+
+    fn name(&self) -> &'static str {
+        "api-key invalidation"
     }
 }

@@ -5,18 +5,22 @@
 //! local [`RevocationList`] on every instance as the copy the JWT layer reads:
 //!
 //! - **Revoking** ([`RedisRevocation::revoke`]) adds the `jti` to the local list at once, then
-//!   in one round trip writes `SET <prefix>:<jti> <exp> EXAT <exp>` (the entry expires with the
-//!   token) and publishes `<exp>:<jti>` on the channel named `<prefix>` (channels and keys are
-//!   separate namespaces in Redis).
-//! - **Receiving**: every instance subscribes to the channel when it connects, then loads
-//!   every entry already in Redis (`SCAN` + `MGET`), so a revocation made before it started,
-//!   or while it was connecting, is not missed. A revocation reaches the other instances in a
-//!   few milliseconds.
-//! - **Reconnecting**: the subscription pings the server every few seconds; when its connection
-//!   is lost it reconnects with a capped backoff and loads every entry again, since messages
-//!   published meanwhile are lost. While Redis is unreachable, each instance keeps refusing
-//!   what it already knows; a revocation made meanwhile on another instance takes effect here
-//!   after the reconnection.
+//!   in one round trip adds `<exp>:<jti>` to the sorted set `<prefix>`, scored by when the entry
+//!   may go (`exp` plus the retention), drops the entries already past theirs, and publishes
+//!   `<exp>:<jti>` on the channel `<prefix>` (channels and keys are separate namespaces in
+//!   Redis). On a Redis Cluster the set is one key, so one slot, and the write waits (up to
+//!   200 ms) for the shard's replica to acknowledge it, so that a failover right after a
+//!   revocation does not lose it.
+//! - **Receiving**: every instance subscribes to the channel when it connects, then loads the
+//!   whole set (`ZSCAN`), so a revocation made before it started, or while it was connecting,
+//!   is not missed. A revocation reaches the other instances in a few milliseconds.
+//! - **Reconnecting**: the subscription pings its node every two seconds; when its connection
+//!   is lost it reconnects with a capped backoff (on a cluster, to the next seed node) and loads
+//!   the set again, since messages published meanwhile are lost. While Redis is unreachable,
+//!   each instance keeps refusing what it already knows; a revocation made meanwhile on another
+//!   instance takes effect here after the reconnection.
+//! - **0.1's entries** (one key `<prefix>:<jti>` per revocation) are still loaded on a single
+//!   server, so an upgrade forgets no revocation; new ones go to the set.
 //! - **Expiry**: pass the token's own `exp`. Local entries and Redis keys are kept for a
 //!   retention after it: the JWT layer accepts a token until `exp + leeway`, so the layer
 //!   raises the retention to its leeway when it is built (and it is at least
@@ -28,7 +32,7 @@
 //!   far in the future to represent is held as the year 9999. Nothing a Redis server sends
 //!   stops the subscription.
 //!
-//! Needs Redis 6.2 or later (`SET … EXAT`). The subscription runs as long as any clone of the [`RedisRevocation`] is alive (the one
+//! Needs Redis 6.2 or later. The subscription runs as long as any clone of the [`RedisRevocation`] is alive (the one
 //! given to [`JwtBuilder::revocation`](super::JwtBuilder::revocation) included).
 //!
 //! # Example
@@ -59,11 +63,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ::redis::Client;
-use ::redis::aio::{ConnectionManager, PubSub};
-
-use crate::redis::RedisError;
-use futures_util::StreamExt;
+use crate::redis::subscription::{self, Listener};
+use crate::redis::{RedisConnection, RedisError, RedisTarget};
 use tokio::task::JoinHandle;
 
 use super::revocation::{Revocation, RevocationList, RevokeFuture, Revoker};
@@ -73,11 +74,9 @@ pub use ::redis as redis_crate;
 
 /// How long connecting to Redis, or waiting for one of its answers, may take by default.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
-/// How often an idle subscription checks that its connection is alive.
-const PING_EVERY: Duration = Duration::from_secs(5);
-/// The longest wait between two reconnection attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// Keys asked for per `SCAN` step.
+/// How long a revocation on a cluster waits for its shard's replica.
+const REPLICA_WAIT: Duration = Duration::from_millis(200);
+/// Keys or entries asked for per `SCAN`/`ZSCAN` step.
 const SCAN_COUNT: usize = 1000;
 /// How long entries outlive their token's `exp` at least, unless told otherwise.
 const DEFAULT_RETENTION: Duration = Duration::from_secs(300);
@@ -95,7 +94,7 @@ pub struct RedisRevocation {
 
 struct Inner {
     list: RevocationList,
-    connection: ConnectionManager,
+    connection: RedisConnection,
     prefix: Arc<str>,
     timeout: Duration,
     subscription: JoinHandle<()>,
@@ -121,14 +120,14 @@ impl RedisRevocation {
     /// The key prefix and channel used unless told otherwise.
     pub const DEFAULT_PREFIX: &'static str = "tollgate:jti";
 
-    /// Connects to the server at `url` with the default prefix; see
-    /// [`RedisRevocationBuilder::connect`].
+    /// Connects to `target` (a URL or a [`RedisTarget::cluster`]) with the default prefix;
+    /// see [`RedisRevocationBuilder::connect`].
     ///
     /// # Errors
     ///
     /// As [`RedisRevocationBuilder::connect`].
-    pub async fn connect(url: &str) -> Result<Self, RedisError> {
-        Self::builder().connect(url).await
+    pub async fn connect(target: impl Into<RedisTarget>) -> Result<Self, RedisError> {
+        Self::builder().connect(target).await
     }
 
     /// Configures a denylist.
@@ -168,31 +167,42 @@ impl RedisRevocation {
         list.revoke_many(entries.iter().map(|(jti, exp)| (jti.as_ref(), *exp)));
         let retention = list.retention().as_secs();
         let now = SystemTime::now();
-        let mut pipe = ::redis::pipe();
-        let mut shared = 0usize;
+        let prefix = &*self.inner.prefix;
+        let mut write = ::redis::pipe();
+        let mut broadcast = ::redis::pipe();
         for (jti, expires_at) in entries {
             let (jti, exp) = (jti.as_ref(), exp_secs(*expires_at));
-            let end = exp.saturating_add(retention);
+            let end = exp.saturating_add(retention).min(MAX_EXP_SECS);
             if epoch_plus(end) <= now {
                 continue; // past the retention: refused as expired everywhere
             }
-            pipe.cmd("SET")
-                .arg(format!("{}:{jti}", self.inner.prefix))
-                .arg(exp)
-                .arg("EXAT")
-                .arg(end)
-                .ignore()
-                .cmd("PUBLISH")
-                .arg(&*self.inner.prefix)
-                .arg(format!("{exp}:{jti}"))
-                .ignore();
-            shared += 1;
+            let entry = format!("{exp}:{jti}");
+            write.cmd("ZADD").arg(prefix).arg(end).arg(&entry).ignore();
+            broadcast.cmd("PUBLISH").arg(prefix).arg(&entry).ignore();
         }
-        if shared == 0 {
+        if broadcast.is_empty() {
             return Ok(());
         }
+        let now_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        write
+            .cmd("ZREMRANGEBYSCORE")
+            .arg(prefix)
+            .arg("-inf")
+            .arg(format!("({now_secs}"))
+            .ignore();
         let mut connection = self.inner.connection.clone();
-        with_timeout(self.inner.timeout, pipe.query_async(&mut connection)).await
+        if connection.is_cluster() {
+            // Replication is asynchronous: without this a failover right after the write could
+            // lose it. The answer (how many replicas have it) is not an error either way.
+            write
+                .cmd("WAIT")
+                .arg(1)
+                .arg(REPLICA_WAIT.as_millis() as u64)
+                .ignore();
+        }
+        with_timeout(self.inner.timeout, write.query_async::<()>(&mut connection)).await?;
+        // Published apart: on a cluster the channel's slot is not the set's.
+        with_timeout(self.inner.timeout, broadcast.query_async(&mut connection)).await
     }
 
     /// The local copy the JWT layer reads.
@@ -200,7 +210,7 @@ impl RedisRevocation {
         &self.inner.list
     }
 
-    /// The key prefix, also the channel's name.
+    /// The key prefix: the sorted set's key, and the channel's name.
     pub fn prefix(&self) -> &str {
         &self.inner.prefix
     }
@@ -266,31 +276,31 @@ impl RedisRevocationBuilder {
         self
     }
 
-    /// Connects to the server at `url` (`redis://[:password@]host:port[/db]`), subscribes to
-    /// the channel and loads every entry already in Redis; returns once both are done, so a
-    /// revocation made on any instance before this returns is known here. Must be called
-    /// inside a tokio runtime.
+    /// Connects to `target` (a URL `redis://[:password@]host:port[/db]`, or a
+    /// [`RedisTarget::cluster`]), subscribes to the channel and loads every entry already in
+    /// Redis; returns once both are done, so a revocation made on any instance before this
+    /// returns is known here. Must be called inside a tokio runtime.
     ///
     /// # Errors
     ///
     /// The URL does not parse, or the server cannot be reached, refuses the subscription or
     /// does not answer within the timeout.
-    pub async fn connect(self, url: &str) -> Result<RedisRevocation, RedisError> {
-        let (client, mut connection) = crate::redis::connect(url, self.timeout, 1).await?;
+    pub async fn connect(
+        self,
+        target: impl Into<RedisTarget>,
+    ) -> Result<RedisRevocation, RedisError> {
+        let target = target.into();
+        let connection = crate::redis::connect(&target, self.timeout, 1).await?;
         let list = self.list.unwrap_or_default();
         list.keep_after_expiry(self.retention);
         let prefix: Arc<str> = Arc::from(self.prefix);
         let mirror = Mirror {
-            client,
             connection: connection.clone(),
             prefix: Arc::clone(&prefix),
             list: list.clone(),
             timeout: self.timeout,
         };
-        // Subscribe before loading: a revocation in between is then in one or the other.
-        let pubsub = mirror.subscribe().await?;
-        load(&mut connection, &prefix, &list, self.timeout).await?;
-        let subscription = tokio::spawn(mirror.run(pubsub));
+        let subscription = subscription::start(&target, &prefix, self.timeout, mirror).await?;
         Ok(RedisRevocation {
             inner: Arc::new(Inner {
                 list,
@@ -345,9 +355,43 @@ fn escape_glob(prefix: &str) -> String {
     out
 }
 
-/// Adds every entry under `prefix` in Redis to `list`.
+/// Adds every entry of the set `prefix` to `list`, and on a single server every entry 0.1
+/// wrote as a key of its own.
 async fn load(
-    connection: &mut ConnectionManager,
+    connection: &mut RedisConnection,
+    prefix: &str,
+    list: &RevocationList,
+    timeout: Duration,
+) -> Result<(), RedisError> {
+    let mut cursor = 0u64;
+    loop {
+        // Raw bytes: a foreign member is skipped, not an error.
+        let (next, entries): (u64, Vec<Vec<u8>>) = with_timeout(
+            timeout,
+            ::redis::cmd("ZSCAN")
+                .arg(prefix)
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(SCAN_COUNT)
+                .query_async(connection),
+        )
+        .await?;
+        // Members and scores alternate; the member carries the `exp`.
+        list.revoke_many(entries.iter().step_by(2).filter_map(|m| parse_message(m)));
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    if !connection.is_cluster() {
+        load_legacy(connection, prefix, list, timeout).await?;
+    }
+    Ok(())
+}
+
+/// Adds every `<prefix>:<jti>` key (0.1's format) to `list`.
+async fn load_legacy(
+    connection: &mut RedisConnection,
     prefix: &str,
     list: &RevocationList,
     timeout: Duration,
@@ -355,7 +399,6 @@ async fn load(
     let pattern = format!("{}:*", escape_glob(prefix));
     let mut cursor = 0u64;
     loop {
-        // Raw bytes: a foreign key or value under the prefix is skipped, not an error.
         let (next, keys): (u64, Vec<Vec<u8>>) = with_timeout(
             timeout,
             ::redis::cmd("SCAN")
@@ -387,69 +430,27 @@ async fn load(
     }
 }
 
-/// What the subscription task needs.
+/// Mirrors every message into the local list; after a reconnection, loads the set again.
 struct Mirror {
-    client: Client,
-    connection: ConnectionManager,
+    connection: RedisConnection,
     prefix: Arc<str>,
     list: RevocationList,
     timeout: Duration,
 }
 
-impl Mirror {
-    async fn subscribe(&self) -> Result<PubSub, RedisError> {
-        crate::redis::subscribe(&self.client, &self.prefix, self.timeout).await
-    }
-
-    /// Subscribes again and reloads every entry, retrying with a capped backoff.
-    async fn resync(&mut self) -> PubSub {
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            tokio::time::sleep(backoff).await;
-            let attempt = async {
-                let pubsub = self.subscribe().await?;
-                load(&mut self.connection, &self.prefix, &self.list, self.timeout).await?;
-                Ok::<_, RedisError>(pubsub)
-            };
-            match attempt.await {
-                Ok(pubsub) => return pubsub,
-                Err(error) => {
-                    log_warn!(%error, "resubscribing to the jti denylist failed");
-                    let _ = error;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                }
-            }
+impl Listener for Mirror {
+    fn message(&mut self, payload: &[u8]) {
+        if let Some((jti, exp)) = parse_message(payload) {
+            self.list.revoke(jti, exp);
         }
     }
 
-    /// Mirrors every message; on a lost connection, resubscribes and reloads.
-    async fn run(mut self, mut pubsub: PubSub) {
-        loop {
-            let (mut sink, mut stream) = pubsub.split();
-            let mut ping = tokio::time::interval(PING_EVERY);
-            ping.tick().await;
-            loop {
-                tokio::select! {
-                    message = stream.next() => match message {
-                        Some(message) => {
-                            if let Some((jti, exp)) = parse_message(message.get_payload_bytes()) {
-                                self.list.revoke(jti, exp);
-                            }
-                        }
-                        None => break,
-                    },
-                    _ = ping.tick() => {
-                        let alive = tokio::time::timeout(self.timeout, sink.ping::<::redis::Value>()).await;
-                        if !matches!(alive, Ok(Ok(_))) {
-                            break;
-                        }
-                    }
-                }
-            }
-            log_warn!("lost the jti denylist subscription; reconnecting");
-            drop((sink, stream));
-            pubsub = self.resync().await;
-        }
+    async fn resync(&mut self) -> Result<(), RedisError> {
+        load(&mut self.connection, &self.prefix, &self.list, self.timeout).await
+    }
+
+    fn name(&self) -> &'static str {
+        "jti denylist"
     }
 }
 

@@ -54,13 +54,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ::redis::Script;
-use ::redis::aio::ConnectionManager;
 
-use crate::redis::RedisError;
+use crate::redis::{RedisConnection, RedisError, RedisTarget};
 
 use super::store::{Decision, Hit, HitFuture, LimitStatus, MAX_LIMITS, RateLimitStore, StoreError};
 
-/// The `redis` crate, re-exported for [`RedisError`] and [`ConnectionManager`].
+/// The `redis` crate, re-exported for [`RedisError`] and the connection types.
 pub use ::redis as redis_crate;
 
 /// The largest count a Lua number holds exactly.
@@ -128,7 +127,7 @@ pub struct RedisStore {
 }
 
 struct Inner {
-    connection: ConnectionManager,
+    connection: RedisConnection,
     script: Script,
     prefix: Box<[u8]>,
     timeout: Duration,
@@ -148,14 +147,14 @@ impl RedisStore {
     /// The key prefix used unless told otherwise.
     pub const DEFAULT_PREFIX: &'static str = "tollgate:rl";
 
-    /// A store on the server at `url` (`redis://[:password@]host:port[/db]`) with the default
-    /// prefix and timeout.
+    /// A store on `target` (a URL `redis://[:password@]host:port[/db]`, or a
+    /// [`RedisTarget::cluster`]) with the default prefix and timeout.
     ///
     /// # Errors
     ///
     /// The URL does not parse, or the server cannot be reached within the timeout.
-    pub async fn connect(url: &str) -> Result<Self, RedisError> {
-        Self::builder().connect(url).await
+    pub async fn connect(target: impl Into<RedisTarget>) -> Result<Self, RedisError> {
+        Self::builder().connect(target).await
     }
 
     /// Configures a store.
@@ -216,16 +215,16 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// Connects to the server at `url` and builds the store. Must be called inside a tokio
-    /// runtime.
+    /// Connects to `target` (a URL or a [`RedisTarget::cluster`]) and builds the store. Must
+    /// be called inside a tokio runtime.
     ///
     /// # Errors
     ///
     /// The URL does not parse, or the server cannot be reached within the timeout.
-    pub async fn connect(self, url: &str) -> Result<RedisStore, RedisError> {
+    pub async fn connect(self, target: impl Into<RedisTarget>) -> Result<RedisStore, RedisError> {
         // A request never waits for reconnection attempts: it fails at once and the layer's
         // policy answers, while the manager keeps reconnecting in the background.
-        let (_client, mut connection) = crate::redis::connect(url, self.timeout, 1).await?;
+        let mut connection = crate::redis::connect(&target.into(), self.timeout, 1).await?;
         let store = self.build(connection.clone());
         // Loaded now, the first decisions are one `EVALSHA` each too (a server that restarts
         // forgets it: the first decision after that loads it again).
@@ -233,11 +232,15 @@ impl RedisStoreBuilder {
         Ok(store)
     }
 
-    /// Builds the store on a connection you configured (keep its response timeout bounded).
-    pub fn build(self, connection: ConnectionManager) -> RedisStore {
+    /// Builds the store on a connection you configured (a [`ConnectionManager`] or a
+    /// [`ClusterConnection`]; keep its response timeout bounded).
+    ///
+    /// [`ConnectionManager`]: ::redis::aio::ConnectionManager
+    /// [`ClusterConnection`]: ::redis::cluster_async::ClusterConnection
+    pub fn build(self, connection: impl Into<RedisConnection>) -> RedisStore {
         RedisStore {
             inner: Arc::new(Inner {
-                connection,
+                connection: connection.into(),
                 script: Script::new(SCRIPT),
                 prefix: self.prefix.into_boxed_slice(),
                 timeout: self.timeout,

@@ -1,16 +1,36 @@
-//! What the Redis backends share (feature `redis`): their error type, and how they connect
-//! and subscribe.
+//! What the Redis backends share (feature `redis`): where they connect ([`RedisTarget`]: one
+//! server or a Redis Cluster), their connection ([`RedisConnection`]), their error type, and
+//! the subscription loop of the two that listen.
 //!
 //! The backends themselves live with what they serve: `api_key::redis::RedisInvalidation`
 //! (cache invalidation over pub/sub), `jwt::redis::RedisRevocation` (a shared `jti` denylist)
-//! and `rate_limit::redis::RedisStore` (one fixed window for every instance). Each opens its
-//! connection and its subscriber here, with every wait bounded.
+//! and `rate_limit::redis::RedisStore` (one fixed window for every instance, exact or leased).
+//! Each opens its connection and its subscriber here, with every wait bounded.
+//!
+//! # One server or a cluster
+//!
+//! Every backend works against both, with the same behaviour:
+//!
+//! - Each command and script touches keys of **one hash slot**: a rate-limit key's counters
+//!   share the hash tag `{<key>}`, and the denylist is one sorted set.
+//! - Invalidations and revocations are broadcast with plain `PUBLISH`, which every node of a
+//!   cluster relays to its subscribers; each instance subscribes on one node and, when that node
+//!   is lost, takes the next seed, then **resynchronises**: the key cache is emptied, the
+//!   denylist read again. Nothing published while it was away is lost.
+//! - During a failover, commands to the failed shard fail until the replica is promoted (a
+//!   second or two with `cluster-node-timeout 1000`); the cluster client then follows the new
+//!   primary without a restart. What a rate-limit decision does meanwhile is the layer's
+//!   `on_store_error` policy.
 
 use std::fmt;
-use std::time::Duration;
 
-use ::redis::Client;
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSub};
+mod connection;
+pub(crate) mod subscription;
+mod target;
+
+pub use connection::RedisConnection;
+pub(crate) use connection::connect;
+pub use target::RedisTarget;
 
 /// A Redis backend failed: the server could not be reached, refused the command, or answered
 /// in a way the backend cannot read. The `redis` crate's error is its
@@ -52,45 +72,6 @@ impl From<std::io::Error> for RedisError {
     fn from(error: std::io::Error) -> Self {
         Self(::redis::RedisError::from(error))
     }
-}
-
-/// A client for `url` and a reconnecting connection to it: connecting and every answer bounded
-/// by `timeout`; a failed command is retried `retries` times (a rate-limit decision never
-/// waits for reconnection, so it asks for one) while the manager reconnects in the background.
-#[cfg_attr(
-    not(any(feature = "api-key", feature = "jwt-base", feature = "rate-limit")),
-    allow(dead_code)
-)]
-pub(crate) async fn connect(
-    url: &str,
-    timeout: Duration,
-    retries: usize,
-) -> Result<(Client, ConnectionManager), RedisError> {
-    let client = Client::open(url)?;
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(timeout))
-        .set_response_timeout(Some(timeout))
-        .set_number_of_retries(retries)
-        .set_max_delay(Duration::from_millis(500));
-    let connection = client.get_connection_manager_with_config(config).await?;
-    Ok((client, connection))
-}
-
-/// A subscriber to `channel`, subscribed within `timeout`.
-#[cfg_attr(not(any(feature = "api-key", feature = "jwt-base")), allow(dead_code))]
-pub(crate) async fn subscribe(
-    client: &Client,
-    channel: &str,
-    timeout: Duration,
-) -> Result<PubSub, RedisError> {
-    let subscribe = async {
-        let mut pubsub = client.get_async_pubsub().await?;
-        pubsub.subscribe(channel).await?;
-        Ok::<_, RedisError>(pubsub)
-    };
-    tokio::time::timeout(timeout, subscribe)
-        .await
-        .unwrap_or_else(|_| Err(timed_out("subscribing to Redis timed out")))
 }
 
 /// The error of a wait that ran out.

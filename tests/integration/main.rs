@@ -2,6 +2,8 @@
 //!
 //! One test binary, so the suite links once and runs in one process.
 
+#[cfg(feature = "redis")]
+mod cluster_admin;
 mod servers;
 mod support;
 
@@ -41,6 +43,13 @@ mod oidc_bad_input;
 mod postgres;
 #[cfg(feature = "api-key")]
 mod readiness;
+#[cfg(all(
+    feature = "redis",
+    feature = "rate-limit",
+    feature = "jwt-base",
+    feature = "postgres"
+))]
+mod redis_failover;
 #[cfg(all(feature = "redis", feature = "jwt-base"))]
 mod redis_hostile_values;
 #[cfg(all(feature = "redis", feature = "postgres"))]

@@ -7,12 +7,15 @@ use tollgate::api_key::postgres::PostgresKeyStore;
 use tollgate::api_key::redis::{RedisInvalidation, Subscription};
 use tollgate::api_key::{ApiKeyLayer, ApiKeys, KeyStore, NewKey};
 
+use tollgate::redis::RedisTarget;
+
+use crate::cluster_admin;
 use crate::postgres::migrated_pool;
 use crate::servers::{Proxy, redis_url, unique};
 use crate::support::{HttpClient, serve_axum};
 
-struct Node {
-    keys: ApiKeys<PostgresKeyStore>,
+pub(crate) struct Node {
+    pub(crate) keys: ApiKeys<PostgresKeyStore>,
     client: HttpClient,
     _subscription: Subscription,
 }
@@ -22,7 +25,7 @@ async fn node(channel: &str) -> Node {
     node_at(&redis_url(), channel).await
 }
 
-async fn node_at(redis: &str, channel: &str) -> Node {
+pub(crate) async fn node_at(redis: impl Into<RedisTarget>, channel: &str) -> Node {
     let invalidation = RedisInvalidation::connect(redis, channel).await.unwrap();
     let keys = ApiKeys::builder(PostgresKeyStore::new(migrated_pool().await))
         .positive_ttl(Duration::from_secs(3600))
@@ -40,7 +43,7 @@ async fn node_at(redis: &str, channel: &str) -> Node {
 }
 
 impl Node {
-    async fn status(&self, key: &str) -> u16 {
+    pub(crate) async fn status(&self, key: &str) -> u16 {
         self.client
             .get("/", &[("x-api-key", key.as_bytes())])
             .await
@@ -49,7 +52,7 @@ impl Node {
     }
 
     /// How long until this node answers `status` for `key`, polling for up to `limit`.
-    async fn until(&self, key: &str, status: u16, limit: Duration) -> Duration {
+    pub(crate) async fn until(&self, key: &str, status: u16, limit: Duration) -> Duration {
         let started = Instant::now();
         loop {
             if self.status(key).await == status {
@@ -66,8 +69,17 @@ impl Node {
 
 #[tokio::test]
 async fn a_key_revoked_on_node_a_is_refused_on_node_b_within_a_second() {
+    for (_, target, _guard) in cluster_admin::both().await {
+        revoked_on_a_refused_on_b(&target).await;
+    }
+}
+
+async fn revoked_on_a_refused_on_b(target: &RedisTarget) {
     let channel = unique("tollgate-test:invalidate");
-    let (a, b) = (node(&channel).await, node(&channel).await);
+    let (a, b) = (
+        node_at(target, &channel).await,
+        node_at(target, &channel).await,
+    );
     let app = unique("redis-revoke");
     let key = a
         .keys

@@ -19,6 +19,9 @@ use tollgate::rate_limit::{
     RequestHead,
 };
 
+use tollgate::redis::RedisTarget;
+
+use crate::cluster_admin;
 use crate::servers::{Proxy, redis_url, unique};
 use crate::support::{Answer, HttpClient, serve_axum};
 
@@ -38,15 +41,11 @@ fn by_client(head: &RequestHead<'_>) -> Option<Key<'static>> {
     Some(Key::from(value.as_bytes().to_vec()))
 }
 
-async fn store(prefix: &str) -> RedisStore {
-    store_at(&redis_url(), prefix).await
-}
-
-async fn store_at(url: &str, prefix: &str) -> RedisStore {
+async fn store_at(target: impl Into<RedisTarget>, prefix: &str) -> RedisStore {
     RedisStore::builder()
         .prefix(prefix)
         .timeout(Duration::from_millis(500))
-        .connect(url)
+        .connect(target)
         .await
         .unwrap()
 }
@@ -83,13 +82,19 @@ fn redis_addr() -> SocketAddr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fixed_window_on_redis_is_exact_across_two_nodes() {
+    for (_, target, _guard) in cluster_admin::both().await {
+        exact_across_two_nodes(&target).await;
+    }
+}
+
+async fn exact_across_two_nodes(target: &RedisTarget) {
     const QUOTA: u64 = 60;
     const REQUESTS: usize = 300;
     let prefix = unique("tollgate-test:rl");
     // Generous timeouts: this test is about exactness, not about a loaded CI machine.
     let slow = |store| layer(long(QUOTA), store).store_timeout(Some(Duration::from_secs(5)));
-    let a = node(slow(store(&prefix).await)).await;
-    let b = node(slow(store(&prefix).await)).await;
+    let a = node(slow(store_at(target, &prefix).await)).await;
+    let b = node(slow(store_at(target, &prefix).await)).await;
 
     let tasks: Vec<_> = (0..REQUESTS)
         .map(|i| {
@@ -115,7 +120,13 @@ async fn a_fixed_window_on_redis_is_exact_across_two_nodes() {
 /// The same sequence of hits on Redis and in memory: identical decisions.
 #[tokio::test]
 async fn redis_decides_like_the_memory_store_all_or_nothing_with_costs() {
-    let redis = store(&unique("tollgate-test:rl")).await;
+    for (_, target, _guard) in cluster_admin::both().await {
+        decides_like_the_memory_store(&target).await;
+    }
+}
+
+async fn decides_like_the_memory_store(target: &RedisTarget) {
+    let redis = store_at(target, &unique("tollgate-test:rl")).await;
     let memory = MemoryStore::new();
     // Two windows of different lengths, so each has a counter of its own.
     let quotas = [
@@ -158,11 +169,7 @@ async fn redis_decides_like_the_memory_store_all_or_nothing_with_costs() {
     assert_eq!(refused.retry_after(), Some(reset));
 
     // The counter's expiry was set when its window started: at the window's end.
-    let mut connection = redis::Client::open(redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut connection = cluster_admin::raw(target).await;
     let pttl: i64 = redis::cmd("PTTL")
         .arg(redis.counter_key(b"client", 0, LONG))
         .query_async(&mut connection)
@@ -188,6 +195,12 @@ fn summary(decision: &Decision) -> (bool, Vec<(u64, bool)>) {
 
 #[tokio::test]
 async fn headers_and_retry_after_come_from_the_redis_decision() {
+    for (_, target, _guard) in cluster_admin::both().await {
+        headers_from_the_redis_decision(&target).await;
+    }
+}
+
+async fn headers_from_the_redis_decision(target: &RedisTarget) {
     let prefix = unique("tollgate-test:rl");
     let limits = [
         Limit::new("small", long(2)).unwrap(),
@@ -196,7 +209,7 @@ async fn headers_and_retry_after_come_from_the_redis_decision() {
     let layer = RateLimitLayer::with_limits(limits)
         .unwrap()
         .key(by_client as ByClient)
-        .with_store(store(&prefix).await)
+        .with_store(store_at(target, &prefix).await)
         .unwrap()
         .ietf_headers(true)
         .legacy_headers(true);

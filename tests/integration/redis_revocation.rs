@@ -13,6 +13,9 @@ use serde_json::json;
 use tollgate::jwt::redis::RedisRevocation;
 use tollgate::jwt::{Algorithm, JwtKey, JwtLayer, Revocation};
 
+use tollgate::redis::RedisTarget;
+
+use crate::cluster_admin;
 use crate::servers::{Proxy, redis_url, unique};
 use crate::support::{HttpClient, serve_axum};
 
@@ -26,7 +29,7 @@ fn now() -> u64 {
 }
 
 /// An HS256 token with id `jti`, valid for ten minutes from now.
-fn token(jti: &str) -> String {
+pub(crate) fn token(jti: &str) -> String {
     static ONCE: Once = Once::new();
     // Signing (test side only) needs one process-wide provider when both backends are on.
     ONCE.call_once(|| {
@@ -41,16 +44,20 @@ fn token(jti: &str) -> String {
     .unwrap()
 }
 
-fn exp_of_token() -> SystemTime {
+fn exp_secs_of_token() -> u64 {
+    exp_of_token().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+pub(crate) fn exp_of_token() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(now() + 600)
 }
 
-struct Node {
-    revocation: RedisRevocation,
+pub(crate) struct Node {
+    pub(crate) revocation: RedisRevocation,
     client: HttpClient,
 }
 
-async fn node(url: &str, prefix: &str) -> Node {
+pub(crate) async fn node(url: impl Into<RedisTarget>, prefix: &str) -> Node {
     let revocation = RedisRevocation::builder()
         .prefix(prefix)
         .connect(url)
@@ -70,7 +77,7 @@ async fn node(url: &str, prefix: &str) -> Node {
 }
 
 impl Node {
-    async fn status(&self, token: &str) -> u16 {
+    pub(crate) async fn status(&self, token: &str) -> u16 {
         let bearer = format!("Bearer {token}");
         self.client
             .get("/", &[("authorization", bearer.as_bytes())])
@@ -80,7 +87,7 @@ impl Node {
     }
 
     /// How long until this node refuses `token`, polling for up to `limit`.
-    async fn until_refused(&self, token: &str, limit: Duration) -> Duration {
+    pub(crate) async fn until_refused(&self, token: &str, limit: Duration) -> Duration {
         let started = Instant::now();
         loop {
             if self.status(token).await == 401 {
@@ -94,11 +101,14 @@ impl Node {
 
 #[tokio::test]
 async fn a_jti_revoked_on_node_a_is_refused_on_node_b_within_a_second() {
+    for (_, target, _guard) in cluster_admin::both().await {
+        revoked_on_a_refused_on_b(&target).await;
+    }
+}
+
+async fn revoked_on_a_refused_on_b(target: &RedisTarget) {
     let prefix = unique("tollgate-test:jti");
-    let (a, b) = (
-        node(&redis_url(), &prefix).await,
-        node(&redis_url(), &prefix).await,
-    );
+    let (a, b) = (node(target, &prefix).await, node(target, &prefix).await);
     let revoked = token("t-revoked");
     let kept = token("t-kept");
     assert_eq!(b.status(&revoked).await, 200);
@@ -114,33 +124,38 @@ async fn a_jti_revoked_on_node_a_is_refused_on_node_b_within_a_second() {
     assert_eq!(b.status(&kept).await, 200);
     assert_eq!(a.status(&kept).await, 200);
 
-    // The entry in Redis expires with the token.
-    let mut connection = redis::Client::open(redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let ttl: i64 = redis::cmd("TTL")
-        .arg(format!("{prefix}:t-revoked"))
+    // The entry in Redis may go when the token has expired: its score.
+    let mut connection = cluster_admin::raw(target).await;
+    let entry = format!("{}:t-revoked", exp_secs_of_token());
+    let end: u64 = redis::cmd("ZSCORE")
+        .arg(&prefix)
+        .arg(&entry)
         .query_async(&mut connection)
         .await
         .unwrap();
     // The token's 600 s plus the retention (5 minutes by default, above the 60 s leeway).
+    let ttl = end - now();
     assert!((890..=901).contains(&ttl), "ttl {ttl}");
 }
 
 #[tokio::test]
 async fn a_node_started_later_loads_earlier_revocations() {
+    for (_, target, _guard) in cluster_admin::both().await {
+        later_node_loads_earlier_revocations(&target).await;
+    }
+}
+
+async fn later_node_loads_earlier_revocations(target: &RedisTarget) {
     let prefix = unique("tollgate-test:jti");
-    let a = node(&redis_url(), &prefix).await;
+    let a = node(target, &prefix).await;
     for i in 0..2_500 {
-        // More than one SCAN step's worth.
+        // More than one ZSCAN step's worth.
         a.revocation
             .revoke(&format!("bulk-{i}"), exp_of_token())
             .await
             .unwrap();
     }
-    let c = node(&redis_url(), &prefix).await;
+    let c = node(target, &prefix).await;
     assert_eq!(c.revocation.local().len(), 2_500);
     assert!(c.revocation.is_revoked("bulk-1234"));
     assert_eq!(c.status(&token("bulk-7")).await, 401);
@@ -151,8 +166,27 @@ async fn a_node_started_later_loads_earlier_revocations() {
         .revoke("gone", UNIX_EPOCH + Duration::from_secs(1))
         .await
         .unwrap();
-    let d = node(&redis_url(), &prefix).await;
+    let d = node(target, &prefix).await;
     assert_eq!(d.revocation.local().len(), 2_500);
+}
+
+/// 0.1 kept each revocation as a key of its own; an upgraded node still loads them.
+#[tokio::test]
+async fn revocations_stored_by_0_1_are_still_loaded() {
+    let prefix = unique("tollgate-test:jti");
+    let mut connection = cluster_admin::raw(&RedisTarget::single(redis_url())).await;
+    let exp = exp_secs_of_token();
+    let _: () = redis::cmd("SET")
+        .arg(format!("{prefix}:t-old"))
+        .arg(exp)
+        .arg("EXAT")
+        .arg(exp + 300)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let a = node(redis_url(), &prefix).await;
+    assert_eq!(a.status(&token("t-old")).await, 401);
+    assert_eq!(a.status(&token("t-new")).await, 200);
 }
 
 fn redis_addr() -> SocketAddr {

@@ -142,3 +142,12 @@ pub fn oidc_client() -> (String, String, String) {
         required("TOLLGATE_OIDC_AUDIENCE"),
     )
 }
+
+/// `TOLLGATE_REDIS_CLUSTER_URLS`: every node of the Redis Cluster, comma-separated; panics with
+/// directions when unset (never skips).
+pub fn redis_cluster_urls() -> Vec<String> {
+    required("TOLLGATE_REDIS_CLUSTER_URLS")
+        .split(',')
+        .map(str::to_owned)
+        .collect()
+}
