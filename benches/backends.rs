@@ -14,6 +14,9 @@
 //! on one hot key, two limits) on `RedisStore` beside `MemoryStore`: p50/p99 on one task, then
 //! the throughput of 64 tasks sharing the store (one multiplexed Redis connection).
 //!
+//! Then several instances sharing limits (`backends/instances.rs`): exact against leased mode,
+//! on one Redis server and on the cluster, one hot key and 10,000 keys.
+//!
 //! It needs a PostgreSQL server in `TOLLGATE_POSTGRES_URL` (and Redis in `TOLLGATE_REDIS_URL`
 //! for the Redis parts); `scripts/test.sh --run` starts both for any command:
 //!
@@ -61,8 +64,15 @@ fn main() {
 
         #[cfg(all(feature = "redis", feature = "rate-limit"))]
         rate_limit::run().await;
+
+        #[cfg(all(feature = "redis", feature = "rate-limit"))]
+        instances::run().await;
     });
 }
+
+#[cfg(all(feature = "redis", feature = "rate-limit"))]
+#[path = "backends/instances.rs"]
+mod instances;
 
 /// Rate-limit decisions: `RedisStore` beside `MemoryStore`.
 #[cfg(all(feature = "redis", feature = "rate-limit"))]

@@ -38,6 +38,11 @@ pub(crate) struct Config {
     /// URLs may carry a password: `Secret`, so `Debug` never shows them.
     pub(crate) postgres_url: Option<Secret>,
     pub(crate) redis_url: Option<Secret>,
+    /// `TOLLGATE_REDIS_CLUSTER`: a Redis Cluster's seed nodes, comma-separated (instead of
+    /// `TOLLGATE_REDIS_URL`).
+    pub(crate) redis_cluster: Option<Secret>,
+    /// `TOLLGATE_RATE_LIMIT_LEASED=1`: the shared per-key limit leases budget from Redis.
+    pub(crate) leased: bool,
 }
 
 /// Where the keys that verify bearer tokens from other issuers come from: one static key or
@@ -223,6 +228,12 @@ impl Config {
             },
             postgres_url: var("TOLLGATE_POSTGRES_URL").map(Secret),
             redis_url: var("TOLLGATE_REDIS_URL").map(Secret),
+            redis_cluster: var("TOLLGATE_REDIS_CLUSTER").map(Secret),
+            leased: match var("TOLLGATE_RATE_LIMIT_LEASED").as_deref() {
+                None | Some("0" | "false") => false,
+                Some("1" | "true") => true,
+                Some(_) => return Err("TOLLGATE_RATE_LIMIT_LEASED: 1 or 0".to_owned()),
+            },
         })
     }
 }

@@ -52,6 +52,8 @@
 //! | `TOLLGATE_USAGE_FLUSH_SECS` | `60` | how often per-key usage is written to the key store (and at shutdown) |
 //! | `TOLLGATE_POSTGRES_URL` | — | keep key records and refresh tokens in PostgreSQL (feature `postgres`; migrates on start) |
 //! | `TOLLGATE_REDIS_URL` | — | broadcast key revocations and revoked sessions' access tokens to other instances and share the per-key limit over Redis (feature `redis`) |
+//! | `TOLLGATE_REDIS_CLUSTER` | — | the same on a Redis Cluster: its seed nodes, comma-separated |
+//! | `TOLLGATE_RATE_LIMIT_LEASED` | `0` | `1`: the shared per-key limit leases slices of each key's budget (fewer round trips, never more than the limit) |
 //! | `RUST_LOG` | `info,tollgate=debug` | log filter |
 //!
 //! `TOLLGATE_API_KEYS` holds entries separated by `;`, each a comma-separated list of
@@ -150,19 +152,21 @@ where
 {
     let builder = ApiKeys::builder(store);
     #[cfg(feature = "redis")]
-    let (builder, invalidation) = match &config.redis_url {
-        Some(Secret(url)) => {
+    let redis_target = redis_target(&config);
+    #[cfg(feature = "redis")]
+    let (builder, invalidation) = match &redis_target {
+        Some(target) => {
             use tollgate::api_key::redis::RedisInvalidation;
-            let redis = RedisInvalidation::connect(url, RedisInvalidation::DEFAULT_CHANNEL)
+            let redis = RedisInvalidation::connect(target, RedisInvalidation::DEFAULT_CHANNEL)
                 .await
-                .map_err(|e| format!("TOLLGATE_REDIS_URL: {e}"))?;
+                .map_err(|e| format!("Redis (TOLLGATE_REDIS_URL or _CLUSTER): {e}"))?;
             (builder.on_invalidate(redis.hook()), Some(redis))
         }
         None => (builder, None),
     };
     #[cfg(not(feature = "redis"))]
-    if config.redis_url.is_some() {
-        return Err("TOLLGATE_REDIS_URL needs the `redis` feature".to_owned());
+    if config.redis_url.is_some() || config.redis_cluster.is_some() {
+        return Err("TOLLGATE_REDIS_URL and _CLUSTER need the `redis` feature".to_owned());
     }
     // Usage per key, flushed to the store every TOLLGATE_USAGE_FLUSH_SECS and at shutdown.
     let keys = builder.track_usage(true).build();
@@ -174,7 +178,7 @@ where
             redis
                 .subscribe(keys.clone())
                 .await
-                .map_err(|e| format!("subscribing on TOLLGATE_REDIS_URL: {e}"))?,
+                .map_err(|e| format!("subscribing on Redis: {e}"))?,
         ),
         None => None,
     };
@@ -183,11 +187,11 @@ where
     // Access tokens of a revoked session (reuse of its refresh token) are refused from then
     // on: on every instance over Redis when it is configured, in this process otherwise.
     #[cfg(feature = "redis")]
-    let shared = match &config.redis_url {
-        Some(Secret(url)) => Some(
-            tollgate::jwt::redis::RedisRevocation::connect(url)
+    let shared = match &redis_target {
+        Some(target) => Some(
+            tollgate::jwt::redis::RedisRevocation::connect(target)
                 .await
-                .map_err(|e| format!("TOLLGATE_REDIS_URL (revocations): {e}"))?,
+                .map_err(|e| format!("Redis (revocations): {e}"))?,
         ),
         None => None,
     };
@@ -201,16 +205,35 @@ where
     let per_key = RateLimitLayer::new(config.rate_limit).ietf_headers(true);
     // With Redis, every instance counts against one limit per key.
     #[cfg(feature = "redis")]
-    if let Some(Secret(url)) = &config.redis_url {
-        let store = tollgate::rate_limit::redis::RedisStore::connect(url)
+    if let Some(target) = &redis_target {
+        use tollgate::rate_limit::redis::{Leasing, RedisStore};
+        let mut store = RedisStore::builder();
+        if config.leased {
+            store = store.leased(Leasing::new());
+        }
+        let store = store
+            .connect(target)
             .await
-            .map_err(|e| format!("TOLLGATE_REDIS_URL (rate limits): {e}"))?;
+            .map_err(|e| format!("Redis (rate limits): {e}"))?;
         let per_key = per_key.with_store(store).map_err(|e| e.to_string())?;
         let app = routes::router(keys, jwt, per_key, tokens, config.ip_rate_limit);
         return listen(&config, app, &demo_key, usage_flush).await;
     }
     let app = routes::router(keys, jwt, per_key, tokens, config.ip_rate_limit);
     listen(&config, app, &demo_key, usage_flush).await
+}
+
+/// `TOLLGATE_REDIS_CLUSTER` (seed nodes), else `TOLLGATE_REDIS_URL` (one server).
+#[cfg(feature = "redis")]
+fn redis_target(config: &Config) -> Option<tollgate::redis::RedisTarget> {
+    use tollgate::redis::RedisTarget;
+    match (&config.redis_cluster, &config.redis_url) {
+        (Some(Secret(seeds)), _) => Some(RedisTarget::cluster(
+            seeds.split(',').map(str::trim).filter(|s| !s.is_empty()),
+        )),
+        (None, Some(Secret(url))) => Some(RedisTarget::single(url.as_str())),
+        (None, None) => None,
+    }
 }
 
 /// The issuer and token endpoints, and the JWT layer, sharing one access-token denylist.

@@ -51,13 +51,20 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ::redis::Script;
 
+use crate::Quota;
 use crate::redis::{RedisConnection, RedisError, RedisTarget};
 
 use super::store::{Decision, Hit, HitFuture, LimitStatus, MAX_LIMITS, RateLimitStore, StoreError};
+
+mod lease;
+
+pub use lease::Leasing;
+use lease::{Leases, RESERVE, Reserve};
 
 /// The `redis` crate, re-exported for [`RedisError`] and the connection types.
 pub use ::redis as redis_crate;
@@ -131,6 +138,9 @@ struct Inner {
     script: Script,
     prefix: Box<[u8]>,
     timeout: Duration,
+    leases: Option<Arc<Leases>>,
+    reserve: Arc<Script>,
+    round_trips: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -139,6 +149,7 @@ impl fmt::Debug for RedisStore {
         f.debug_struct("RedisStore")
             .field("prefix", &String::from_utf8_lossy(&self.inner.prefix))
             .field("timeout", &self.inner.timeout)
+            .field("leased", &self.inner.leases.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -162,7 +173,19 @@ impl RedisStore {
         RedisStoreBuilder {
             prefix: Self::DEFAULT_PREFIX.into(),
             timeout: DEFAULT_TIMEOUT,
+            leasing: None,
         }
+    }
+
+    /// How many calls to Redis this store (and its clones) has made: one per decision in the
+    /// exact mode, one per reservation in the [leased](RedisStoreBuilder::leased) mode.
+    pub fn round_trips(&self) -> u64 {
+        self.inner.round_trips.load(Ordering::Relaxed)
+    }
+
+    /// Whether decisions are [leased](RedisStoreBuilder::leased).
+    pub fn is_leased(&self) -> bool {
+        self.inner.leases.is_some()
     }
 
     /// The key prefix.
@@ -193,6 +216,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct RedisStoreBuilder {
     prefix: Vec<u8>,
     timeout: Duration,
+    leasing: Option<Leasing>,
 }
 
 impl RedisStoreBuilder {
@@ -215,6 +239,26 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// Leases budget instead of asking Redis for every decision: an opt-in for hot keys that
+    /// cuts round trips to about one per slice, at the cost of budget stranded on instances;
+    /// see [`Leasing`] and the [lease rules](lease). The sum admitted across instances still
+    /// never exceeds a limit.
+    ///
+    /// ```no_run
+    /// use tollgate::rate_limit::redis::{Leasing, RedisStore};
+    ///
+    /// # async fn f() -> Result<(), tollgate::redis::RedisError> {
+    /// let store = RedisStore::builder()
+    ///     .leased(Leasing::new())
+    ///     .connect("redis://127.0.0.1:6379")
+    ///     .await?;
+    /// # let _ = store; Ok(()) }
+    /// ```
+    pub fn leased(mut self, leasing: Leasing) -> Self {
+        self.leasing = Some(leasing);
+        self
+    }
+
     /// Connects to `target` (a URL or a [`RedisTarget::cluster`]) and builds the store. Must
     /// be called inside a tokio runtime.
     ///
@@ -229,6 +273,7 @@ impl RedisStoreBuilder {
         // Loaded now, the first decisions are one `EVALSHA` each too (a server that restarts
         // forgets it: the first decision after that loads it again).
         store.inner.script.load_async(&mut connection).await?;
+        store.inner.reserve.load_async(&mut connection).await?;
         Ok(store)
     }
 
@@ -244,6 +289,9 @@ impl RedisStoreBuilder {
                 script: Script::new(SCRIPT),
                 prefix: self.prefix.into_boxed_slice(),
                 timeout: self.timeout,
+                leases: self.leasing.map(|leasing| Arc::new(Leases::new(leasing))),
+                reserve: Arc::new(Script::new(RESERVE)),
+                round_trips: Arc::new(AtomicU64::new(0)),
             }),
         }
     }
@@ -256,7 +304,14 @@ fn window_micros(window: Duration) -> u64 {
 }
 
 impl RateLimitStore for RedisStore {
+    fn try_hit(&self, hit: &Hit<'_>) -> Option<Result<Decision, StoreError>> {
+        Some(Ok(self.inner.leases.as_ref()?.try_hit(hit)?))
+    }
+
     fn hit(&self, hit: &Hit<'_>) -> HitFuture {
+        if let Some(leases) = &self.inner.leases {
+            return self.leased_hit(leases, hit);
+        }
         // Everything the future needs is copied out of `hit` now: it must not borrow it.
         let quotas = hit.quotas();
         let mut keys = Vec::with_capacity(quotas.len());
@@ -271,6 +326,7 @@ impl RateLimitStore for RedisStore {
         }
         let inner = Arc::clone(&self.inner);
         Box::pin(async move {
+            inner.round_trips.fetch_add(1, Ordering::Relaxed);
             let mut connection = inner.connection.clone();
             let mut invocation = inner.script.prepare_invoke();
             for key in &keys {
@@ -290,6 +346,32 @@ impl RateLimitStore for RedisStore {
                 Ok(Ok(values)) => decision(&values, &limits[..keys.len()]),
             }
         })
+    }
+}
+
+impl RedisStore {
+    fn leased_hit(&self, leases: &Arc<Leases>, hit: &Hit<'_>) -> HitFuture {
+        let quotas = hit.quotas();
+        let mut copied = [Quota::per_second(1); MAX_LIMITS];
+        let mut limits = [0u64; MAX_LIMITS];
+        let mut keys = Vec::with_capacity(quotas.len());
+        for (i, quota) in quotas.iter().enumerate() {
+            copied[i] = *quota;
+            limits[i] = quota.limit().min(MAX_EXACT);
+            keys.push(self.counter_key(hit.key(), i, quota.window()));
+        }
+        let reserve = Reserve {
+            connection: self.inner.connection.clone(),
+            script: Arc::clone(&self.inner.reserve),
+            keys,
+            quotas: copied,
+            limits,
+            len: quotas.len(),
+            timeout: self.inner.timeout,
+            round_trips: Arc::clone(&self.inner.round_trips),
+        };
+        let key = Leases::slot_key(hit);
+        Box::pin(Arc::clone(leases).hit(reserve, key, u64::from(hit.cost())))
     }
 }
 

@@ -54,6 +54,8 @@ mod redis_failover;
 mod redis_hostile_values;
 #[cfg(all(feature = "redis", feature = "postgres"))]
 mod redis_invalidation;
+#[cfg(all(feature = "redis", feature = "rate-limit", feature = "axum"))]
+mod redis_leased;
 #[cfg(all(feature = "redis", feature = "rate-limit"))]
 mod redis_rate_limit;
 #[cfg(all(feature = "redis", feature = "jwt-base"))]

@@ -285,7 +285,8 @@ async fn block_10_instances(redis_url: String, jti: &str, token_exp: SystemTime)
     use tollgate::jwt::JwtLayer;
     use tollgate::jwt::redis::RedisRevocation;
     use tollgate::rate_limit::RateLimitLayer;
-    use tollgate::rate_limit::redis::RedisStore;
+    use tollgate::rate_limit::redis::{Leasing, RedisStore};
+    use tollgate::redis::RedisTarget;
     let keys = tollgate::jwt::JwtKey::hmac([7; 32], tollgate::jwt::Algorithm::HS256)?;
     // README block 10
     let limits = RedisStore::builder().prefix("myapp:rl").connect(&redis_url).await?;
@@ -293,6 +294,11 @@ async fn block_10_instances(redis_url: String, jti: &str, token_exp: SystemTime)
     let revoked = RedisRevocation::builder().prefix("myapp:jti").connect(&redis_url).await?;
     let jwt = JwtLayer::builder(keys).revocation(revoked.clone()).build()?;
     revoked.revoke(jti, token_exp).await?; // on logout, on any instance: refused until exp + leeway
+
+    // A Redis Cluster instead: every backend takes its seed nodes the same way.
+    let cluster = RedisTarget::cluster(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]);
+    // Leased: one round trip per slice of a hot key's budget, never more than the limit in total.
+    let leased = RedisStore::builder().leased(Leasing::new()).connect(cluster).await?;
     // README end
     Ok(())
 }

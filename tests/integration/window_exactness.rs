@@ -218,3 +218,79 @@ async fn redis_store_never_admits_more_than_the_limit_across_real_window_boundar
     );
     assert_never_over(&per_window(windows), "RedisStore");
 }
+
+/// Leased limits on Redis (one server, then the cluster): two instances, each with its own
+/// connection and leases, hammering one key across 120 real 10 ms windows. A hit is placed in
+/// the window holding both its call and its answer (it was decided in between, and a lease
+/// never outlives the window its units were reserved in); the few that straddle a boundary are
+/// left out.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leased_limits_never_admit_more_than_the_limit_across_real_window_boundaries() {
+    use std::sync::Arc;
+
+    use tollgate::rate_limit::redis::{Leasing, RedisStore};
+
+    for (name, target, _guard) in crate::cluster_admin::both().await {
+        let prefix = crate::servers::unique("leased-exact");
+        let mut stores = Vec::new();
+        for _ in 0..2 {
+            stores.push(Arc::new(
+                RedisStore::builder()
+                    .prefix(&prefix)
+                    .leased(Leasing::new().max_share(0.25))
+                    .connect(&target)
+                    .await
+                    .unwrap(),
+            ));
+        }
+        let quota = Quota::new(LIMIT, WINDOW).unwrap();
+        let deadline = Instant::now() + RUN;
+        let tasks: Vec<_> = (0..2 * THREADS)
+            .map(|i| {
+                let store = Arc::clone(&stores[i % 2]);
+                tokio::spawn(async move {
+                    let quotas = [quota];
+                    let mut admitted = Vec::new();
+                    while Instant::now() < deadline {
+                        let asked = SystemClock.unix_nanos();
+                        let hit = Hit::at_nanos(b"k", &quotas, 1, asked).statuses_needed(true);
+                        let decision = match store.try_hit(&hit) {
+                            Some(decision) => decision.unwrap(),
+                            None => store.hit(&hit).await.unwrap(),
+                        };
+                        let answered = SystemClock.unix_nanos();
+                        if decision.is_allowed() {
+                            admitted.push((asked, answered));
+                        }
+                    }
+                    admitted
+                })
+            })
+            .collect();
+        let mut windows = Vec::new();
+        let mut ambiguous = 0;
+        for task in tasks {
+            for (asked, answered) in task.await.unwrap() {
+                if asked / window_nanos() == answered / window_nanos() {
+                    windows.push(asked / window_nanos());
+                } else {
+                    ambiguous += 1;
+                }
+            }
+        }
+        // Hits waiting for a reservation straddle boundaries more often than exact ones.
+        assert!(
+            ambiguous <= windows.len(),
+            "{name}: {ambiguous} admitted hits could not be placed in a window, {} could",
+            windows.len()
+        );
+        eprintln!(
+            "leased, {name}: {} placed, {ambiguous} straddling",
+            windows.len()
+        );
+        assert_never_over(&per_window(windows), &format!("leased RedisStore ({name})"));
+        let trips: u64 = stores.iter().map(|s| s.round_trips()).sum();
+        eprintln!("leased, {name}: {trips} round trips");
+    }
+}

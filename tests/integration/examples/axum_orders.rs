@@ -322,24 +322,37 @@ fn axum_orders_refuses_bad_settings() {
 }
 
 /// Two instances on one PostgreSQL database and one Redis: a key stored through one works on
-/// the other, and both count against the same per-key limit.
+/// the other, and both count against the same per-key limit. Then the same on the Redis
+/// Cluster, with the limit leased.
 #[cfg(all(feature = "postgres", feature = "redis"))]
 #[tokio::test]
 async fn axum_orders_instances_share_postgres_and_redis() {
-    let url = crate::servers::postgres_url();
     let redis = crate::servers::redis_url();
+    let cluster = crate::servers::redis_cluster_urls().join(",");
+    instances_share(&[("TOLLGATE_REDIS_URL", redis.as_str())]).await;
+    let _shared = crate::cluster_admin::shared().await;
+    instances_share(&[
+        ("TOLLGATE_REDIS_CLUSTER", cluster.as_str()),
+        ("TOLLGATE_RATE_LIMIT_LEASED", "1"),
+    ])
+    .await;
+}
+
+#[cfg(all(feature = "postgres", feature = "redis"))]
+async fn instances_share(redis: &[(&str, &str)]) {
+    let url = crate::servers::postgres_url();
     let shared = KeyFormat::default().generate();
     let preload = format!(
         "app={},key={},scopes=orders:read",
         crate::servers::unique("app"),
         shared.expose()
     );
-    let common = [
+    let mut common = vec![
         ("TOLLGATE_POSTGRES_URL", url.as_str()),
-        ("TOLLGATE_REDIS_URL", redis.as_str()),
         ("TOLLGATE_RATE_LIMIT", "3/hour"),
     ];
-    let mut first_env = common.to_vec();
+    common.extend_from_slice(redis);
+    let mut first_env = common.clone();
     first_env.push(("TOLLGATE_API_KEYS", &preload));
     let first = Example::start("axum_orders", &first_env);
     let second = Example::start("axum_orders", &common);
@@ -350,9 +363,10 @@ async fn axum_orders_instances_share_postgres_and_redis() {
     let with_key = [("x-api-key", shared.expose().as_bytes())];
     for (client, remaining) in [(&first, 2), (&second, 1), (&first, 0)] {
         let answer = client.get("/orders", &with_key).await;
-        assert_eq!(answer.status, 200, "{}", answer.text());
+        assert_eq!(answer.status, 200, "{redis:?}: {}", answer.text());
         let expected = format!("\"default\";r={remaining};t=");
-        assert!(answer.header("ratelimit").unwrap().starts_with(&expected));
+        let ratelimit = answer.header("ratelimit").unwrap();
+        assert!(ratelimit.starts_with(&expected), "{redis:?}: {ratelimit}");
     }
     let answer = second.get("/orders", &with_key).await;
     assert_problem(&answer, 429, "rate_limited");
