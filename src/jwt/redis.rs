@@ -69,6 +69,10 @@ use tokio::task::JoinHandle;
 
 use super::revocation::{Revocation, RevocationList, RevokeFuture, Revoker};
 
+mod load;
+
+use load::load;
+
 /// The `redis` crate, re-exported for [`RedisError`].
 pub use ::redis as redis_crate;
 
@@ -76,8 +80,6 @@ pub use ::redis as redis_crate;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a revocation on a cluster waits for its shard's replica.
 const REPLICA_WAIT: Duration = Duration::from_millis(200);
-/// Keys or entries asked for per `SCAN`/`ZSCAN` step.
-const SCAN_COUNT: usize = 1000;
 /// How long entries outlive their token's `exp` at least, unless told otherwise.
 const DEFAULT_RETENTION: Duration = Duration::from_secs(300);
 /// The latest `exp` held (9999-12-31T23:59:59Z): a later one from Redis is clamped to it.
@@ -343,93 +345,6 @@ fn parse_message(payload: &[u8]) -> Option<(&str, SystemTime)> {
     Some((jti, epoch_plus(exp.parse().ok()?)))
 }
 
-/// `prefix` with the glob characters of `SCAN … MATCH` escaped.
-fn escape_glob(prefix: &str) -> String {
-    let mut out = String::with_capacity(prefix.len() + 2);
-    for c in prefix.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Adds every entry of the set `prefix` to `list`, and on a single server every entry 0.1
-/// wrote as a key of its own.
-async fn load(
-    connection: &mut RedisConnection,
-    prefix: &str,
-    list: &RevocationList,
-    timeout: Duration,
-) -> Result<(), RedisError> {
-    let mut cursor = 0u64;
-    loop {
-        // Raw bytes: a foreign member is skipped, not an error.
-        let (next, entries): (u64, Vec<Vec<u8>>) = with_timeout(
-            timeout,
-            ::redis::cmd("ZSCAN")
-                .arg(prefix)
-                .arg(cursor)
-                .arg("COUNT")
-                .arg(SCAN_COUNT)
-                .query_async(connection),
-        )
-        .await?;
-        // Members and scores alternate; the member carries the `exp`.
-        list.revoke_many(entries.iter().step_by(2).filter_map(|m| parse_message(m)));
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
-    if !connection.is_cluster() {
-        load_legacy(connection, prefix, list, timeout).await?;
-    }
-    Ok(())
-}
-
-/// Adds every `<prefix>:<jti>` key (0.1's format) to `list`.
-async fn load_legacy(
-    connection: &mut RedisConnection,
-    prefix: &str,
-    list: &RevocationList,
-    timeout: Duration,
-) -> Result<(), RedisError> {
-    let pattern = format!("{}:*", escape_glob(prefix));
-    let mut cursor = 0u64;
-    loop {
-        let (next, keys): (u64, Vec<Vec<u8>>) = with_timeout(
-            timeout,
-            ::redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(SCAN_COUNT)
-                .query_async(connection),
-        )
-        .await?;
-        if !keys.is_empty() {
-            let values: Vec<Option<Vec<u8>>> = with_timeout(
-                timeout,
-                ::redis::cmd("MGET").arg(&keys).query_async(connection),
-            )
-            .await?;
-            let skip = prefix.len() + 1;
-            list.revoke_many(keys.iter().zip(values).filter_map(|(key, exp)| {
-                let jti = std::str::from_utf8(key.get(skip..)?).ok()?;
-                let exp: u64 = std::str::from_utf8(&exp?).ok()?.parse().ok()?;
-                Some((jti, epoch_plus(exp)))
-            }));
-        }
-        if next == 0 {
-            return Ok(());
-        }
-        cursor = next;
-    }
-}
-
 /// Mirrors every message into the local list; after a reconnection, loads the set again.
 struct Mirror {
     connection: RedisConnection,
@@ -469,7 +384,6 @@ mod tests {
         assert!(parse_message(b"soon:a").is_none());
         assert!(parse_message(b"no separator").is_none());
         assert!(parse_message(&[0xff, b':', b'a']).is_none());
-        assert_eq!(escape_glob("app[1]*:jti"), "app\\[1\\]\\*:jti");
     }
 
     #[test]

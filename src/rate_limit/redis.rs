@@ -20,8 +20,17 @@
 //!   (default 1 s) on top of the layer's own
 //!   [`store_timeout`](super::RateLimitLayer::store_timeout) (default 200 ms), and any error
 //!   becomes a [`StoreError`], so the layer's [`OnStoreError`](super::OnStoreError) policy
-//!   applies and a request never hangs. The [`ConnectionManager`] reconnects by itself once
+//!   applies and a request never hangs. The connection reconnects by itself once
 //!   Redis is back.
+//!
+//! - **A Redis Cluster** works the same ([`RedisTarget::cluster`]): the hash tag keeps each
+//!   script on one slot. When a primary fails, its keys' decisions fail (and the layer's policy
+//!   answers) until its replica is promoted; the connection then follows the new primary by
+//!   itself. Replication is asynchronous, so the hits the failed primary admitted in its last
+//!   moment and had not passed on (typically well under a millisecond of traffic) are forgotten:
+//!   its windows may admit that many more than their limit, once.
+//! - **Leased mode** ([`RedisStoreBuilder::leased`]) trades round trips for stranded budget on
+//!   hot keys, never admitting more than a limit across instances; see [`Leasing`].
 //!
 //! Counts are Lua numbers (doubles): limits above 2^53 are treated as 2^53. Needs Redis 5 or
 //! later (a script that reads `TIME` and then writes relies on effects replication, the
@@ -62,9 +71,11 @@ use crate::redis::{RedisConnection, RedisError, RedisTarget};
 use super::store::{Decision, Hit, HitFuture, LimitStatus, MAX_LIMITS, RateLimitStore, StoreError};
 
 mod lease;
+mod reserve;
 
+use lease::Leases;
 pub use lease::Leasing;
-use lease::{Leases, RESERVE, Reserve};
+use reserve::{RESERVE, Reserve};
 
 /// The `redis` crate, re-exported for [`RedisError`] and the connection types.
 pub use ::redis as redis_crate;
@@ -241,7 +252,7 @@ impl RedisStoreBuilder {
 
     /// Leases budget instead of asking Redis for every decision: an opt-in for hot keys that
     /// cuts round trips to about one per slice, at the cost of budget stranded on instances;
-    /// see [`Leasing`] and the [lease rules](lease). The sum admitted across instances still
+    /// see [`Leasing`] for the rules. The sum admitted across instances still
     /// never exceeds a limit.
     ///
     /// ```no_run

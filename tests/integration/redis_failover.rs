@@ -79,6 +79,7 @@ async fn a_failover_applies_the_policy_in_the_gap_and_the_limit_recovers_without
         assert_eq!(open.get("/", &client).await.status, 200, "fail open");
     }
     let promotion = failover.promote().await;
+    let promoted = Instant::now();
     let recovered = loop {
         let answer = closed.get("/", &client).await;
         if answer.status == 200 {
@@ -91,9 +92,10 @@ async fn a_failover_applies_the_policy_in_the_gap_and_the_limit_recovers_without
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let gap = stopped.elapsed();
+    let (gap, after_promotion) = (stopped.elapsed(), promoted.elapsed());
     eprintln!(
-        "failover: {} stopped, {} promoted in {promotion:?}; decisions back {gap:?} after the stop",
+        "failover: {} stopped, {} promoted in {promotion:?}; decisions back {gap:?} after the \
+         stop, {after_promotion:?} after the promotion",
         failover.stopped, failover.promoted
     );
     // Nothing counted before the stop was lost; the fail-open passes were not counted.

@@ -3,6 +3,7 @@
 
 use proptest::prelude::*;
 
+use super::load::escape_glob;
 use super::*;
 use crate::proptests::config;
 

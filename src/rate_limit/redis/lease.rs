@@ -1,103 +1,48 @@
-//! Leased limits: an instance reserves a slice of a key's window budget from Redis in one round
-//! trip and spends it locally.
-//!
-//! Each reservation is an atomic script: it charges the slice to every quota's counter, as an
-//! exact hit of that cost would, so the counters in Redis always hold at least what every
-//! instance has admitted, and **the sum admitted across instances never exceeds a limit**. What
-//! a lease costs is budget **stranded** on an instance: reserved, not (yet) spent. It is bounded
-//! by the slice, returned to windows that are still open when the lease ends, and otherwise
-//! gone with its window.
-//!
-//! - **Slices adapt** to the key's rate: a new slice is what the key spent in the last
-//!   [`period`](Leasing::period) at the rate it spent the previous one, at least 1, at most four
-//!   times the previous slice and at most [`max_share`](Leasing::max_share) of the smallest
-//!   limit. A cold key takes one unit per round trip, as the exact mode does.
-//! - **Near the end of a budget** a reservation takes at most half of what is left, so that
-//!   instances share the last units instead of one hoarding them.
-//! - **A lease ends** at the earliest end of its quotas' windows, measured on this instance's
-//!   monotonic clock from *before* the reservation was sent, so no unit reserved in one window
-//!   is ever spent in the next. Whatever is left then is handed back with the next reservation
-//!   (one round trip for both) to the windows that are still open.
-//! - **Refusals** are local while a quota's budget is known to be spent (until its window ends),
-//!   so a key over its limit costs no round trip either.
-//! - **Headers** report each quota's remaining units as Redis reported them at the last
-//!   reservation plus this instance's unspent lease: they can overstate what the other
-//!   instances have left by at most what those hold. `Reset` and `Retry-After` are the windows'
-//!   ends, as in the exact mode.
-//! - **Errors**: a reservation that fails or times out forgets the lease it was handing back
-//!   (it may or may not have been applied): that budget is stranded, never counted twice.
+//! Leased limits: the lease each key holds on this instance; see [`Leasing`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ::redis::Script;
 use dashmap::DashMap;
 
 use crate::Quota;
-use crate::redis::RedisConnection;
 
 use super::super::store::{Decision, Hit, LimitStatus, MAX_LIMITS, StoreError};
+use super::reserve::Reserve;
 use super::{MAX_EXACT, window_micros};
 
-/// ARGV: want, need, back, then per quota its window (µs), limit and the window index the
-/// returned units were charged to. KEYS: one hash per quota, as the exact script's.
-/// Returns `grant, (remaining, reset µs, window index)…`.
-pub(super) const RESERVE: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local want = tonumber(ARGV[1])
-local need = tonumber(ARGV[2])
-local back = tonumber(ARGV[3])
-local n = #KEYS
-local index, count, fresh, reset, finish, limit = {}, {}, {}, {}, {}, {}
-local room = -1
-for i = 1, n do
-  local len = tonumber(ARGV[1 + 3 * i])
-  limit[i] = tonumber(ARGV[2 + 3 * i])
-  local into = math.fmod(now, len)
-  reset[i] = len - into
-  finish[i] = now - into + len
-  index[i] = string.format('%.0f', (now - into) / len)
-  local stored = redis.call('HMGET', KEYS[i], 'w', 'c')
-  if stored[1] == index[i] then
-    count[i] = tonumber(stored[2]) or 0
-    fresh[i] = false
-    -- Units a lease hands back to a window that is still open.
-    if back > 0 and ARGV[3 + 3 * i] == index[i] then
-      count[i] = math.max(0, count[i] - back)
-    end
-  else
-    count[i] = 0
-    fresh[i] = true
-  end
-  local left = math.max(0, limit[i] - count[i])
-  if room < 0 or left < room then room = left end
-end
-local grant = 0
-if room >= need then
-  grant = want
-  -- The last units are shared: take at most half of what is left.
-  if 2 * want > room then grant = math.max(need, math.ceil(room / 2)) end
-  if grant > room then grant = room end
-end
-local out = {grant}
-for i = 1, n do
-  count[i] = count[i] + grant
-  if fresh[i] then
-    redis.call('HSET', KEYS[i], 'w', index[i], 'c', string.format('%.0f', count[i]))
-    redis.call('PEXPIREAT', KEYS[i], string.format('%.0f', math.ceil(finish[i] / 1000)))
-  else
-    redis.call('HSET', KEYS[i], 'c', string.format('%.0f', count[i]))
-  end
-  out[#out + 1] = math.max(0, limit[i] - count[i])
-  out[#out + 1] = reset[i]
-  out[#out + 1] = tonumber(index[i])
-end
-return out
-";
-
-/// How leased limits size their slices; see [`RedisStoreBuilder::leased`](super::RedisStoreBuilder::leased).
+/// Leased limits: an instance reserves a slice of a key's window budget from Redis in one round
+/// trip and spends it locally.
+///
+/// Each reservation is an atomic script: it charges the slice to every quota's counter, as an
+/// exact hit of that cost would, so the counters in Redis always hold at least what every
+/// instance has admitted, and **the sum admitted across instances never exceeds a limit**. What
+/// a lease costs is budget **stranded** on an instance: reserved, not (yet) spent. It is bounded
+/// by the slice, returned to windows that are still open when the lease ends, and otherwise
+/// gone with its window.
+///
+/// - **Slices adapt** to the key's rate: a new slice is what the key spent in the last
+///   [`period`](Leasing::period) at the rate it spent the previous one, at least 1, at most four
+///   times the previous slice and at most [`max_share`](Leasing::max_share) of the smallest
+///   limit. A cold key takes one unit per round trip, as the exact mode does.
+/// - **Near the end of a budget** a reservation takes at most half of what is left, so that
+///   instances share the last units instead of one hoarding them.
+/// - **A lease ends** at the earliest end of its quotas' windows, measured on this instance's
+///   monotonic clock from *before* the reservation was sent, so no unit reserved in one window
+///   is ever spent in the next. Whatever is left then is handed back with the next reservation
+///   (one round trip for both) to the windows that are still open.
+/// - **Refusals** are local while a quota's budget is known to be spent (until its window ends),
+///   so a key over its limit costs no round trip either.
+/// - **Headers** report each quota's remaining units as Redis reported them at the last
+///   reservation plus this instance's unspent lease: they can overstate what the other
+///   instances have left by at most what those hold. `Reset` and `Retry-After` are the windows'
+///   ends, as in the exact mode.
+/// - **Errors**: a reservation that fails or times out forgets the lease it was handing back
+///   (it may or may not have been applied): that budget is stranded, never counted twice.
+///
+/// Turned on with [`RedisStoreBuilder::leased`](super::RedisStoreBuilder::leased); this value
+/// sizes the slices.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[must_use]
 pub struct Leasing {
@@ -375,81 +320,6 @@ impl Slot {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-/// One reservation's request, copied out of the hit.
-pub(super) struct Reserve {
-    pub(super) connection: RedisConnection,
-    pub(super) script: Arc<Script>,
-    pub(super) keys: Vec<Vec<u8>>,
-    pub(super) quotas: [Quota; MAX_LIMITS],
-    pub(super) limits: [u64; MAX_LIMITS],
-    pub(super) len: usize,
-    pub(super) timeout: Duration,
-    pub(super) round_trips: Arc<AtomicU64>,
-}
-
-struct Answer {
-    grant: u64,
-    remaining: [u64; MAX_LIMITS],
-    resets: [u64; MAX_LIMITS],
-    windows: [u64; MAX_LIMITS],
-}
-
-impl Reserve {
-    async fn call(
-        &self,
-        want: u64,
-        need: u64,
-        back: u64,
-        windows: &[u64; MAX_LIMITS],
-    ) -> Result<Answer, StoreError> {
-        let mut invocation = self.script.prepare_invoke();
-        for key in &self.keys {
-            invocation.key(key.as_slice());
-        }
-        invocation.arg(want).arg(need).arg(back);
-        let quotas = self.quotas.iter().zip(&self.limits).zip(windows);
-        for ((quota, limit), window) in quotas.take(self.len) {
-            invocation
-                .arg(window_micros(quota.window()))
-                .arg(*limit)
-                .arg(if back > 0 {
-                    window.to_string()
-                } else {
-                    String::from("-")
-                });
-        }
-        self.round_trips.fetch_add(1, Ordering::Relaxed);
-        let mut connection = self.connection.clone();
-        let values = match tokio::time::timeout(
-            self.timeout,
-            invocation.invoke_async::<Vec<u64>>(&mut connection),
-        )
-        .await
-        {
-            Err(_) => return Err(StoreError::timeout()),
-            Ok(Err(error)) => return Err(StoreError::unavailable(error)),
-            Ok(Ok(values)) => values,
-        };
-        if values.len() != 1 + 3 * self.len {
-            return Err(StoreError::unavailable(
-                "unexpected answer from the Redis script",
-            ));
-        }
-        let mut answer = Answer {
-            grant: values[0],
-            remaining: [0; MAX_LIMITS],
-            resets: [0; MAX_LIMITS],
-            windows: [0; MAX_LIMITS],
-        };
-        for (i, chunk) in values[1..].chunks(3).enumerate() {
-            answer.remaining[i] = chunk[0];
-            answer.resets[i] = chunk[1];
-            answer.windows[i] = chunk[2];
-        }
-        Ok(answer)
     }
 }
 
