@@ -25,10 +25,15 @@
 use std::fmt;
 
 mod connection;
+#[cfg(any(feature = "api-key", feature = "jwt-base"))]
 pub(crate) mod subscription;
 mod target;
 
 pub use connection::RedisConnection;
+#[cfg_attr(
+    not(any(feature = "api-key", feature = "jwt-base", feature = "rate-limit")),
+    allow(unused_imports)
+)]
 pub(crate) use connection::connect;
 pub use target::RedisTarget;
 
