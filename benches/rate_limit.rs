@@ -28,6 +28,9 @@
 //!   quota read from the `AppIdentity` (so it touches the same request memory as
 //!   tower_governor's row);
 //! - `gcra/header/no_headers`: the GCRA store on governor, keyed by the header, likewise;
+//! - `floor/two_static_fields`: no limiter, two pre-rendered field values inserted into the
+//!   response: what sending the fields costs at least (the header map's allocation included,
+//!   as `bare` sends none);
 //! - `tower_governor/header`: tower_governor 0.8 with a key extractor reading the header (it
 //!   adds no fields to an admitted response: compare with the `no_headers` rows);
 //! - `tower_governor/header/headers`: the same with `use_headers()` (`x-ratelimit-limit` and
@@ -189,6 +192,19 @@ where
     })
 }
 
+fn with_static_fields(mut response: Response<Body>) -> Response<Body> {
+    let headers = response.headers_mut();
+    headers.insert(
+        http::HeaderName::from_static("ratelimit-policy"),
+        HeaderValue::from_static("\"default\";q=1000000000;w=1"),
+    );
+    headers.insert(
+        http::HeaderName::from_static("ratelimit"),
+        HeaderValue::from_static("\"default\";r=999999999;t=1"),
+    );
+    response
+}
+
 /// Every row, by name.
 fn rows() -> Vec<(&'static str, Make)> {
     let huge = Quota::per_second(1_000_000_000);
@@ -216,6 +232,12 @@ fn rows() -> Vec<(&'static str, Make)> {
                     .unwrap()
                     .layer(bare())
             }),
+        ),
+        // The floor of any limiter that sends the fields: two values already rendered, inserted
+        // into the response (allocating its header map when the service sent none).
+        (
+            "floor/two_static_fields",
+            boxed(|| tower::util::MapResponseLayer::new(with_static_fields).layer(bare())),
         ),
         (
             "tower_governor/header",

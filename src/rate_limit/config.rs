@@ -160,9 +160,9 @@ impl Quotas {
 
 /// What `call` does with a request.
 pub(crate) enum Step {
-    /// Call the inner service, then add these to the response. Boxed: with no fields to add
-    /// (headers off, or a pass without a decision) the admitted path moves one word around.
-    Pass(Option<Box<Extras>>),
+    /// Call the inner service, then add these to the response (inline: the default fields
+    /// cost no allocation besides their values').
+    Pass(Option<Extras>),
     /// Answer with this. (Boxed, like `Pending`'s quotas, to keep `Step` small: the
     /// admitted path moves it around and pays for its size, the others allocate anyway.)
     Refuse(Box<Rejection>),
@@ -242,11 +242,9 @@ impl<K, St, R> Config<K, St, R> {
             Rendered::default()
         };
         if decision.is_allowed() {
-            return Step::Pass((!headers.is_empty()).then(|| {
-                Box::new(Extras {
-                    headers,
-                    shadow: None,
-                })
+            return Step::Pass((!headers.is_empty()).then_some(Extras {
+                headers,
+                shadow: None,
             }));
         }
         let retry_after = decision
@@ -257,10 +255,10 @@ impl<K, St, R> Config<K, St, R> {
                 retry_after_ms = retry_after.as_millis() as u64,
                 "rate limit exceeded (dry run: let through)"
             );
-            return Step::Pass(Some(Box::new(Extras {
+            return Step::Pass(Some(Extras {
                 headers,
                 shadow: Some(ShadowRejection { retry_after }),
-            })));
+            }));
         }
         let mut rejection =
             Rejection::new(RejectionKind::RateLimited).with_retry_after(retry_after);

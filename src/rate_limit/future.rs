@@ -31,7 +31,7 @@ pin_project! {
         S: Service<Request<ReqBody>>,
     {
         // Admitted: the inner service's future, and what to add to its response.
-        Called { #[pin] future: S::Future, extras: Option<Box<Extras>> },
+        Called { #[pin] future: S::Future, extras: Option<Extras> },
         // Refused (boxed: a refusal allocates anyway, and the admitted path then moves a
         // future that is not sized for a whole response).
         Rejected { response: Option<Box<Response<Bytes>>> },
@@ -51,7 +51,7 @@ impl<S, K, St, R, ReqBody> ResponseFuture<S, K, St, R, ReqBody>
 where
     S: Service<Request<ReqBody>>,
 {
-    pub(crate) fn called(future: S::Future, extras: Option<Box<Extras>>) -> Self {
+    pub(crate) fn called(future: S::Future, extras: Option<Extras>) -> Self {
         Self {
             state: State::Called { future, extras },
         }
@@ -100,7 +100,7 @@ where
                 StateProj::Called { future, extras } => {
                     let mut response = ready!(future.poll(cx))?;
                     if let Some(extras) = extras.take() {
-                        let Extras { headers, shadow } = *extras;
+                        let Extras { headers, shadow } = extras;
                         headers.apply(response.headers_mut());
                         if let Some(shadow) = shadow {
                             response.extensions_mut().insert(shadow);

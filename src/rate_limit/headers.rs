@@ -53,7 +53,8 @@ fn ceil_secs(d: std::time::Duration) -> u64 {
 /// parameters with 20-digit numbers, and the separators.
 const VALUE_CAP: usize = MAX_LIMITS * (2 + 64 + 2 * (3 + 20) + 2);
 
-/// A field value written on the stack: no `format!`, one allocation (the `HeaderValue`).
+/// A field value written on the stack, numbers in place: no `format!`, no intermediate
+/// copies, one allocation (the `HeaderValue`'s, of exactly its length).
 struct ValueBuf {
     bytes: [u8; VALUE_CAP],
     len: usize,
@@ -67,28 +68,46 @@ impl ValueBuf {
         }
     }
 
+    #[inline]
     fn push(&mut self, s: &[u8]) {
-        // Never overflows: `VALUE_CAP` is sized for the longest value (validated names).
-        self.bytes[self.len..self.len + s.len()].copy_from_slice(s);
-        self.len += s.len();
+        // Never out of room: `VALUE_CAP` is sized for the longest value (validated names).
+        let end = self.len + s.len();
+        self.bytes[self.len..end].copy_from_slice(s);
+        self.len = end;
     }
 
+    /// `n` in decimal, written in place two digits at a time.
+    #[inline]
     fn push_u64(&mut self, mut n: u64) {
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
+        const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+            2021222324252627282930313233343536373839\
+            4041424344454647484950515253545556575859\
+            6061626364656667686970717273747576777879\
+            8081828384858687888990919293949596979899";
+        let digits = n.checked_ilog10().unwrap_or(0) as usize + 1;
+        let end = self.len + digits;
+        let out = &mut self.bytes[self.len..end];
+        let mut at = digits;
+        while n >= 100 {
+            let pair = (n % 100) as usize * 2;
+            n /= 100;
+            at -= 2;
+            out[at] = PAIRS[pair];
+            out[at + 1] = PAIRS[pair + 1];
         }
-        self.push(&digits[at..]);
+        if n >= 10 {
+            let pair = n as usize * 2;
+            out[at - 2] = PAIRS[pair];
+            out[at - 1] = PAIRS[pair + 1];
+        } else {
+            out[at - 1] = b'0' + n as u8;
+        }
+        self.len = end;
     }
 
     /// `"name";a=x;b=y`, after a `, ` unless first.
-    fn item(&mut self, name: &str, a: &[u8], x: u64, b: &[u8], y: u64) {
+    #[inline]
+    fn item(&mut self, name: &str, a: &[u8; 3], x: u64, b: &[u8; 3], y: u64) {
         if self.len > 0 {
             self.push(b", ");
         }
@@ -145,40 +164,35 @@ pub(crate) fn configured_policy(limits: &[Limit]) -> Option<HeaderValue> {
     Some(HeaderValue::from_static(text))
 }
 
-const POLICY: usize = 0;
-const STATE: usize = 1;
-const LIMIT: usize = 2;
-const REMAINING: usize = 3;
-const RESET: usize = 4;
-
-/// The rate-limit fields of one response, by position (no `Vec`, no box).
+/// The rate-limit fields of one response: the IETF pair inline, the rarer legacy trio boxed, so
+/// the response future carries 88 bytes and no allocation for the default fields.
 #[derive(Default)]
 pub(crate) struct Rendered {
-    values: [Option<HeaderValue>; 5],
+    /// `RateLimit-Policy`, `RateLimit`.
+    ietf: [Option<HeaderValue>; 2],
+    /// `X-RateLimit-Limit`, `-Remaining`, `-Reset`.
+    legacy: Option<Box<[Option<HeaderValue>; 3]>>,
 }
 
 impl Rendered {
-    fn name(index: usize) -> &'static HeaderName {
-        [
-            &RATELIMIT_POLICY,
-            &RATELIMIT,
-            &X_LIMIT,
-            &X_REMAINING,
-            &X_RESET,
-        ][index]
-    }
-
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.values.iter().all(Option::is_none)
+        self.ietf.iter().all(Option::is_none) && self.legacy.is_none()
     }
 
     /// The fields as (name, value) pairs.
     pub(crate) fn into_pairs(self) -> impl Iterator<Item = (HeaderName, HeaderValue)> {
-        self.values
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, value)| Some((Self::name(i).clone(), value?)))
+        let [policy, state] = self.ietf;
+        let [limit, remaining, reset] = self.legacy.map_or([None, None, None], |legacy| *legacy);
+        [
+            (&RATELIMIT_POLICY, policy),
+            (&RATELIMIT, state),
+            (&X_LIMIT, limit),
+            (&X_REMAINING, remaining),
+            (&X_RESET, reset),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name.clone(), value?)))
     }
 
     /// Adds the fields to a response an inner service made, which may carry another
@@ -190,12 +204,16 @@ impl Rendered {
     /// - The legacy fields describe one limit: the one with the fewest requests remaining
     ///   keeps them, so an inner limiter's 429 (0 remaining) is never overwritten.
     pub(crate) fn apply(self, headers: &mut HeaderMap) {
-        let [policy, state, limit, remaining, reset] = self.values;
+        let [policy, state] = self.ietf;
         for (name, value) in [(&RATELIMIT_POLICY, policy), (&RATELIMIT, state)] {
             if let Some(value) = value {
                 join_list(headers, name, value);
             }
         }
+        let Some(legacy) = self.legacy else {
+            return;
+        };
+        let [limit, remaining, reset] = *legacy;
         let Some(remaining) = remaining else {
             return;
         };
@@ -252,7 +270,7 @@ pub(crate) fn render(
     let mut rendered = Rendered::default();
     let statuses = decision.statuses();
     if mode.ietf {
-        rendered.values[POLICY] = match policy {
+        rendered.ietf[0] = match policy {
             Some(policy) if quotas.first() == limits.first().map(Limit::quota).as_ref() => {
                 Some(policy.clone())
             }
@@ -268,7 +286,7 @@ pub(crate) fn render(
                 ceil_secs(status.reset()),
             );
         }
-        rendered.values[STATE] = state.value();
+        rendered.ietf[1] = state.value();
     }
     if mode.legacy {
         // The binding limit: an exceeded one, else the one with the least left.
@@ -277,9 +295,11 @@ pub(crate) fn render(
             .copied()
             .min_by_key(|s| (!s.exceeded(), s.remaining(), std::cmp::Reverse(s.reset())));
         if let Some(status) = binding {
-            rendered.values[LIMIT] = Some(HeaderValue::from(status.limit()));
-            rendered.values[REMAINING] = Some(HeaderValue::from(status.remaining()));
-            rendered.values[RESET] = Some(HeaderValue::from(ceil_secs(status.reset())));
+            rendered.legacy = Some(Box::new([
+                Some(HeaderValue::from(status.limit())),
+                Some(HeaderValue::from(status.remaining())),
+                Some(HeaderValue::from(ceil_secs(status.reset()))),
+            ]));
         }
     }
     rendered
