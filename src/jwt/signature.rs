@@ -20,12 +20,13 @@ pub(crate) fn verify_signature(
     #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
     let provider = &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
 
-    let mut signature = Vec::with_capacity(signature_b64.len() * 3 / 4 + 3);
-    b64(signature_b64, &mut signature)?;
-    if signature.is_empty() {
-        return Err(BAD_SIGNATURE);
-    }
-    VERIFIERS.with_borrow_mut(|verifiers| {
+    VERIFIERS.with_borrow_mut(|(verifiers, signature)| {
+        // The decoded signature goes into this thread's buffer, kept between requests (the
+        // verifiers take a `Vec`): no allocation per request.
+        b64(signature_b64, signature)?;
+        if signature.is_empty() {
+            return Err(BAD_SIGNATURE);
+        }
         // jsonwebtoken's verifiers are neither `Send` nor `Sync`, so they cannot live in the
         // shared key set; each thread keeps the few it uses, keyed by the key's unique id,
         // so a request does not pay for key setup (HMAC pads, key copies) every time.
@@ -43,7 +44,7 @@ pub(crate) fn verify_signature(
         };
         verifiers[index]
             .1
-            .verify(message, &signature)
+            .verify(message, signature)
             .map_err(|_| BAD_SIGNATURE)
     })
 }
@@ -53,8 +54,8 @@ const MAX_VERIFIERS_PER_THREAD: usize = 16;
 
 #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
 thread_local! {
-    static VERIFIERS: std::cell::RefCell<Vec<(u64, Box<dyn jsonwebtoken::crypto::JwtVerifier>)>> =
-        const { std::cell::RefCell::new(Vec::new()) };
+    static VERIFIERS: std::cell::RefCell<(Vec<(u64, Box<dyn jsonwebtoken::crypto::JwtVerifier>)>, Vec<u8>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// Without a backend feature (`jwt-base` alone), the provider the application installed with
@@ -77,10 +78,14 @@ pub(crate) fn verify_signature(
 
 const BAD_SIGNATURE: Refusal = invalid("The token signature is not valid.");
 
-/// Decodes base64url without padding, into `buf`.
+/// Decodes base64url without padding, into `buf` (emptied first; a buffer grown past 4 KiB
+/// by an oversized signature is given back).
 #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
 fn b64(input: &str, buf: &mut Vec<u8>) -> Result<(), Refusal> {
     buf.clear();
+    if buf.capacity() > 4096 {
+        *buf = Vec::new();
+    }
     URL_SAFE_NO_PAD
         .decode_vec(input, buf)
         .map_err(|_| malformed())
