@@ -99,8 +99,14 @@ for _ in $(seq 1 150); do
   for addr in "${cluster_addrs[@]}"; do
     redis-cli -p "${addr#*:}" cluster info 2>/dev/null | grep -q 'cluster_state:ok' || cluster_ready=""
   done
-  # Every replica attached to its primary, so a failover test finds one.
+  # Every replica attached to its primary and done with its first sync, so a failover test
+  # finds one that has what its primary has.
   [ "$(redis-cli -p "${cluster_addrs[0]#*:}" cluster nodes | grep -c 'slave .* connected')" -eq 3 ] || cluster_ready=""
+  synced=0
+  for addr in "${cluster_addrs[@]}"; do
+    redis-cli -p "${addr#*:}" info replication 2>/dev/null | grep -q 'master_link_status:up' && synced=$((synced + 1))
+  done
+  [ "$synced" -eq 3 ] || cluster_ready=""
   [ -n "$cluster_ready" ] && break
   sleep 0.1
 done

@@ -10,7 +10,8 @@
 //!   `<exp>:<jti>` on the channel `<prefix>` (channels and keys are separate namespaces in
 //!   Redis). On a Redis Cluster the set is one key, so one slot, and the write waits (up to
 //!   200 ms) for the shard's replica to acknowledge it, so that a failover right after a
-//!   revocation does not lose it.
+//!   revocation does not lose it (a replica that lags past that is logged as a warning: the
+//!   entry is then on the primary only until it replicates).
 //! - **Receiving**: every instance subscribes to the channel when it connects, then loads the
 //!   whole set (`ZSCAN`), so a revocation made before it started, or while it was connecting,
 //!   is not missed. A revocation reaches the other instances in a few milliseconds.
@@ -199,10 +200,15 @@ impl RedisRevocation {
             write
                 .cmd("WAIT")
                 .arg(1)
-                .arg(REPLICA_WAIT.as_millis() as u64)
-                .ignore();
+                .arg(REPLICA_WAIT.as_millis() as u64);
         }
-        with_timeout(self.inner.timeout, write.query_async::<()>(&mut connection)).await?;
+        let acknowledged: Vec<i64> =
+            with_timeout(self.inner.timeout, write.query_async(&mut connection)).await?;
+        if acknowledged.first() == Some(&0) {
+            // No replica, or one that lags: the entry is on the primary only until it
+            // replicates, and a failover meanwhile would lose it.
+            log_warn!("a revocation was not acknowledged by a replica within 200 ms");
+        }
         // Published apart: on a cluster the channel's slot is not the set's.
         with_timeout(self.inner.timeout, broadcast.query_async(&mut connection)).await
     }
