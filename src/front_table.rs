@@ -5,8 +5,10 @@
 //! thread read from its cache: direct-mapped, [`SLOTS`] slots, one allocation per thread on
 //! first use. It is never authoritative. A slot counts only for the cache that filled it (caches
 //! are told apart by an id) and the tag it was filled under (the API-key cache's invalidation
-//! generation), it is matched on the whole key, never on a hash, and what it hands back is
-//! still judged fresh or not per request by its owner.
+//! generation), it is matched on the whole key, never on an unkeyed hash (the API-key cache's
+//! second table is keyed by a 128-bit SipHash under a secret key, which stands for the presented
+//! key as its digest does), and what it hands back is still judged fresh or not per request by
+//! its owner.
 
 use std::borrow::Borrow;
 use std::sync::atomic::{AtomicU64, Ordering};

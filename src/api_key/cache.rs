@@ -68,6 +68,8 @@ pub(crate) type Flight = Shared<BoxFuture<'static, Result<Entry, StoreError>>>;
 pub(crate) struct KeyCache {
     /// Tells this cache's entries apart from other caches' in the per-thread front tables.
     id: u64,
+    /// The secret SipHash key of the presented keys' [`Tag`]s.
+    tag_key: (u64, u64),
     entries: moka::sync::Cache<KeyDigest, Entry>,
     in_flight: Mutex<HashMap<KeyDigest, Flight>>,
     /// Bumped by every invalidation; a lookup that started before one does not fill the cache,
@@ -87,6 +89,7 @@ impl KeyCache {
             .build();
         Self {
             id: crate::front_table::next_cache_id(),
+            tag_key: random_key(),
             entries,
             in_flight: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
@@ -114,6 +117,37 @@ impl KeyCache {
                 entry
             }
         };
+        self.fresh(entry, now)
+    }
+
+    /// The presented key's tag: SipHash-2-4 with 128-bit output under this cache's secret key.
+    /// It stands for the key as its digest does, at a fraction of SHA-256's cost: without the
+    /// secret, finding another key with the same tag is as hard as forging a 128-bit MAC.
+    #[inline]
+    pub(crate) fn tag(&self, candidate: &[u8]) -> Tag {
+        use siphasher::sip128::{Hasher128, SipHasher24};
+        use std::hash::Hasher;
+        let mut hasher = SipHasher24::new_with_keys(self.tag_key.0, self.tag_key.1);
+        hasher.write(candidate);
+        Tag(hasher.finish128().as_bytes())
+    }
+
+    /// The entry this thread last served for exactly these key bytes (by [`tag`](Self::tag)),
+    /// while no invalidation happened since and it is fresh: no SHA-256, no format or
+    /// checksum work, since the same bytes passed them when it was put.
+    #[inline]
+    pub(crate) fn get_tagged(&self, tag: &Tag, generation: u64, now: SystemTime) -> Option<Entry> {
+        let entry = front::get_tagged(self.id, generation, tag)?;
+        self.fresh(entry, now)
+    }
+
+    /// Remembers `entry` for the key bytes of `tag`, as of `generation` (read before `entry`
+    /// was): an invalidation since makes it unreachable.
+    pub(crate) fn put_tagged(&self, tag: Tag, generation: u64, entry: Entry) {
+        front::put_tagged(self.id, generation, tag, entry);
+    }
+
+    fn fresh(&self, entry: Entry, now: SystemTime) -> Option<Entry> {
         let ttl = match entry.state {
             State::Known { .. } => self.positive_ttl,
             State::Unknown => self.negative_ttl,
@@ -198,17 +232,48 @@ impl KeyCache {
     }
 }
 
-/// This thread's front table for API-key caches (see [`crate::front_table`]), tagged with the
-/// invalidation generation.
+/// A presented key's SipHash-2-4-128 under a cache's secret key ([`KeyCache::tag`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tag([u8; 16]);
+
+/// Two secret words for the tags, from `std`'s per-process random SipHash keys.
+fn random_key() -> (u64, u64) {
+    use std::hash::BuildHasher;
+    let state = std::hash::RandomState::new();
+    (
+        state.hash_one(0x7A6_0000_u64),
+        state.hash_one(0x7A6_0001_u64),
+    )
+}
+
+/// This thread's front tables for API-key caches (see [`crate::front_table`]), tagged with the
+/// invalidation generation: one by digest, one by the presented key's [`Tag`].
 mod front {
     use std::cell::RefCell;
 
-    use super::{Entry, KeyDigest};
+    use super::{Entry, KeyDigest, Tag};
     use crate::front_table::FrontTable;
 
     thread_local! {
         static TABLE: RefCell<FrontTable<KeyDigest, Entry>> =
             const { RefCell::new(FrontTable::new()) };
+        static TAGGED: RefCell<FrontTable<Tag, Entry>> =
+            const { RefCell::new(FrontTable::new()) };
+    }
+
+    pub(super) fn get_tagged(cache: u64, generation: u64, tag: &Tag) -> Option<Entry> {
+        TAGGED.with(|table| {
+            table
+                .borrow()
+                .get(usize::from(tag.0[0]), cache, generation, tag)
+        })
+    }
+
+    pub(super) fn put_tagged(cache: u64, generation: u64, tag: Tag, entry: Entry) {
+        TAGGED.with(|table| {
+            let index = usize::from(tag.0[0]);
+            table.borrow_mut().put(index, cache, generation, tag, entry);
+        });
     }
 
     fn index(digest: &KeyDigest) -> usize {
@@ -292,5 +357,56 @@ mod tests {
         assert_eq!(check(), (false, false));
         drop(ask);
         worker.join().unwrap();
+    }
+
+    #[test]
+    fn a_tag_serves_only_the_same_bytes_while_fresh_and_nothing_was_invalidated() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let cache = KeyCache::new(100, Duration::from_secs(60), Duration::from_secs(5));
+        let other = KeyCache::new(100, Duration::from_secs(60), Duration::from_secs(5));
+        let (key, near) = (
+            b"tg_0123456789abcdefghijABCDEFGHIJ012345".as_slice(),
+            b"tg_0123456789abcdefghijABCDEFGHIJ012346".as_slice(),
+        );
+        assert!(
+            cache.tag(key) != cache.tag(near),
+            "one byte apart, another tag"
+        );
+        assert!(
+            cache.tag(key) != other.tag(key),
+            "each cache has its own secret"
+        );
+        let generation = cache.generation();
+        cache.put_tagged(
+            cache.tag(key),
+            generation,
+            Entry::from_lookup(None, now, 0, |_| None),
+        );
+        assert!(cache.get_tagged(&cache.tag(key), generation, now).is_some());
+        assert!(
+            cache
+                .get_tagged(&cache.tag(near), generation, now)
+                .is_none()
+        );
+        assert!(
+            other
+                .get_tagged(&other.tag(key), other.generation(), now)
+                .is_none()
+        );
+        // A negative entry lasts the negative TTL.
+        let later = now + Duration::from_secs(5);
+        assert!(
+            cache
+                .get_tagged(&cache.tag(key), generation, later)
+                .is_none(),
+            "stale"
+        );
+        // Any invalidation, of any key, retires every tag put before it.
+        cache.invalidate(&KeyDigest::of(b"another key"));
+        assert!(
+            cache
+                .get_tagged(&cache.tag(key), cache.generation(), now)
+                .is_none()
+        );
     }
 }

@@ -15,6 +15,16 @@ impl<K: KeyStore> ApiKeys<K> {
     /// The synchronous part of a check: format, checksum, digest, cache.
     #[inline]
     pub(crate) fn check(&self, candidate: &[u8]) -> Check {
+        let cache = &self.inner.cache;
+        let now = self.now();
+        // The same bytes this thread served since the last invalidation: their entry, without
+        // the format, the checksum or the SHA-256 they already passed.
+        let generation = cache.generation();
+        let tag = cache.tag(candidate);
+        if let Some(entry) = cache.get_tagged(&tag, generation, now) {
+            self.inner.metrics.hit();
+            return Check::Decided(decide(entry.state, now));
+        }
         let format = &self.inner.format;
         let malformed = || Check::Decided(Err(Rejection::new(RejectionKind::MalformedCredential)));
         let Some(parsed) = format
@@ -23,8 +33,7 @@ impl<K: KeyStore> ApiKeys<K> {
         else {
             return malformed();
         };
-        let now = self.now();
-        let cached = self.inner.cache.get(&parsed.digest, now);
+        let cached = cache.get(&parsed.digest, now);
         // A stored key cached after its checksum was checked needs no second check when the
         // digits match: the same digest is the same key body. That spares a keyed checksum's
         // HMAC on every cached request; anything else is checked before any store work.
@@ -37,7 +46,9 @@ impl<K: KeyStore> ApiKeys<K> {
         match cached {
             Some(entry) => {
                 self.inner.metrics.hit();
-                Check::Decided(decide(entry.state, now))
+                let state = entry.state.clone();
+                cache.put_tagged(tag, generation, entry);
+                Check::Decided(decide(state, now))
             }
             None => Check::Lookup(Lookup {
                 parsed,
