@@ -181,3 +181,41 @@ async fn a_lease_is_never_spent_past_its_windows_end() {
         assert!(after.statuses()[0].reset() > Duration::from_millis(900));
     }
 }
+
+/// Leases are kept for at most `max_keys` keys: past that, a key is decided with one round
+/// trip per hit (no lease kept), so a flood of fresh keys cannot grow an instance's memory.
+#[tokio::test]
+async fn past_max_keys_a_key_is_decided_without_keeping_a_lease() {
+    use std::time::SystemTime;
+    use tollgate::rate_limit::{Hit, RateLimitStore};
+
+    let store = RedisStore::builder()
+        .prefix(unique("tollgate-test:lease-cap"))
+        .leased(Leasing::new().period(Duration::from_secs(10)).max_keys(2))
+        .connect(crate::servers::redis_url())
+        .await
+        .unwrap();
+    let quotas = [Quota::new(1_000, Duration::from_secs(30 * 86_400)).unwrap()];
+    let trips_for = |key: &'static [u8]| {
+        let store = store.clone();
+        async move {
+            let before = store.round_trips();
+            for _ in 0..3 {
+                let hit = Hit::new(key, &quotas, 1, SystemTime::now()).statuses_needed(true);
+                let decision = match store.try_hit(&hit) {
+                    Some(decision) => decision.unwrap(),
+                    None => store.hit(&hit).await.unwrap(),
+                };
+                assert!(decision.is_allowed());
+            }
+            store.round_trips() - before
+        }
+    };
+    // A leased key: a slice of 1, then one of 4 that serves the third hit locally.
+    assert_eq!(trips_for(b"first").await, 2);
+    assert_eq!(trips_for(b"second").await, 2);
+    assert_eq!(trips_for(b"third").await, 3, "past the cap: no lease kept");
+    // The leased keys keep theirs: two of the three hits are served by the 2 units left.
+    assert_eq!(trips_for(b"first").await, 1);
+    assert_eq!(trips_for(b"third").await, 3);
+}

@@ -41,6 +41,11 @@ use super::{MAX_EXACT, window_micros};
 /// - **Errors**: a reservation that fails or times out forgets the lease it was handing back
 ///   (it may or may not have been applied): that budget is stranded, never counted twice.
 ///
+/// - **Memory**: an instance holds a lease for at most [`max_keys`](Leasing::max_keys) keys
+///   (100,000 by default); leases whose windows have ended are swept. A key beyond that is
+///   decided without keeping a lease (one round trip reserving just its cost), so a flood of
+///   fresh keys costs round trips, never unbounded memory.
+///
 /// Turned on with [`RedisStoreBuilder::leased`](super::RedisStoreBuilder::leased); this value
 /// sizes the slices.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -48,6 +53,7 @@ use super::{MAX_EXACT, window_micros};
 pub struct Leasing {
     period: Duration,
     max_share: f64,
+    max_keys: usize,
 }
 
 impl Default for Leasing {
@@ -62,6 +68,7 @@ impl Leasing {
         Self {
             period: Duration::from_millis(50),
             max_share: 1.0 / 16.0,
+            max_keys: 100_000,
         }
     }
 
@@ -86,6 +93,17 @@ impl Leasing {
     pub fn max_share(mut self, share: f64) -> Self {
         assert!(share > 0.0 && share <= 1.0, "a share is in (0, 1]");
         self.max_share = share;
+        self
+    }
+
+    /// How many keys this instance keeps a lease for at most (default 100,000).
+    ///
+    /// # Panics
+    ///
+    /// If `keys` is zero.
+    pub fn max_keys(mut self, keys: usize) -> Self {
+        assert!(keys > 0, "zero keys leases nothing");
+        self.max_keys = keys;
         self
     }
 
@@ -163,8 +181,10 @@ impl Lease {
             return Some(self.decision(now, |_| false));
         }
         let held = if live { self.tokens } else { 0 };
-        let spent_for =
-            |i: usize| self.ends[i].is_some_and(|end| now < end) && self.remaining[i] + held < cost;
+        let spent_for = |i: usize| {
+            self.ends[i].is_some_and(|end| now < end)
+                && self.remaining[i].saturating_add(held) < cost
+        };
         if (0..self.len).any(spent_for) {
             return Some(self.decision(now, spent_for));
         }
@@ -177,7 +197,7 @@ impl Lease {
         for (i, status) in statuses.iter_mut().enumerate().take(self.len) {
             let reset =
                 self.ends[i].map_or(Duration::ZERO, |end| end.saturating_duration_since(now));
-            let remaining = (self.remaining[i] + held).min(self.limits[i]);
+            let remaining = self.remaining[i].saturating_add(held).min(self.limits[i]);
             *status = LimitStatus::new(self.limits[i], remaining, reset, exceeded(i));
         }
         Decision::new(&statuses[..self.len])
@@ -217,13 +237,27 @@ impl Leases {
         key
     }
 
-    /// A local decision, if the key's lease can make one.
+    /// A local decision, if the key's lease can make one. The map key is built on the stack
+    /// when it fits: a decision from the lease allocates nothing.
     pub(super) fn try_hit(&self, hit: &Hit<'_>) -> Option<Decision> {
-        let slot = self.slots.get(Self::slot_key(hit).as_slice())?;
-        let mut lease = slot
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut stack = [0u8; 256];
+        let needed = hit.key().len() + 16 * hit.quotas().len();
+        let heap;
+        let key: &[u8] = if needed <= stack.len() {
+            let mut at = hit.key().len();
+            stack[..at].copy_from_slice(hit.key());
+            for quota in hit.quotas() {
+                stack[at..at + 8].copy_from_slice(&window_micros(quota.window()).to_le_bytes());
+                stack[at + 8..at + 16].copy_from_slice(&quota.limit().to_le_bytes());
+                at += 16;
+            }
+            &stack[..at]
+        } else {
+            heap = Self::slot_key(hit);
+            &heap
+        };
+        let slot = self.slots.get(key)?;
+        let mut lease = slot.lock();
         lease.decide(u64::from(hit.cost()), Instant::now())
     }
 
@@ -231,29 +265,30 @@ impl Leases {
         if let Some(slot) = self.slots.get(key.as_slice()) {
             return Arc::clone(&slot);
         }
+        let fresh = || {
+            Arc::new(Slot {
+                state: Mutex::new(Lease::new()),
+                reserving: tokio::sync::Mutex::new(()),
+            })
+        };
         if self.inserts.fetch_add(1, Ordering::Relaxed) % 1024 == 1023 {
             // Leases whose windows all ended hold nothing: forget them.
             let now = Instant::now();
             self.slots.retain(|_, slot| {
-                let lease = slot
-                    .state
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                lease
+                slot.lock()
                     .ends
                     .iter()
                     .any(|end| end.is_some_and(|end| now < end))
             });
         }
+        if self.slots.len() >= self.config.max_keys {
+            // At the cap: decided without keeping a lease (a new lease reserves just the cost).
+            return fresh();
+        }
         Arc::clone(
             self.slots
                 .entry(key.into_boxed_slice())
-                .or_insert_with(|| {
-                    Arc::new(Slot {
-                        state: Mutex::new(Lease::new()),
-                        reserving: tokio::sync::Mutex::new(()),
-                    })
-                })
+                .or_insert_with(fresh)
                 .value(),
         )
     }
@@ -288,17 +323,22 @@ impl Leases {
         };
         let answer = reserve.call(want, cost, back, &windows).await?;
         let mut lease = slot.lock();
-        lease.tokens = answer.grant;
+        // What Redis answers is bounded by what was asked for and by the quotas, so that no
+        // answer (a foreign script, a hostile server) can widen a lease or overflow a clock.
+        lease.tokens = answer.grant.min(want);
         lease.len = reserve.len;
         lease.spent = 0;
         lease.reserved_at = Some(sent);
         let mut until: Option<Instant> = None;
         for i in 0..reserve.len {
             // From when the reservation was sent: never later than the window's real end.
-            let end = sent + Duration::from_micros(answer.resets[i]);
+            let window = window_micros(reserve.quotas[i].window());
+            let end = sent
+                .checked_add(Duration::from_micros(answer.resets[i].min(window)))
+                .unwrap_or(sent);
             lease.ends[i] = Some(end);
             lease.windows[i] = answer.windows[i];
-            lease.remaining[i] = answer.remaining[i];
+            lease.remaining[i] = answer.remaining[i].min(reserve.limits[i]);
             lease.limits[i] = reserve.limits[i];
             until = Some(until.map_or(end, |u| u.min(end)));
         }
@@ -311,7 +351,7 @@ impl Leases {
         }
         // Refused: every quota without room for the cost.
         let (remaining, tokens) = (lease.remaining, lease.tokens);
-        Ok(lease.decision(now, |i| remaining[i] + tokens < cost))
+        Ok(lease.decision(now, |i| remaining[i].saturating_add(tokens) < cost))
     }
 }
 
