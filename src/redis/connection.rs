@@ -107,13 +107,7 @@ struct RebuildUnlessDone(Option<Arc<Healing>>);
 
 impl RebuildUnlessDone {
     fn finish<T>(mut self, result: &::redis::RedisResult<T>) {
-        let unreachable = result.as_ref().err().is_some_and(|error| {
-            error.is_io_error()
-                || error.is_timeout()
-                || error.is_connection_dropped()
-                || error.is_connection_refusal()
-        });
-        if !unreachable {
+        if !result.as_ref().err().is_some_and(super::unreachable) {
             self.0 = None;
         }
     }

@@ -48,11 +48,16 @@ impl RedisError {
     /// Whether the failure was reaching the server (refused, closed, timed out) rather than
     /// the server's answer.
     pub fn is_connection_problem(&self) -> bool {
-        self.0.is_io_error()
-            || self.0.is_connection_refusal()
-            || self.0.is_connection_dropped()
-            || self.0.is_timeout()
+        unreachable(&self.0)
     }
+}
+
+/// Whether `error` is a failure to reach the server rather than its answer.
+fn unreachable(error: &::redis::RedisError) -> bool {
+    error.is_io_error()
+        || error.is_connection_refusal()
+        || error.is_connection_dropped()
+        || error.is_timeout()
 }
 
 impl fmt::Display for RedisError {
