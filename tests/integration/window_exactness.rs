@@ -173,43 +173,21 @@ async fn redis_store_never_admits_more_than_the_limit_across_real_window_boundar
             .await
             .unwrap(),
     );
-    let quota = Quota::new(LIMIT, WINDOW).unwrap();
-    let deadline = Instant::now() + RUN;
-    let tasks: Vec<_> = (0..2 * THREADS)
-        .map(|_| {
-            let store = Arc::clone(&store);
-            tokio::spawn(async move {
-                let quotas = [quota];
-                let mut admitted = Vec::new();
-                while Instant::now() < deadline {
-                    let asked = SystemClock.unix_nanos();
-                    let hit = Hit::at_nanos(b"k", &quotas, 1, asked).statuses_needed(true);
-                    let decision = store.hit(&hit).await.unwrap();
-                    let answered = SystemClock.unix_nanos();
-                    if decision.is_allowed() {
-                        admitted.push((asked, answered, decision));
-                    }
-                }
-                admitted
-            })
-        })
-        .collect();
+    let admitted = hammer_redis(&[store]).await;
     // The script decides on the Redis server's clock (this host's clock, in microseconds), at
     // a time between the call and its answer; the window it charged ends `reset` later, on a
     // boundary. When only one boundary fits that span, it names the window; a hit whose span
     // holds two (an answer slower than a window) is left out.
     let mut windows = Vec::new();
     let mut ambiguous = 0;
-    for task in tasks {
-        for (asked, answered, decision) in task.await.unwrap() {
-            let reset = u64::try_from(decision.statuses()[0].reset().as_nanos()).unwrap();
-            let first = (asked - 999 + reset).div_ceil(window_nanos());
-            let last = (answered + reset) / window_nanos();
-            if first == last {
-                windows.push(first - 1);
-            } else {
-                ambiguous += 1;
-            }
+    for (asked, answered, decision) in admitted {
+        let reset = u64::try_from(decision.statuses()[0].reset().as_nanos()).unwrap();
+        let first = (asked - 999 + reset).div_ceil(window_nanos());
+        let last = (answered + reset) / window_nanos();
+        if first == last {
+            windows.push(first - 1);
+        } else {
+            ambiguous += 1;
         }
     }
     assert!(
@@ -244,39 +222,14 @@ async fn leased_limits_never_admit_more_than_the_limit_across_real_window_bounda
                     .unwrap(),
             ));
         }
-        let quota = Quota::new(LIMIT, WINDOW).unwrap();
-        let deadline = Instant::now() + RUN;
-        let tasks: Vec<_> = (0..2 * THREADS)
-            .map(|i| {
-                let store = Arc::clone(&stores[i % 2]);
-                tokio::spawn(async move {
-                    let quotas = [quota];
-                    let mut admitted = Vec::new();
-                    while Instant::now() < deadline {
-                        let asked = SystemClock.unix_nanos();
-                        let hit = Hit::at_nanos(b"k", &quotas, 1, asked).statuses_needed(true);
-                        let decision = match store.try_hit(&hit) {
-                            Some(decision) => decision.unwrap(),
-                            None => store.hit(&hit).await.unwrap(),
-                        };
-                        let answered = SystemClock.unix_nanos();
-                        if decision.is_allowed() {
-                            admitted.push((asked, answered));
-                        }
-                    }
-                    admitted
-                })
-            })
-            .collect();
+        let admitted = hammer_redis(&stores).await;
         let mut windows = Vec::new();
         let mut ambiguous = 0;
-        for task in tasks {
-            for (asked, answered) in task.await.unwrap() {
-                if asked / window_nanos() == answered / window_nanos() {
-                    windows.push(asked / window_nanos());
-                } else {
-                    ambiguous += 1;
-                }
+        for (asked, answered, _) in admitted {
+            if asked / window_nanos() == answered / window_nanos() {
+                windows.push(asked / window_nanos());
+            } else {
+                ambiguous += 1;
             }
         }
         // Hits waiting for a reservation straddle boundaries more often than exact ones.
@@ -293,4 +246,41 @@ async fn leased_limits_never_admit_more_than_the_limit_across_real_window_bounda
         let trips: u64 = stores.iter().map(|s| s.round_trips()).sum();
         eprintln!("leased, {name}: {trips} round trips");
     }
+}
+
+/// `2 * THREADS` tasks, spread over `stores`, hitting one key for `RUN` as the layer does
+/// (`try_hit`, then `hit`); each admitted hit's call and answer times and decision.
+#[cfg(feature = "redis")]
+async fn hammer_redis(
+    stores: &[std::sync::Arc<tollgate::rate_limit::redis::RedisStore>],
+) -> Vec<(u64, u64, Decision)> {
+    let quota = Quota::new(LIMIT, WINDOW).unwrap();
+    let deadline = Instant::now() + RUN;
+    let tasks: Vec<_> = (0..2 * THREADS)
+        .map(|i| {
+            let store = std::sync::Arc::clone(&stores[i % stores.len()]);
+            tokio::spawn(async move {
+                let quotas = [quota];
+                let mut admitted = Vec::new();
+                while Instant::now() < deadline {
+                    let asked = SystemClock.unix_nanos();
+                    let hit = Hit::at_nanos(b"k", &quotas, 1, asked).statuses_needed(true);
+                    let decision = match store.try_hit(&hit) {
+                        Some(decision) => decision.unwrap(),
+                        None => store.hit(&hit).await.unwrap(),
+                    };
+                    let answered = SystemClock.unix_nanos();
+                    if decision.is_allowed() {
+                        admitted.push((asked, answered, decision));
+                    }
+                }
+                admitted
+            })
+        })
+        .collect();
+    let mut admitted = Vec::new();
+    for task in tasks {
+        admitted.extend(task.await.unwrap());
+    }
+    admitted
 }
