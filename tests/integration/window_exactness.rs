@@ -14,8 +14,12 @@ use tollgate::rate_limit::{Decision, Hit, MemoryStore, RateLimitStore};
 const THREADS: usize = 4;
 const WINDOW: Duration = Duration::from_millis(10);
 const LIMIT: u64 = 50;
-/// 120 window boundaries.
+/// 120 window boundaries per run.
 const RUN: Duration = Duration::from_millis(1_200);
+/// Windows a test must see admissions in; a run that sees fewer is repeated.
+const MIN_WINDOWS: usize = 100;
+/// At most this many runs.
+const MAX_RUNS: usize = 8;
 
 fn window_nanos() -> u64 {
     u64::try_from(WINDOW.as_nanos()).unwrap()
@@ -29,33 +33,41 @@ fn charged_window(now: u64, decision: &Decision) -> u64 {
     (now + reset - 1) / window_nanos()
 }
 
-/// Runs `THREADS` threads hitting one key of `store` for `RUN`; returns each admitted hit's
+/// Runs `THREADS` threads hitting one key of `store` for `RUN`, again (at most `MAX_RUNS`)
+/// until admitted hits were stamped in `MIN_WINDOWS` windows; returns each admitted hit's
 /// stamp and decision.
 fn hammer<S: RateLimitStore + Sync>(store: &S) -> Vec<(u64, Decision)> {
     let quota = [Quota::new(LIMIT, WINDOW).unwrap()];
-    let deadline = Instant::now() + RUN;
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..THREADS)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut admitted = Vec::new();
-                    while Instant::now() < deadline {
-                        let now = SystemClock.unix_nanos();
-                        let hit = Hit::at_nanos(b"k", &quota, 1, now).statuses_needed(true);
-                        let decision = store.try_hit(&hit).unwrap().unwrap();
-                        if decision.is_allowed() {
-                            admitted.push((now, decision));
+    let mut all = Vec::new();
+    for _ in 0..MAX_RUNS {
+        let deadline = Instant::now() + RUN;
+        all.extend(std::thread::scope(|s| {
+            let handles: Vec<_> = (0..THREADS)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut admitted = Vec::new();
+                        while Instant::now() < deadline {
+                            let now = SystemClock.unix_nanos();
+                            let hit = Hit::at_nanos(b"k", &quota, 1, now).statuses_needed(true);
+                            let decision = store.try_hit(&hit).unwrap().unwrap();
+                            if decision.is_allowed() {
+                                admitted.push((now, decision));
+                            }
                         }
-                    }
-                    admitted
+                        admitted
+                    })
                 })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
-    })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect::<Vec<_>>()
+        }));
+        if per_window(all.iter().map(|(now, _)| now / window_nanos())).len() >= MIN_WINDOWS {
+            break;
+        }
+    }
+    all
 }
 
 /// Admitted hits per window, and the number of windows the run crossed.
@@ -69,8 +81,8 @@ fn per_window(admitted: impl IntoIterator<Item = u64>) -> HashMap<u64, u64> {
 
 fn assert_never_over(counts: &HashMap<u64, u64>, what: &str) {
     assert!(
-        counts.len() >= 100,
-        "{what}: the run crossed only {} windows",
+        counts.len() >= MIN_WINDOWS,
+        "{what}: the runs crossed only {} windows",
         counts.len()
     );
     let over: Vec<_> = counts.iter().filter(|&(_, &n)| n > LIMIT).collect();
@@ -155,7 +167,7 @@ fn gcra_store_never_admits_more_than_its_burst_plus_refill_across_real_window_bo
     );
     // And per aligned window, at most a burst and one window's refill.
     let counts = per_window(stamps.iter().map(|now| now / window_nanos()));
-    assert!(counts.len() >= 100);
+    assert!(counts.len() >= MIN_WINDOWS);
     assert!(counts.values().all(|&n| n <= 2 * LIMIT), "{counts:?}");
 }
 
@@ -173,23 +185,17 @@ async fn redis_store_never_admits_more_than_the_limit_across_real_window_boundar
             .await
             .unwrap(),
     );
-    let admitted = hammer_redis(&[store]).await;
     // The script decides on the Redis server's clock (this host's clock, in microseconds), at
     // a time between the call and its answer; the window it charged ends `reset` later, on a
     // boundary. When only one boundary fits that span, it names the window; a hit whose span
     // holds two (an answer slower than a window) is left out.
-    let mut windows = Vec::new();
-    let mut ambiguous = 0;
-    for (asked, answered, decision) in admitted {
+    let (windows, ambiguous) = hammer_redis(&[store], |asked, answered, decision| {
         let reset = u64::try_from(decision.statuses()[0].reset().as_nanos()).unwrap();
         let first = (asked - 999 + reset).div_ceil(window_nanos());
         let last = (answered + reset) / window_nanos();
-        if first == last {
-            windows.push(first - 1);
-        } else {
-            ambiguous += 1;
-        }
-    }
+        (first == last).then(|| first - 1)
+    })
+    .await;
     assert!(
         ambiguous * 10 <= windows.len(),
         "{ambiguous} admitted hits could not be placed in a window"
@@ -222,16 +228,10 @@ async fn leased_limits_never_admit_more_than_the_limit_across_real_window_bounda
                     .unwrap(),
             ));
         }
-        let admitted = hammer_redis(&stores).await;
-        let mut windows = Vec::new();
-        let mut ambiguous = 0;
-        for (asked, answered, _) in admitted {
-            if asked / window_nanos() == answered / window_nanos() {
-                windows.push(asked / window_nanos());
-            } else {
-                ambiguous += 1;
-            }
-        }
+        let (windows, ambiguous) = hammer_redis(&stores, |asked, answered, _| {
+            (asked / window_nanos() == answered / window_nanos()).then(|| asked / window_nanos())
+        })
+        .await;
         // Hits waiting for a reservation straddle boundaries more often than exact ones.
         assert!(
             ambiguous <= windows.len(),
@@ -248,39 +248,55 @@ async fn leased_limits_never_admit_more_than_the_limit_across_real_window_bounda
     }
 }
 
-/// `2 * THREADS` tasks, spread over `stores`, hitting one key for `RUN` as the layer does
-/// (`try_hit`, then `hit`); each admitted hit's call and answer times and decision.
+/// `2 * THREADS` tasks, spread over `stores`, hitting one key as the layer does (`try_hit`,
+/// then `hit`). `place` names the window an admitted hit was charged to from its call and
+/// answer times and its decision, or `None` when they do not tell. Runs of `RUN` repeat (at
+/// most `MAX_RUNS`) until the placed hits cover `MIN_WINDOWS` windows, so a machine too busy
+/// to answer within a window now and then still tests enough boundaries. Returns the placed
+/// windows and the number of hits left out.
 #[cfg(feature = "redis")]
 async fn hammer_redis(
     stores: &[std::sync::Arc<tollgate::rate_limit::redis::RedisStore>],
-) -> Vec<(u64, u64, Decision)> {
+    place: impl Fn(u64, u64, &Decision) -> Option<u64>,
+) -> (Vec<u64>, usize) {
     let quota = Quota::new(LIMIT, WINDOW).unwrap();
-    let deadline = Instant::now() + RUN;
-    let tasks: Vec<_> = (0..2 * THREADS)
-        .map(|i| {
-            let store = std::sync::Arc::clone(&stores[i % stores.len()]);
-            tokio::spawn(async move {
-                let quotas = [quota];
-                let mut admitted = Vec::new();
-                while Instant::now() < deadline {
-                    let asked = SystemClock.unix_nanos();
-                    let hit = Hit::at_nanos(b"k", &quotas, 1, asked).statuses_needed(true);
-                    let decision = match store.try_hit(&hit) {
-                        Some(decision) => decision.unwrap(),
-                        None => store.hit(&hit).await.unwrap(),
-                    };
-                    let answered = SystemClock.unix_nanos();
-                    if decision.is_allowed() {
-                        admitted.push((asked, answered, decision));
+    let mut windows = Vec::new();
+    let mut ambiguous = 0;
+    for _ in 0..MAX_RUNS {
+        let deadline = Instant::now() + RUN;
+        let tasks: Vec<_> = (0..2 * THREADS)
+            .map(|i| {
+                let store = std::sync::Arc::clone(&stores[i % stores.len()]);
+                tokio::spawn(async move {
+                    let quotas = [quota];
+                    let mut admitted = Vec::new();
+                    while Instant::now() < deadline {
+                        let asked = SystemClock.unix_nanos();
+                        let hit = Hit::at_nanos(b"k", &quotas, 1, asked).statuses_needed(true);
+                        let decision = match store.try_hit(&hit) {
+                            Some(decision) => decision.unwrap(),
+                            None => store.hit(&hit).await.unwrap(),
+                        };
+                        let answered = SystemClock.unix_nanos();
+                        if decision.is_allowed() {
+                            admitted.push((asked, answered, decision));
+                        }
                     }
-                }
-                admitted
+                    admitted
+                })
             })
-        })
-        .collect();
-    let mut admitted = Vec::new();
-    for task in tasks {
-        admitted.extend(task.await.unwrap());
+            .collect();
+        for task in tasks {
+            for (asked, answered, decision) in task.await.unwrap() {
+                match place(asked, answered, &decision) {
+                    Some(window) => windows.push(window),
+                    None => ambiguous += 1,
+                }
+            }
+        }
+        if per_window(windows.iter().copied()).len() >= MIN_WINDOWS {
+            break;
+        }
     }
-    admitted
+    (windows, ambiguous)
 }
