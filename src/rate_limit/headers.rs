@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 use std::sync::{Mutex, PoisonError};
 
+use bytes::Bytes;
 use http::header::Entry;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -14,11 +15,24 @@ use super::Limit;
 use super::store::{Decision, MAX_LIMITS};
 use crate::Quota;
 
-static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
-static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
-static X_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
-static X_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
-static X_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+// The field names, each built where it is used from a value made at compile time: that copies
+// a few words, where cloning a `static` name calls through `Bytes`' vtable on every response.
+macro_rules! names {
+    ($($name:ident = $text:literal),* $(,)?) => {$(
+        #[inline(always)]
+        fn $name() -> HeaderName {
+            const { HeaderName::from_static($text) }
+        }
+    )*};
+}
+
+names! {
+    ratelimit_policy = "ratelimit-policy",
+    ratelimit = "ratelimit",
+    x_limit = "x-ratelimit-limit",
+    x_remaining = "x-ratelimit-remaining",
+    x_reset = "x-ratelimit-reset",
+}
 
 /// Which rate-limit headers a response carries besides `Retry-After` (always on a 429).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,95 +63,103 @@ fn ceil_secs(d: std::time::Duration) -> u64 {
     d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
 }
 
-/// The longest field value: [`MAX_LIMITS`] items of a quoted name (at most 64 bytes), two
-/// parameters with 20-digit numbers, and the separators.
-const VALUE_CAP: usize = MAX_LIMITS * (2 + 64 + 2 * (3 + 20) + 2);
-
-/// A field value written on the stack, numbers in place: no `format!`, no intermediate
-/// copies, one allocation (the `HeaderValue`'s, of exactly its length).
-struct ValueBuf {
-    bytes: [u8; VALUE_CAP],
-    len: usize,
+/// A number's decimal digits, written from the end two at a time on the stack: no `format!`,
+/// no length computed beforehand.
+#[derive(Clone, Copy)]
+struct Digits {
+    buf: [u8; 20],
+    start: u8,
 }
 
-impl ValueBuf {
-    fn new() -> Self {
-        Self {
-            bytes: [0; VALUE_CAP],
-            len: 0,
-        }
-    }
+impl Digits {
+    const NONE: Self = Self {
+        buf: [0; 20],
+        start: 20,
+    };
 
     #[inline]
-    fn push(&mut self, s: &[u8]) {
-        // Never out of room: `VALUE_CAP` is sized for the longest value (validated names).
-        let end = self.len + s.len();
-        self.bytes[self.len..end].copy_from_slice(s);
-        self.len = end;
-    }
-
-    /// `n` in decimal, written in place two digits at a time.
-    #[inline]
-    fn push_u64(&mut self, mut n: u64) {
+    fn new(mut n: u64) -> Self {
         const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
             2021222324252627282930313233343536373839\
             4041424344454647484950515253545556575859\
             6061626364656667686970717273747576777879\
             8081828384858687888990919293949596979899";
-        let digits = n.checked_ilog10().unwrap_or(0) as usize + 1;
-        let end = self.len + digits;
-        let out = &mut self.bytes[self.len..end];
-        let mut at = digits;
+        let mut buf = [0; 20];
+        let mut at = buf.len();
         while n >= 100 {
             let pair = (n % 100) as usize * 2;
             n /= 100;
             at -= 2;
-            out[at] = PAIRS[pair];
-            out[at + 1] = PAIRS[pair + 1];
+            buf[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
         }
         if n >= 10 {
             let pair = n as usize * 2;
-            out[at - 2] = PAIRS[pair];
-            out[at - 1] = PAIRS[pair + 1];
+            at -= 2;
+            buf[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
         } else {
-            out[at - 1] = b'0' + n as u8;
+            at -= 1;
+            buf[at] = b'0' + n as u8;
         }
-        self.len = end;
+        // `at` is at most 20.
+        Self {
+            buf,
+            start: at as u8,
+        }
     }
 
-    /// `"name";a=x;b=y`, after a `, ` unless first.
     #[inline]
-    fn item(&mut self, name: &str, a: &[u8; 3], x: u64, b: &[u8; 3], y: u64) {
-        if self.len > 0 {
-            self.push(b", ");
-        }
-        self.push(b"\"");
-        self.push(name.as_bytes());
-        self.push(b"\"");
-        self.push(a);
-        self.push_u64(x);
-        self.push(b);
-        self.push_u64(y);
-    }
-
-    fn value(&self) -> Option<HeaderValue> {
-        // Names are validated visible ASCII, numbers are digits: always a valid value.
-        HeaderValue::from_bytes(&self.bytes[..self.len]).ok()
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[usize::from(self.start)..]
     }
 }
 
-fn policy_value(limits: &[Limit], quotas: &[Quota]) -> Option<HeaderValue> {
-    let mut buf = ValueBuf::new();
-    for (limit, quota) in limits.iter().zip(quotas) {
-        buf.item(
-            limit.name(),
-            b";q=",
-            quota.limit(),
-            b";w=",
-            ceil_secs(quota.window()),
-        );
+/// A list field's value, `"name";a=x;b=y, …`, one item per limit for which `numbers` gives
+/// `(x, y)`. The numbers are written on the stack first, so the value is then copied once into
+/// an allocation of exactly its length that the `HeaderValue` takes over (no zeroed buffer,
+/// no second copy).
+#[inline]
+fn list_value(
+    limits: &[Limit],
+    a: &[u8; 3],
+    b: &[u8; 3],
+    mut numbers: impl FnMut(usize) -> Option<(u64, u64)>,
+) -> Option<HeaderValue> {
+    let mut digits = [(Digits::NONE, Digits::NONE); MAX_LIMITS];
+    let mut len = 0;
+    let mut count = 0;
+    for (i, limit) in limits.iter().enumerate().take(MAX_LIMITS) {
+        let Some((x, y)) = numbers(i) else { break };
+        let (x, y) = (Digits::new(x), Digits::new(y));
+        // `, ` unless first, the quoted name, `;a=x;b=y`.
+        len += usize::from(i > 0) * 2 + limit.name().len() + 2 + 6;
+        len += x.as_bytes().len() + y.as_bytes().len();
+        digits[i] = (x, y);
+        count = i + 1;
     }
-    buf.value()
+    let mut out = Vec::with_capacity(len);
+    for (i, (limit, (x, y))) in limits.iter().zip(&digits[..count]).enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b", ");
+        }
+        out.push(b'"');
+        out.extend_from_slice(limit.name().as_bytes());
+        out.push(b'"');
+        out.extend_from_slice(a);
+        out.extend_from_slice(x.as_bytes());
+        out.extend_from_slice(b);
+        out.extend_from_slice(y.as_bytes());
+    }
+    debug_assert_eq!(out.len(), len);
+    // Names are validated visible ASCII, numbers are digits: always a valid value. A `Vec` whose
+    // length is its capacity becomes `Bytes` without copying.
+    HeaderValue::from_maybe_shared(Bytes::from(out)).ok()
+}
+
+fn policy_value(limits: &[Limit], quotas: &[Quota]) -> Option<HeaderValue> {
+    list_value(limits, b";q=", b";w=", |i| {
+        let quota = quotas.get(i)?;
+        Some((quota.limit(), ceil_secs(quota.window())))
+    })
 }
 
 /// The `RateLimit-Policy` value of the configured limits, computed once per layer.
@@ -185,14 +207,14 @@ impl Rendered {
         let [policy, state] = self.ietf;
         let [limit, remaining, reset] = self.legacy.map_or([None, None, None], |legacy| *legacy);
         [
-            (&RATELIMIT_POLICY, policy),
-            (&RATELIMIT, state),
-            (&X_LIMIT, limit),
-            (&X_REMAINING, remaining),
-            (&X_RESET, reset),
+            (ratelimit_policy(), policy),
+            (ratelimit(), state),
+            (x_limit(), limit),
+            (x_remaining(), remaining),
+            (x_reset(), reset),
         ]
         .into_iter()
-        .filter_map(|(name, value)| Some((name.clone(), value?)))
+        .filter_map(|(name, value)| Some((name, value?)))
     }
 
     /// Adds the fields to a response an inner service made, which may carry another
@@ -205,7 +227,7 @@ impl Rendered {
     ///   keeps them, so an inner limiter's 429 (0 remaining) is never overwritten.
     pub(crate) fn apply(self, headers: &mut HeaderMap) {
         let [policy, state] = self.ietf;
-        for (name, value) in [(&RATELIMIT_POLICY, policy), (&RATELIMIT, state)] {
+        for (name, value) in [(ratelimit_policy(), policy), (ratelimit(), state)] {
             if let Some(value) = value {
                 join_list(headers, name, value);
             }
@@ -218,14 +240,14 @@ impl Rendered {
             return;
         };
         let theirs = headers
-            .get(&X_REMAINING)
+            .get(x_remaining())
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         let ours = remaining.to_str().ok().and_then(|v| v.parse::<u64>().ok());
         if theirs.is_some_and(|theirs| ours.is_none_or(|ours| theirs <= ours)) {
             return;
         }
-        headers.insert(&X_REMAINING, remaining);
-        for (name, value) in [(&X_LIMIT, limit), (&X_RESET, reset)] {
+        headers.insert(x_remaining(), remaining);
+        for (name, value) in [(x_limit(), limit), (x_reset(), reset)] {
             match value {
                 Some(value) => headers.insert(name, value),
                 None => headers.remove(name),
@@ -237,7 +259,7 @@ impl Rendered {
 /// Adds `value`'s members to the list field `name`: set as is when the field is absent (the
 /// usual case), else joined after the existing lines with `", "` into one line (equivalent in
 /// HTTP, and readable by clients that look at the first line only).
-fn join_list(headers: &mut HeaderMap, name: &HeaderName, value: HeaderValue) {
+fn join_list(headers: &mut HeaderMap, name: HeaderName, value: HeaderValue) {
     let mut existing = match headers.entry(name) {
         Entry::Vacant(vacant) => {
             vacant.insert(value);
@@ -276,17 +298,10 @@ pub(crate) fn render(
             }
             _ => policy_value(limits, quotas),
         };
-        let mut state = ValueBuf::new();
-        for (limit, status) in limits.iter().zip(statuses) {
-            state.item(
-                limit.name(),
-                b";r=",
-                status.remaining(),
-                b";t=",
-                ceil_secs(status.reset()),
-            );
-        }
-        rendered.ietf[1] = state.value();
+        rendered.ietf[1] = list_value(limits, b";r=", b";t=", |i| {
+            let status = statuses.get(i)?;
+            Some((status.remaining(), ceil_secs(status.reset())))
+        });
     }
     if mode.legacy {
         // The binding limit: an exceeded one, else the one with the least left.
@@ -385,26 +400,26 @@ mod tests {
         fields(both, "per-key", 2, 0).apply(&mut headers);
         fields(both, "per-ip", 6, 5).apply(&mut headers);
         assert_eq!(
-            headers[&RATELIMIT_POLICY],
+            headers[&ratelimit_policy()],
             "\"per-key\";q=2;w=3600, \"per-ip\";q=6;w=3600"
         );
         assert_eq!(
-            headers[&RATELIMIT],
+            headers[&ratelimit()],
             "\"per-key\";r=0;t=60, \"per-ip\";r=5;t=60"
         );
-        assert_eq!(headers.get_all(&RATELIMIT).iter().count(), 1, "one line");
-        assert_eq!(headers[&X_LIMIT], "2");
-        assert_eq!(headers[&X_REMAINING], "0");
+        assert_eq!(headers.get_all(ratelimit()).iter().count(), 1, "one line");
+        assert_eq!(headers[&x_limit()], "2");
+        assert_eq!(headers[&x_remaining()], "0");
         // The other way round: the outer limiter has fewer left, so it takes the legacy fields.
         let mut headers = HeaderMap::new();
         fields(both, "per-key", 100, 40).apply(&mut headers);
         fields(both, "per-ip", 6, 3).apply(&mut headers);
-        assert_eq!(headers[&X_LIMIT], "6");
-        assert_eq!(headers[&X_REMAINING], "3");
+        assert_eq!(headers[&x_limit()], "6");
+        assert_eq!(headers[&x_remaining()], "3");
         // Alone, a layer's fields are set as rendered.
         let mut headers = HeaderMap::new();
         fields(HeaderMode::default(), "default", 10, 9).apply(&mut headers);
-        assert_eq!(headers[&RATELIMIT], "\"default\";r=9;t=60");
-        assert!(headers.get(&X_REMAINING).is_none());
+        assert_eq!(headers[&ratelimit()], "\"default\";r=9;t=60");
+        assert!(headers.get(x_remaining()).is_none());
     }
 }

@@ -125,20 +125,20 @@ proptest! {
                 .zip(&quotas)
                 .map(|(l, q)| item(l.name(), "q", q.limit(), "w", ceil_secs(q.window())))
                 .collect();
-            prop_assert_eq!(parse_list(&field(&RATELIMIT_POLICY).unwrap()), Some(expected));
+            prop_assert_eq!(parse_list(&field(&ratelimit_policy()).unwrap()), Some(expected));
             let expected: Vec<_> = limits
                 .iter()
                 .zip(&statuses)
                 .map(|(l, s)| item(l.name(), "r", s.remaining(), "t", ceil_secs(s.reset())))
                 .collect();
-            prop_assert_eq!(parse_list(&field(&RATELIMIT).unwrap()), Some(expected));
+            prop_assert_eq!(parse_list(&field(&ratelimit()).unwrap()), Some(expected));
         } else {
-            prop_assert!(field(&RATELIMIT_POLICY).is_none() && field(&RATELIMIT).is_none());
+            prop_assert!(field(&ratelimit_policy()).is_none() && field(&ratelimit()).is_none());
         }
         if legacy {
-            let remaining: u64 = field(&X_REMAINING).unwrap().parse().unwrap();
-            let limit: u64 = field(&X_LIMIT).unwrap().parse().unwrap();
-            let reset: u64 = field(&X_RESET).unwrap().parse().unwrap();
+            let remaining: u64 = field(&x_remaining()).unwrap().parse().unwrap();
+            let limit: u64 = field(&x_limit()).unwrap().parse().unwrap();
+            let reset: u64 = field(&x_reset()).unwrap().parse().unwrap();
             // The binding status: an exceeded one first, then the fewest remaining.
             let binding = statuses
                 .iter()
@@ -151,7 +151,7 @@ proptest! {
                 prop_assert!(statuses.iter().all(|s| s.remaining() >= binding.remaining()));
             }
         } else {
-            prop_assert!(field(&X_REMAINING).is_none());
+            prop_assert!(field(&x_remaining()).is_none());
         }
     }
 
@@ -168,11 +168,11 @@ proptest! {
             let quotas: Vec<Quota> = limits.iter().map(Limit::quota).collect();
             render(both, limits, None, &quotas, &Decision::new(statuses)).apply(&mut headers);
         }
-        prop_assert_eq!(headers.get_all(&RATELIMIT).iter().count(), 1);
-        let state = parse_list(headers[&RATELIMIT].to_str().unwrap()).unwrap();
+        prop_assert_eq!(headers.get_all(ratelimit()).iter().count(), 1);
+        let state = parse_list(headers[&ratelimit()].to_str().unwrap()).unwrap();
         let names: Vec<&str> = inner_limits.iter().chain(&outer_limits).map(Limit::name).collect();
         prop_assert_eq!(state.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), names);
-        let remaining: u64 = headers[&X_REMAINING].to_str().unwrap().parse().unwrap();
+        let remaining: u64 = headers[&x_remaining()].to_str().unwrap().parse().unwrap();
         let binding = |statuses: &[LimitStatus]| {
             statuses
                 .iter()
