@@ -18,6 +18,9 @@
 //!   verified-token cache;
 //! - `rate_limit` / `rate_limit_fields`: `RateLimitLayer` keyed by the `x-api-key` header on the
 //!   in-memory store, without and with the IETF RateLimit fields;
+//! - `floor_fields`: no layer, two pre-rendered field values inserted into each response (the
+//!   header map's allocation included, as `bare` sends none): what sending the fields costs at
+//!   least, to read `rate_limit_fields` against;
 //! - `full`: API key + JWT (`AppUserLayer`, both cached) + `RequireScopesLayer` + the per-key
 //!   `RateLimitLayer` with its fields, as the README's full stack.
 //!
@@ -49,6 +52,20 @@ type Req = Request<()>;
 fn bare() -> impl Service<Req, Response = Response<String>, Error = std::convert::Infallible> + Clone
 {
     tower::service_fn(|_: Req| std::future::ready(Ok(Response::new(String::new()))))
+}
+
+/// The `floor_fields` row: the two fields' values as the layer renders them for `huge`.
+fn with_static_fields(mut response: Response<String>) -> Response<String> {
+    let headers = response.headers_mut();
+    headers.insert(
+        http::HeaderName::from_static("ratelimit-policy"),
+        HeaderValue::from_static("\"default\";q=1000000000;w=1"),
+    );
+    headers.insert(
+        http::HeaderName::from_static("ratelimit"),
+        HeaderValue::from_static("\"default\";r=999999999;t=1"),
+    );
+    response
 }
 
 /// Polls a future that must finish without waiting (every row is warm).
@@ -183,6 +200,11 @@ fn main() {
             header_keys::header_layer(huge)
                 .ietf_headers(true)
                 .layer(bare()),
+            &credentials,
+            n,
+        ),
+        "floor_fields" => drive(
+            tower::util::MapResponseLayer::new(with_static_fields).layer(bare()),
             &credentials,
             n,
         ),
