@@ -8,6 +8,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, P
 use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind};
 
 use super::ConfigError;
+use super::hmac::HmacKey;
 
 /// A verification key pinned to one algorithm, with an optional key id (`kid`).
 ///
@@ -29,6 +30,8 @@ pub struct JwtKey {
     algorithm: Algorithm,
     alg_name: &'static str,
     key: DecodingKey,
+    /// For `HS*`: the secret's padded blocks, hashed once.
+    hmac: Option<Arc<HmacKey>>,
 }
 
 impl JwtKey {
@@ -40,6 +43,7 @@ impl JwtKey {
             algorithm,
             alg_name: alg_name(algorithm),
             key,
+            hmac: None,
         }
     }
 
@@ -60,7 +64,9 @@ impl JwtKey {
         if secret.len() < min {
             return Err(ConfigError::WeakSecret { min_bytes: min });
         }
-        Ok(Self::new(algorithm, DecodingKey::from_secret(secret)))
+        let mut key = Self::new(algorithm, DecodingKey::from_secret(secret));
+        key.hmac = HmacKey::new(secret, algorithm).map(Arc::new);
+        Ok(key)
     }
 
     /// An RSA public key in PEM (`BEGIN PUBLIC KEY` or `BEGIN RSA PUBLIC KEY`) for `RS*`/`PS*`.
@@ -249,6 +255,11 @@ impl JwtKey {
 
     pub(crate) fn alg_name(&self) -> &'static str {
         self.alg_name
+    }
+
+    /// The prepared HMAC key of an `HS*` key.
+    pub(crate) fn hmac_key(&self) -> Option<&HmacKey> {
+        self.hmac.as_deref()
     }
 
     pub(crate) fn decoding_key(&self) -> &DecodingKey {

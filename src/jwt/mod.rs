@@ -132,6 +132,7 @@ mod cache;
 mod claims;
 mod error;
 mod extract;
+mod hmac;
 pub mod jwks;
 mod key_set;
 mod keys;

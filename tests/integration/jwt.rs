@@ -476,6 +476,70 @@ async fn signature_stripped_tampered_or_from_another_key() {
     );
 }
 
+/// HMAC tokens of each size, through the layer's own HMAC (prepared from the key, tag on the
+/// stack): signed by jsonwebtoken, accepted; stripped, cut short, lengthened, one bit off, a
+/// non-canonical last character, another secret's, or moved onto other claims, refused.
+#[tokio::test]
+async fn hmac_signatures_of_each_size_are_checked_exactly() {
+    let clock = clock();
+    for (algorithm, alg) in [
+        (Algorithm::HS256, Alg::HS256),
+        (Algorithm::HS384, Alg::HS384),
+        (Algorithm::HS512, Alg::HS512),
+    ] {
+        let client = serve(layer_on(JwtKey::hmac(SECRET, algorithm).unwrap(), &clock)).await;
+        let header = json!({"alg": format!("{alg:?}")});
+        let good = sign(&header, &claims(json!({})), &hs256(), alg);
+        assert_eq!(bearer(&client, &good).await.status, 200, "{alg:?}");
+
+        let (message, signature) = good.rsplit_once('.').unwrap();
+        let mut flipped = signature.as_bytes().to_vec();
+        flipped[3] = if flipped[3] == b'A' { b'B' } else { b'A' };
+        let flipped = String::from_utf8(flipped).unwrap();
+        // The last character carries spare bits that must be zero: one with them set decodes
+        // to the same bytes in a lenient decoder.
+        // Its last character, with a spare bit set: the same bytes to a lenient decoder.
+        // (HS384's 48 bytes fill 64 characters exactly: no spare bits.)
+        let spare = (alg != Alg::HS384).then(|| {
+            let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+            let index = alphabet.find(signature.chars().last().unwrap()).unwrap();
+            let next = alphabet.as_bytes()[index | 1] as char;
+            format!("{}{next}", &signature[..signature.len() - 1])
+        });
+        let other = sign(
+            &header,
+            &claims(json!({})),
+            &EncodingKey::from_secret(b"another secret, as long as the first one, or longer!!"),
+            alg,
+        );
+        let moved = format!(
+            "{}.{}.{signature}",
+            b64(header.to_string()),
+            b64(claims(json!({"sub": "mallory"})).to_string())
+        );
+        let mut refused = vec![
+            format!("{message}."),
+            format!("{message}.{}", &signature[..signature.len() - 1]),
+            format!("{message}.{signature}A"),
+            format!("{message}.{}", &signature[..signature.len() - 4]),
+            format!("{message}.{flipped}"),
+            other,
+            moved,
+        ];
+        refused.extend(spare.map(|s| format!("{message}.{s}")));
+        for token in &refused {
+            let answer = bearer(&client, token).await;
+            assert_eq!(answer.status, 401, "{alg:?} {token}");
+            // Bytes that are not base64url are malformed, a wrong signature invalid.
+            let code = answer.json()["code"].as_str().unwrap().to_owned();
+            assert!(
+                ["invalid_credential", "malformed_credential"].contains(&code.as_str()),
+                "{alg:?} {token}: {code}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn embedded_jwk_and_jku_are_never_followed_and_crit_is_refused() {
     init();
