@@ -145,18 +145,24 @@ where
 
     /// Full verification: split, header, claims parse, provider by `iss`, key, signature,
     /// claim checks. Header and payload are each decoded and parsed once.
-    fn verify(&self, token: &str, now: u64) -> Result<VerifiedToken<C>, Failure> {
+    fn verify(&self, token: &[u8], now: u64) -> Result<VerifiedToken<C>, Failure> {
         let inner = &*self.inner;
-        let mut parts = token.split('.');
-        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        // Three parts: the header up to the first dot, the signature after the last, both
+        // short, so only they are scanned. A dot inside the payload is not base64url: its
+        // decoding refuses a token of four parts or more.
+        let (Some(first), Some(last)) = (
+            token.iter().position(|&b| b == b'.'),
+            token.iter().rposition(|&b| b == b'.'),
+        ) else {
             return Err(malformed().into());
         };
-        let message_len = header_b64.len() + 1 + payload_b64.len();
+        if first == last {
+            return Err(malformed().into());
+        }
+        let (header_b64, payload_b64) = (&token[..first], &token[first + 1..last]);
         let signed = Signed {
-            message: &token.as_bytes()[..message_len],
-            signature_b64,
+            message: &token[..last],
+            signature_b64: &token[last + 1..],
         };
 
         let (mut header_stack, mut header_heap) = ([0; 256], Vec::new());
@@ -182,10 +188,12 @@ where
             let standard: StandardClaims = from_object(payload).ok_or_else(malformed)?;
             let accepted =
                 self.accept(&header, &signed, payload, &Registered::of(&standard), now)?;
-            let claims: Box<dyn Any> = Box::new(standard);
-            let claims = *claims
-                .downcast::<C>()
-                .unwrap_or_else(|_| unreachable!("C is StandardClaims"));
+            // `C` is `StandardClaims`: moved across through `Any`, without a box.
+            let mut standard = Some(standard);
+            let claims = (&mut standard as &mut dyn Any)
+                .downcast_mut::<Option<C>>()
+                .and_then(Option::take)
+                .unwrap_or_else(|| unreachable!("C is StandardClaims"));
             (claims, accepted)
         } else {
             let registered: Registered<'_> = from_object(payload).ok_or_else(malformed)?;
@@ -274,7 +282,7 @@ where
 /// The signed part of a token and its signature.
 struct Signed<'t> {
     message: &'t [u8],
-    signature_b64: &'t str,
+    signature_b64: &'t [u8],
 }
 
 /// A token whose signature and claims held.

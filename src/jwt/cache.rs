@@ -77,10 +77,9 @@ impl<C: Send + Sync + 'static> TokenCache<C> {
         Some(entry)
     }
 
-    pub(crate) fn insert(&self, token: &str, entry: Entry<C>) {
+    pub(crate) fn insert(&self, token: &[u8], entry: Entry<C>) {
         if !entry.ttl.is_zero() {
-            self.cache
-                .insert(Box::from(token.as_bytes()), Arc::new(entry));
+            self.cache.insert(Box::from(token), Arc::new(entry));
         }
     }
 

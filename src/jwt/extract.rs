@@ -86,13 +86,14 @@ fn from_authorization(value: &[u8]) -> Result<Option<&[u8]>, Refusal> {
     Ok(Some(token))
 }
 
-/// The token as text, once it is known to be one RFC 6750 b64token (which also rules out a
-/// second token after a space, and anything not ASCII).
-pub(crate) fn token(raw: &[u8]) -> Result<&str, Refusal> {
+/// The token, once it is known to be one RFC 6750 b64token (which also rules out a second
+/// token after a space, and anything not ASCII). It stays bytes: nothing downstream needs it
+/// as text, so it is not validated as UTF-8 a second time.
+pub(crate) fn token(raw: &[u8]) -> Result<&[u8], Refusal> {
     if !is_b64token(raw) {
         return Err(not_a_token());
     }
-    std::str::from_utf8(raw).map_err(|_| not_a_token())
+    Ok(raw)
 }
 
 fn not_a_token() -> Refusal {
@@ -192,7 +193,9 @@ mod tests {
         let uri: http::Uri = uri.parse().unwrap();
         match find(&map, &uri, sources, 64) {
             Ok(Found::None) => Ok(None),
-            Ok(Found::Token(raw)) => token(raw).map(|t| Some(t.to_owned())).map_err(|r| r.kind()),
+            Ok(Found::Token(raw)) => token(raw)
+                .map(|t| Some(String::from_utf8(t.to_vec()).unwrap()))
+                .map_err(|r| r.kind()),
             Err(r) => Err(r.kind()),
         }
     }

@@ -175,7 +175,7 @@ impl Provider {
         kid: Option<&str>,
         alg: &str,
         message: &[u8],
-        signature_b64: &str,
+        signature_b64: &[u8],
     ) -> Result<Arc<JwtKey>, KeyFailure> {
         let mut miss = Miss::Unknown;
         for source in &self.keys {

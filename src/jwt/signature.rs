@@ -11,7 +11,7 @@ use super::validation::{Refusal, invalid, malformed};
 /// process-wide default provider does not matter.
 #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
 pub(crate) fn verify_signature(
-    signature_b64: &str,
+    signature_b64: &[u8],
     message: &[u8],
     key: &JwtKey,
 ) -> Result<(), Refusal> {
@@ -65,13 +65,17 @@ thread_local! {
 /// `jsonwebtoken::crypto::CryptoProvider::install_default` verifies.
 #[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
 pub(crate) fn verify_signature(
-    signature_b64: &str,
+    signature_b64: &[u8],
     message: &[u8],
     key: &JwtKey,
 ) -> Result<(), Refusal> {
     if let Some(verified) = verify_hmac(signature_b64, message, key) {
         return verified;
     }
+    // A b64token is ASCII.
+    let Ok(signature_b64) = std::str::from_utf8(signature_b64) else {
+        return Err(malformed());
+    };
     if signature_b64.is_empty() {
         return Err(BAD_SIGNATURE);
     }
@@ -85,7 +89,7 @@ pub(crate) fn verify_signature(
 /// An `HS*` signature of the key's tag length, verified with the key's prepared HMAC (decoded
 /// on the stack). `None` for other keys and other lengths, which the general path answers
 /// (a signature of the wrong length is refused there, as any other wrong signature).
-fn verify_hmac(signature_b64: &str, message: &[u8], key: &JwtKey) -> Option<Result<(), Refusal>> {
+fn verify_hmac(signature_b64: &[u8], message: &[u8], key: &JwtKey) -> Option<Result<(), Refusal>> {
     let hmac = key.hmac_key()?;
     let tag_len = hmac.tag_len();
     // Base64url without padding: 4 characters per 3 bytes, the last group shortened.
@@ -107,7 +111,7 @@ const BAD_SIGNATURE: Refusal = invalid("The token signature is not valid.");
 /// Decodes base64url without padding, into `buf` (emptied first; a buffer grown past 4 KiB
 /// by an oversized signature is given back).
 #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
-fn b64(input: &str, buf: &mut Vec<u8>) -> Result<(), Refusal> {
+fn b64(input: &[u8], buf: &mut Vec<u8>) -> Result<(), Refusal> {
     buf.clear();
     if buf.capacity() > 4096 {
         *buf = Vec::new();
@@ -119,7 +123,7 @@ fn b64(input: &str, buf: &mut Vec<u8>) -> Result<(), Refusal> {
 
 /// Decodes base64url without padding into `stack` when it fits, else into `heap`.
 pub(crate) fn b64_into<'b, const N: usize>(
-    input: &str,
+    input: &[u8],
     stack: &'b mut [u8; N],
     heap: &'b mut Vec<u8>,
 ) -> Result<&'b [u8], Refusal> {
@@ -138,11 +142,14 @@ pub(crate) fn b64_into<'b, const N: usize>(
 
 /// `json` if it is valid UTF-8. The header and the payload must be UTF-8 JSON (RFC 7515
 /// §5.2, RFC 7519 §7.2), but a JSON parser skips members nobody reads without looking at
-/// their bytes, so the whole text is checked here, once.
+/// their bytes, so the whole text is checked here, once. Claims are nearly always ASCII,
+/// which a word-at-a-time scan confirms several times faster than a full validation; only
+/// other text is validated in full.
 #[inline]
 pub(crate) fn utf8(json: &[u8]) -> Result<&[u8], Refusal> {
-    match std::str::from_utf8(json) {
-        Ok(_) => Ok(json),
-        Err(_) => Err(malformed()),
+    if json.is_ascii() || std::str::from_utf8(json).is_ok() {
+        Ok(json)
+    } else {
+        Err(malformed())
     }
 }

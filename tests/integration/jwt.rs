@@ -602,6 +602,10 @@ async fn malformed_tokens_and_headers() {
         format!("{header}.{payload}"),
         format!("{header}.{payload}.{signature}.{signature}"),
         format!("{header}.{payload}.{signature}.x.y"),
+        format!("{header}.{}.{}.{signature}", &payload[..8], &payload[8..]),
+        format!("{header}..{signature}"),
+        format!(".{payload}.{signature}"),
+        "..".to_owned(),
         format!("{header}a.{payload}.{signature}"),
         format!("{}.{payload}.{signature}", b64("[]")),
         format!(
