@@ -128,6 +128,7 @@
 //!   `authorization` so tokens never reach request logs.
 
 mod authenticator;
+mod base64url;
 mod cache;
 mod claims;
 mod error;

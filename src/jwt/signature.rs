@@ -1,7 +1,6 @@
 //! Decoding a token's parts and checking its signature.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use super::base64url;
 
 use super::keys::JwtKey;
 use super::validation::{Refusal, invalid, malformed};
@@ -96,14 +95,12 @@ fn verify_hmac(signature_b64: &[u8], message: &[u8], key: &JwtKey) -> Option<Res
     if signature_b64.len() != (tag_len * 4).div_ceil(3) {
         return None;
     }
-    let mut tag = [0u8; 66];
-    Some(
-        match URL_SAFE_NO_PAD.decode_slice(signature_b64, &mut tag) {
-            Ok(len) if hmac.verify(message, &tag[..len]) => Ok(()),
-            Ok(_) => Err(BAD_SIGNATURE),
-            Err(_) => Err(malformed()),
-        },
-    )
+    let mut tag = [0u8; 64];
+    Some(match base64url::decode(signature_b64, &mut tag) {
+        Some(len) if hmac.verify(message, &tag[..len]) => Ok(()),
+        Some(_) => Err(BAD_SIGNATURE),
+        None => Err(malformed()),
+    })
 }
 
 const BAD_SIGNATURE: Refusal = invalid("The token signature is not valid.");
@@ -112,13 +109,10 @@ const BAD_SIGNATURE: Refusal = invalid("The token signature is not valid.");
 /// by an oversized signature is given back).
 #[cfg(any(feature = "aws-lc-rs", feature = "rust-crypto"))]
 fn b64(input: &[u8], buf: &mut Vec<u8>) -> Result<(), Refusal> {
-    buf.clear();
     if buf.capacity() > 4096 {
         *buf = Vec::new();
     }
-    URL_SAFE_NO_PAD
-        .decode_vec(input, buf)
-        .map_err(|_| malformed())
+    base64url::decode_vec(input, buf).ok_or_else(malformed)
 }
 
 /// Decodes base64url without padding into `stack` when it fits, else into `heap`.
@@ -127,17 +121,15 @@ pub(crate) fn b64_into<'b, const N: usize>(
     stack: &'b mut [u8; N],
     heap: &'b mut Vec<u8>,
 ) -> Result<&'b [u8], Refusal> {
-    if input.len() / 4 * 3 + 3 <= N {
-        let len = URL_SAFE_NO_PAD
-            .decode_slice(input, stack)
-            .map_err(|_| malformed())?;
-        Ok(&stack[..len])
+    let len = base64url::decoded_len(input.len()).ok_or_else(malformed)?;
+    let out = if len <= N {
+        &mut stack[..len]
     } else {
-        URL_SAFE_NO_PAD
-            .decode_vec(input, heap)
-            .map_err(|_| malformed())?;
-        Ok(heap)
-    }
+        heap.resize(len, 0);
+        &mut heap[..]
+    };
+    base64url::decode(input, out).ok_or_else(malformed)?;
+    Ok(out)
 }
 
 /// `json` if it is valid UTF-8. The header and the payload must be UTF-8 JSON (RFC 7515
