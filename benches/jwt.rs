@@ -7,7 +7,14 @@
 //!
 //! ```text
 //! cargo bench --features jwt --bench jwt -- --warm-up-time 1 --measurement-time 3
+//! TOLLGATE_PAIRED=1 cargo bench --features jwt --bench jwt
 //! ```
+//!
+//! Paired mode (`TOLLGATE_PAIRED=1`) runs `bare`, tollgate HS256 uncached and cached, and
+//! jwt-authorizer in alternating rounds, and reports each row's median, its median overhead
+//! over `bare` in the same round, and the median per-round ratio of tollgate's uncached
+//! overhead to jwt-authorizer's: on a busy machine, rows measured minutes apart drift more
+//! than the differences between them.
 
 // criterion_group! generates an undocumented function.
 #![allow(missing_docs)]
@@ -20,7 +27,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use http::{HeaderValue, Request, Response};
 use jsonwebtoken::{Algorithm as Alg, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::json;
@@ -179,6 +186,16 @@ fn jwt(c: &mut Criterion) {
 
     providers(&mut group);
 
+    let layer = authorizer();
+    let mut service = layer.layer(bare());
+    group.bench_function("jwt_authorizer/HS256", |b| {
+        b.iter(|| call(&mut service, &hs_header));
+    });
+    group.finish();
+}
+
+/// jwt-authorizer 0.15 on the same HS256 secret, claims as `serde_json::Value`.
+fn authorizer() -> jwt_authorizer::layer::AuthorizationLayer<serde_json::Value> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -191,12 +208,81 @@ fn jwt(c: &mut Criterion) {
         .await
         .unwrap()
     });
-    let layer = jwt_authorizer::layer::AuthorizationLayer::new(vec![Arc::new(authorizer)]);
-    let mut service = layer.layer(bare());
-    group.bench_function("jwt_authorizer/HS256", |b| {
-        b.iter(|| call(&mut service, &hs_header));
-    });
-    group.finish();
+    jwt_authorizer::layer::AuthorizationLayer::new(vec![Arc::new(authorizer)])
+}
+
+/// Paired mode: see the module's documentation.
+fn paired() {
+    let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
+        &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER,
+    );
+    const ROUNDS: usize = 21;
+    const CALLS: usize = 20_000;
+    let case = &cases()[0];
+    let header = HeaderValue::from_str(&format!("Bearer {}", token(case))).unwrap();
+    let uncached = JwtLayer::builder(case.key.clone())
+        .no_cache()
+        .build()
+        .unwrap();
+    let cached = JwtLayer::builder(case.key.clone()).build().unwrap();
+    let mut rows: Vec<(&str, Box<dyn FnMut(&HeaderValue)>)> = vec![
+        ("bare", {
+            let mut s = bare();
+            Box::new(move |h| call(&mut s, h))
+        }),
+        ("tollgate_uncached/HS256", {
+            let mut s = uncached.layer(bare());
+            Box::new(move |h| call(&mut s, h))
+        }),
+        ("tollgate_cached/HS256", {
+            let mut s = cached.layer(bare());
+            Box::new(move |h| call(&mut s, h))
+        }),
+        ("jwt_authorizer/HS256", {
+            let mut s = authorizer().layer(bare());
+            Box::new(move |h| call(&mut s, h))
+        }),
+    ];
+    let mut samples = vec![Vec::new(); rows.len()];
+    for round in 0..ROUNDS {
+        for r in 0..rows.len() {
+            let r = (r + round) % rows.len();
+            let began = std::time::Instant::now();
+            for _ in 0..CALLS {
+                (rows[r].1)(&header);
+            }
+            samples[r].push(began.elapsed().as_nanos() as f64 / CALLS as f64);
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let overhead = |r: usize| -> Vec<f64> {
+        samples[r]
+            .iter()
+            .zip(&samples[0])
+            .map(|(row, bare)| row - bare)
+            .collect()
+    };
+    for (r, (name, _)) in rows.iter().enumerate() {
+        println!(
+            "{name:24} median {:8.1} ns   overhead {:8.1} ns",
+            median(samples[r].clone()),
+            median(overhead(r))
+        );
+    }
+    let ratios: Vec<f64> = overhead(1)
+        .iter()
+        .zip(overhead(3))
+        .map(|(ours, theirs)| ours / theirs)
+        .collect();
+    println!(
+        "tollgate uncached / jwt-authorizer overhead: median {:.3} (per-round range {:.3}-{:.3})",
+        median(ratios.clone()),
+        ratios.iter().copied().fold(f64::MAX, f64::min),
+        ratios.iter().copied().fold(f64::MIN, f64::max)
+    );
 }
 
 /// One provider against two routed by `iss` (the token's issuer listed second), HS256, cached
@@ -247,4 +333,12 @@ fn providers(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::W
 }
 
 criterion_group!(benches, jwt);
-criterion_main!(benches);
+
+fn main() {
+    if std::env::var_os("TOLLGATE_PAIRED").is_some() {
+        paired();
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
