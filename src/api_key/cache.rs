@@ -143,8 +143,20 @@ impl KeyCache {
 
     /// Remembers `entry` for the key bytes of `tag`, as of `generation` (read before `entry`
     /// was): an invalidation since makes it unreachable.
+    ///
+    /// The table keeps this thread's own copy of the identity. Each request clones it and drops
+    /// the clone, two writes to its reference count: on a copy shared by all threads, threads
+    /// serving the same key (or keys whose identities sit on one cache line) would take that
+    /// line from each other on every request.
     pub(crate) fn put_tagged(&self, tag: Tag, generation: u64, entry: Entry) {
-        front::put_tagged(self.id, generation, tag, entry);
+        let state = match entry.state {
+            State::Known { identity, status } => State::Known {
+                identity: identity.private_copy(),
+                status,
+            },
+            State::Unknown => State::Unknown,
+        };
+        front::put_tagged(self.id, generation, tag, Entry { state, ..entry });
     }
 
     fn fresh(&self, entry: Entry, now: SystemTime) -> Option<Entry> {

@@ -60,6 +60,7 @@ pub struct AppIdentity(Arc<Inner>);
 // then sit right after the `Arc`'s counts, on the cache line the identity's clone has just
 // touched (or on the next one), instead of two lines further into the allocation.
 #[repr(C)]
+#[derive(Clone)]
 struct Inner {
     key_id: String,
     quota: Option<Quota>,
@@ -75,6 +76,13 @@ struct Inner {
 }
 
 impl AppIdentity {
+    /// The same identity in an allocation of its own (its usage counters still shared):
+    /// for a per-thread cache, whose clones then count references on memory no other
+    /// thread writes.
+    pub(crate) fn private_copy(&self) -> Self {
+        Self(Arc::new((*self.0).clone()))
+    }
+
     /// Starts an identity for key `key_id` of application `app_id`.
     pub fn builder(key_id: impl Into<String>, app_id: impl Into<String>) -> AppIdentityBuilder {
         AppIdentityBuilder(Inner {
