@@ -188,18 +188,18 @@ where
             let standard: StandardClaims = from_object(payload).ok_or_else(malformed)?;
             let accepted =
                 self.accept(&header, &signed, payload, &Registered::of(&standard), now)?;
-            // `C` is `StandardClaims`: moved across through `Any`, without a box.
-            let mut standard = Some(standard);
-            let claims = (&mut standard as &mut dyn Any)
-                .downcast_mut::<Option<C>>()
-                .and_then(Option::take)
-                .unwrap_or_else(|| unreachable!("C is StandardClaims"));
-            (claims, accepted)
+            // `C` is `StandardClaims`: its `Arc` changes type through `Any`, so the claims are
+            // moved once, into the allocation they stay in.
+            let any: Arc<dyn Any + Send + Sync> = Arc::new(standard);
+            let claims = any
+                .downcast::<C>()
+                .unwrap_or_else(|_| unreachable!("C is StandardClaims"));
+            (Claims::from_arc(claims), accepted)
         } else {
             let registered: Registered<'_> = from_object(payload).ok_or_else(malformed)?;
             let accepted = self.accept(&header, &signed, payload, &registered, now)?;
             let claims: C = serde_json::from_slice(payload).map_err(|_| malformed())?;
-            (claims, accepted)
+            (Claims::new(claims), accepted)
         };
         let Accepted {
             facts:
@@ -212,10 +212,7 @@ where
             provider,
             key,
         } = accepted;
-        let verified = VerifiedToken {
-            user,
-            claims: Claims::new(claims),
-        };
+        let verified = VerifiedToken { user, claims };
         if let Some(cache) = &inner.cache {
             let leeway = inner.providers.get(provider).validation.leeway;
             let ttl = match exp {

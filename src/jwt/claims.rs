@@ -22,6 +22,10 @@ impl<C> Claims<C> {
         Self(Arc::new(claims))
     }
 
+    pub(crate) fn from_arc(claims: Arc<C>) -> Self {
+        Self(claims)
+    }
+
     /// The claims.
     pub fn get(&self) -> &C {
         &self.0
