@@ -213,7 +213,7 @@ where
             key,
         } = accepted;
         let verified = VerifiedToken { user, claims };
-        if let Some(cache) = &inner.cache {
+        if let (Some(cache), Some(key)) = (&inner.cache, key) {
             let leeway = inner.providers.get(provider).validation.leeway;
             let ttl = match exp {
                 Some(exp) => Duration::from_secs(exp.saturating_add(leeway).saturating_sub(now)),
@@ -258,6 +258,7 @@ where
                 &header.alg,
                 signed.message,
                 signed.signature_b64,
+                self.inner.cache.is_some(),
             )
             .map_err(|failure| match failure {
                 KeyFailure::Unknown => Failure::UnknownKid(index),
@@ -286,7 +287,8 @@ struct Signed<'t> {
 struct Accepted {
     facts: Facts,
     provider: usize,
-    key: Arc<JwtKey>,
+    /// The key that verified it, kept for the cache entry (`None` without a cache).
+    key: Option<Arc<JwtKey>>,
 }
 
 impl<C> JwtAuthenticator<C> {

@@ -169,14 +169,16 @@ impl Provider {
     }
 
     /// Verifies the signature over `message` with the provider's key for `kid` and `alg`;
-    /// returns the key that verified it.
+    /// returns the key that verified it when `keep` asks for it (a cache entry remembers it:
+    /// without a cache, no reference is counted on the shared key).
     pub(crate) fn verify(
         &self,
         kid: Option<&str>,
         alg: &str,
         message: &[u8],
         signature_b64: &[u8],
-    ) -> Result<Arc<JwtKey>, KeyFailure> {
+        keep: bool,
+    ) -> Result<Option<Arc<JwtKey>>, KeyFailure> {
         let mut miss = Miss::Unknown;
         for source in &self.keys {
             let guard;
@@ -192,7 +194,7 @@ impl Provider {
                     let mut refusal = None;
                     for key in candidates.iter() {
                         match verify_signature(signature_b64, message, key) {
-                            Ok(()) => return Ok(Arc::clone(key)),
+                            Ok(()) => return Ok(keep.then(|| Arc::clone(key))),
                             Err(r) => refusal = Some(r),
                         }
                     }
