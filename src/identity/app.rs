@@ -79,6 +79,7 @@ impl AppIdentity {
     /// The same identity in an allocation of its own (its usage counters still shared):
     /// for a per-thread cache, whose clones then count references on memory no other
     /// thread writes.
+    #[cfg(feature = "api-key")]
     pub(crate) fn private_copy(&self) -> Self {
         Self(Arc::new((*self.0).clone()))
     }
