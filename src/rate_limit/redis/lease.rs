@@ -228,33 +228,43 @@ impl Leases {
     /// The map key: the rate-limit key and its quotas (a store shared by layers with different
     /// limits keeps their leases apart).
     pub(super) fn slot_key(hit: &Hit<'_>) -> Vec<u8> {
-        let mut key = Vec::with_capacity(hit.key().len() + 16 * hit.quotas().len());
-        key.extend_from_slice(hit.key());
-        for quota in hit.quotas() {
-            key.extend_from_slice(&window_micros(quota.window()).to_le_bytes());
-            key.extend_from_slice(&quota.limit().to_le_bytes());
-        }
+        let mut key = vec![0; Self::slot_key_len(hit)];
+        Self::write_slot_key(hit, &mut key);
         key
+    }
+
+    fn slot_key_len(hit: &Hit<'_>) -> usize {
+        hit.key().len() + 16 * hit.quotas().len()
+    }
+
+    /// Writes [`slot_key`](Self::slot_key) into `out`, exactly `slot_key_len` long.
+    fn write_slot_key(hit: &Hit<'_>, out: &mut [u8]) {
+        let (key, mut rest) = out.split_at_mut(hit.key().len());
+        key.copy_from_slice(hit.key());
+        for quota in hit.quotas() {
+            let (window, tail) = rest.split_at_mut(8);
+            let (limit, tail) = tail.split_at_mut(8);
+            window.copy_from_slice(&window_micros(quota.window()).to_le_bytes());
+            limit.copy_from_slice(&quota.limit().to_le_bytes());
+            rest = tail;
+        }
     }
 
     /// A local decision, if the key's lease can make one. The map key is built on the stack
     /// when it fits: a decision from the lease allocates nothing.
     pub(super) fn try_hit(&self, hit: &Hit<'_>) -> Option<Decision> {
         let mut stack = [0u8; 256];
-        let needed = hit.key().len() + 16 * hit.quotas().len();
+        let len = Self::slot_key_len(hit);
         let heap;
-        let key: &[u8] = if needed <= stack.len() {
-            let mut at = hit.key().len();
-            stack[..at].copy_from_slice(hit.key());
-            for quota in hit.quotas() {
-                stack[at..at + 8].copy_from_slice(&window_micros(quota.window()).to_le_bytes());
-                stack[at + 8..at + 16].copy_from_slice(&quota.limit().to_le_bytes());
-                at += 16;
+        let key: &[u8] = match stack.get_mut(..len) {
+            Some(key) => {
+                Self::write_slot_key(hit, key);
+                key
             }
-            &stack[..at]
-        } else {
-            heap = Self::slot_key(hit);
-            &heap
+            None => {
+                heap = Self::slot_key(hit);
+                &heap
+            }
         };
         let slot = self.slots.get(key)?;
         let mut lease = slot.lock();
@@ -426,5 +436,32 @@ mod tests {
             lease.decide(1, now + Duration::from_secs(2)).is_none(),
             "expired tokens are not spent"
         );
+    }
+
+    /// The stack-built map key of `try_hit` is the one `slot_key` builds, for short keys and
+    /// for keys too long for the stack buffer.
+    #[test]
+    fn the_map_key_is_the_same_however_it_is_built() {
+        use crate::Quota;
+        use crate::rate_limit::Hit;
+
+        let quotas = [Quota::per_second(7), Quota::per_hour(1_000)];
+        for key in [b"k".to_vec(), vec![b'x'; 300]] {
+            let hit = Hit::at_nanos(&key, &quotas, 1, 1_700_000_000_000_000_000);
+            let mut out = vec![0xAA; Leases::slot_key_len(&hit)];
+            Leases::write_slot_key(&hit, &mut out);
+            assert_eq!(out, Leases::slot_key(&hit));
+            assert_eq!(&out[..key.len()], &key[..]);
+            assert_eq!(out.len(), key.len() + 32);
+            let quota = |at: usize| &out[key.len() + at..key.len() + at + 8];
+            assert_eq!(
+                quota(0),
+                1_000_000u64.to_le_bytes(),
+                "the window in microseconds"
+            );
+            assert_eq!(quota(8), 7u64.to_le_bytes(), "the limit");
+            assert_eq!(quota(16), 3_600_000_000u64.to_le_bytes());
+            assert_eq!(quota(24), 1_000u64.to_le_bytes());
+        }
     }
 }
