@@ -28,6 +28,10 @@ use tollgate::api_key::{ApiKeyLayer, ApiKeys, InMemoryKeyStore, KeyDigest, NewKe
 use tollgate::identity::AppIdentity;
 use tower::{Layer, Service, service_fn};
 
+#[path = "common/stats.rs"]
+mod stats;
+use stats::median;
+
 type Req = Request<()>;
 
 fn bare() -> impl Service<
@@ -257,10 +261,6 @@ where
         }
         start.elapsed().as_nanos() as f64 / f64::from(CALLS)
     }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     let (mut plain, mut usage, mut with, mut usage_diffs, mut diffs) =
         (vec![], vec![], vec![], vec![], vec![]);
     for round in 0..ROUNDS {
@@ -319,10 +319,6 @@ where
         }
         start.elapsed().as_nanos() as f64 / f64::from(CALLS)
     }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     let (mut bare_ns, mut floor_ns, mut hit_ns, mut ratios) = (vec![], vec![], vec![], vec![]);
     for round in 0..ROUNDS {
         let mut t = [0.0; 3];

@@ -34,6 +34,10 @@ use serde_json::json;
 use tollgate::jwt::{Algorithm, JwtKey, JwtLayer, Provider, StandardClaims};
 use tower::{Layer, Service, service_fn};
 
+#[path = "common/stats.rs"]
+mod stats;
+use stats::median;
+
 type Body = axum07::body::Body;
 
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
@@ -254,10 +258,6 @@ fn paired() {
             samples[r].push(began.elapsed().as_nanos() as f64 / CALLS as f64);
         }
     }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     let overhead = |r: usize| -> Vec<f64> {
         samples[r]
             .iter()

@@ -41,6 +41,10 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tower::{Service, ServiceExt};
 
+#[path = "common/stats.rs"]
+mod stats;
+use stats::median;
+
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
 /// Rows in the order they run: name, framework baseline row, what it is.
@@ -412,11 +416,6 @@ fn percentile(sorted: &[u32], p: f64) -> u32 {
         return 0;
     }
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 impl Measured {

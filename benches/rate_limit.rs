@@ -58,7 +58,14 @@ use tower::{Layer, Service};
 
 #[path = "common/header_keys.rs"]
 mod header_keys;
+#[path = "common/static_fields.rs"]
+mod static_fields;
 use header_keys::{API_KEY, GovernorHeaderKey, header_layer};
+use static_fields::with_static_fields;
+
+#[path = "common/stats.rs"]
+mod stats;
+use stats::median;
 
 const DISTINCT: usize = 10_000;
 
@@ -192,19 +199,6 @@ where
     })
 }
 
-fn with_static_fields(mut response: Response<Body>) -> Response<Body> {
-    let headers = response.headers_mut();
-    headers.insert(
-        http::HeaderName::from_static("ratelimit-policy"),
-        HeaderValue::from_static("\"default\";q=1000000000;w=1"),
-    );
-    headers.insert(
-        http::HeaderName::from_static("ratelimit"),
-        HeaderValue::from_static("\"default\";r=999999999;t=1"),
-    );
-    response
-}
-
 /// Every row, by name.
 fn rows() -> Vec<(&'static str, Make)> {
     let huge = Quota::per_second(1_000_000_000);
@@ -328,10 +322,6 @@ fn paired() {
                     samples[r].push(ns);
                 }
             }
-            let median = |mut v: Vec<f64>| {
-                v.sort_by(f64::total_cmp);
-                v[v.len() / 2]
-            };
             for (r, (name, _)) in rows.iter().enumerate() {
                 let overhead: Vec<f64> = samples[r]
                     .iter()

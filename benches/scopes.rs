@@ -35,6 +35,10 @@ use tollgate::jwt::{Algorithm, JwtKey, JwtLayer};
 use tollgate::scope::RequireScopesLayer;
 use tower::{Layer, Service, ServiceExt, service_fn};
 
+#[path = "common/stats.rs"]
+mod stats;
+use stats::median;
+
 type Req = Request<()>;
 
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
@@ -229,10 +233,6 @@ where
         }
         start.elapsed().as_nanos() as f64 / f64::from(CALLS)
     }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     let mut rows: [Vec<f64>; 5] = Default::default();
     let mut ratios = Vec::with_capacity(ROUNDS);
     for round in 0..ROUNDS {

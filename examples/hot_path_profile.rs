@@ -44,6 +44,9 @@ use tower::{Layer, Service};
 #[path = "../benches/common/header_keys.rs"]
 #[allow(dead_code)] // the governor extractor is for the rate-limit bench
 mod header_keys;
+#[path = "../benches/common/static_fields.rs"]
+mod static_fields;
+use static_fields::with_static_fields;
 
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
@@ -52,20 +55,6 @@ type Req = Request<()>;
 fn bare() -> impl Service<Req, Response = Response<String>, Error = std::convert::Infallible> + Clone
 {
     tower::service_fn(|_: Req| std::future::ready(Ok(Response::new(String::new()))))
-}
-
-/// The `floor_fields` row: the two fields' values as the layer renders them for `huge`.
-fn with_static_fields(mut response: Response<String>) -> Response<String> {
-    let headers = response.headers_mut();
-    headers.insert(
-        http::HeaderName::from_static("ratelimit-policy"),
-        HeaderValue::from_static("\"default\";q=1000000000;w=1"),
-    );
-    headers.insert(
-        http::HeaderName::from_static("ratelimit"),
-        HeaderValue::from_static("\"default\";r=999999999;t=1"),
-    );
-    response
 }
 
 /// Polls a future that must finish without waiting (every row is warm).
