@@ -7,12 +7,10 @@
 use std::collections::BTreeSet;
 use std::sync::{Mutex, PoisonError};
 
-use bytes::Bytes;
-use http::header::Entry;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::Limit;
-use super::store::{Decision, MAX_LIMITS};
+use super::store::Decision;
 use crate::Quota;
 
 // The field names, each built where it is used from a value made at compile time: that copies
@@ -61,98 +59,6 @@ impl HeaderMode {
 /// Whole seconds, rounded up.
 fn ceil_secs(d: std::time::Duration) -> u64 {
     d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
-}
-
-/// A number's decimal digits, written from the end two at a time on the stack: no `format!`,
-/// no length computed beforehand.
-#[derive(Clone, Copy)]
-struct Digits {
-    buf: [u8; 20],
-    start: u8,
-}
-
-impl Digits {
-    const NONE: Self = Self {
-        buf: [0; 20],
-        start: 20,
-    };
-
-    #[inline]
-    fn new(mut n: u64) -> Self {
-        const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-            2021222324252627282930313233343536373839\
-            4041424344454647484950515253545556575859\
-            6061626364656667686970717273747576777879\
-            8081828384858687888990919293949596979899";
-        let mut buf = [0; 20];
-        let mut at = buf.len();
-        while n >= 100 {
-            let pair = (n % 100) as usize * 2;
-            n /= 100;
-            at -= 2;
-            buf[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
-        }
-        if n >= 10 {
-            let pair = n as usize * 2;
-            at -= 2;
-            buf[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
-        } else {
-            at -= 1;
-            buf[at] = b'0' + n as u8;
-        }
-        // `at` is at most 20.
-        Self {
-            buf,
-            start: at as u8,
-        }
-    }
-
-    #[inline]
-    fn as_bytes(&self) -> &[u8] {
-        &self.buf[usize::from(self.start)..]
-    }
-}
-
-/// A list field's value, `"name";a=x;b=y, …`, one item per limit for which `numbers` gives
-/// `(x, y)`. The numbers are written on the stack first, so the value is then copied once into
-/// an allocation of exactly its length that the `HeaderValue` takes over (no zeroed buffer,
-/// no second copy).
-#[inline]
-fn list_value(
-    limits: &[Limit],
-    a: &[u8; 3],
-    b: &[u8; 3],
-    mut numbers: impl FnMut(usize) -> Option<(u64, u64)>,
-) -> Option<HeaderValue> {
-    let mut digits = [(Digits::NONE, Digits::NONE); MAX_LIMITS];
-    let mut len = 0;
-    let mut count = 0;
-    for (i, limit) in limits.iter().enumerate().take(MAX_LIMITS) {
-        let Some((x, y)) = numbers(i) else { break };
-        let (x, y) = (Digits::new(x), Digits::new(y));
-        // `, ` unless first, the quoted name, `;a=x;b=y`.
-        len += usize::from(i > 0) * 2 + limit.name().len() + 2 + 6;
-        len += x.as_bytes().len() + y.as_bytes().len();
-        digits[i] = (x, y);
-        count = i + 1;
-    }
-    let mut out = Vec::with_capacity(len);
-    for (i, (limit, (x, y))) in limits.iter().zip(&digits[..count]).enumerate() {
-        if i > 0 {
-            out.extend_from_slice(b", ");
-        }
-        out.push(b'"');
-        out.extend_from_slice(limit.name().as_bytes());
-        out.push(b'"');
-        out.extend_from_slice(a);
-        out.extend_from_slice(x.as_bytes());
-        out.extend_from_slice(b);
-        out.extend_from_slice(y.as_bytes());
-    }
-    debug_assert_eq!(out.len(), len);
-    // Names are validated visible ASCII, numbers are digits: always a valid value. A `Vec` whose
-    // length is its capacity becomes `Bytes` without copying.
-    HeaderValue::from_maybe_shared(Bytes::from(out)).ok()
 }
 
 fn policy_value(limits: &[Limit], quotas: &[Quota]) -> Option<HeaderValue> {
@@ -227,10 +133,11 @@ impl Rendered {
     ///   keeps them, so an inner limiter's 429 (0 remaining) is never overwritten.
     pub(crate) fn apply(self, headers: &mut HeaderMap) {
         let [policy, state] = self.ietf;
-        for (name, value) in [(ratelimit_policy(), policy), (ratelimit(), state)] {
-            if let Some(value) = value {
-                join_list(headers, name, value);
-            }
+        if let Some(policy) = policy {
+            join_list(headers, ratelimit_policy, policy);
+        }
+        if let Some(state) = state {
+            join_list(headers, ratelimit, state);
         }
         let Some(legacy) = self.legacy else {
             return;
@@ -256,27 +163,24 @@ impl Rendered {
     }
 }
 
-/// Adds `value`'s members to the list field `name`: set as is when the field is absent (the
-/// usual case), else joined after the existing lines with `", "` into one line (equivalent in
-/// HTTP, and readable by clients that look at the first line only).
-fn join_list(headers: &mut HeaderMap, name: HeaderName, value: HeaderValue) {
-    let mut existing = match headers.entry(name) {
-        Entry::Vacant(vacant) => {
-            vacant.insert(value);
-            return;
-        }
-        Entry::Occupied(existing) => existing,
-    };
+/// Adds `value`'s members to the list field `name`: appended, which sets it when the field is
+/// absent (the usual case, one lookup); when it was there, every line, the existing ones and
+/// ours, is joined with `", "` into one (equivalent in HTTP, and readable by clients that look at
+/// the first line only).
+fn join_list(headers: &mut HeaderMap, name: fn() -> HeaderName, value: HeaderValue) {
+    if !headers.append(name(), value) {
+        return;
+    }
     let mut joined = Vec::new();
-    for line in existing.iter().chain([&value]) {
+    for line in headers.get_all(name()) {
         if !joined.is_empty() {
             joined.extend_from_slice(b", ");
         }
         joined.extend_from_slice(line.as_bytes());
     }
-    // Joining valid field values with ", " keeps them valid; keep the existing field if not.
+    // Joining valid field values with ", " keeps them valid (else the lines stay apart).
     if let Ok(joined) = HeaderValue::from_bytes(&joined) {
-        existing.insert(joined);
+        headers.insert(name(), joined);
     }
 }
 
@@ -320,6 +224,9 @@ pub(crate) fn render(
     rendered
 }
 
+mod list;
+use list::list_value;
+
 #[cfg(test)]
 mod proptests;
 
@@ -329,6 +236,7 @@ mod tests {
 
     use super::*;
     use crate::rate_limit::LimitStatus;
+    use crate::rate_limit::store::MAX_LIMITS;
 
     #[test]
     fn values_are_exact_and_the_longest_fits() {

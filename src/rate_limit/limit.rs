@@ -13,6 +13,9 @@ pub struct Limit {
     quota: Quota,
 }
 
+/// The longest limit name, in bytes.
+pub(crate) const MAX_NAME_LEN: usize = 64;
+
 impl Limit {
     /// A limit called `name`.
     ///
@@ -23,7 +26,7 @@ impl Limit {
     pub fn new(name: impl AsRef<str>, quota: Quota) -> Result<Self, ConfigError> {
         let name = name.as_ref();
         let ok = !name.is_empty()
-            && name.len() <= 64
+            && name.len() <= MAX_NAME_LEN
             && name
                 .bytes()
                 .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');

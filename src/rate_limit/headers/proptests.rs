@@ -9,6 +9,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::proptests::config;
 use crate::rate_limit::LimitStatus;
+use crate::rate_limit::store::MAX_LIMITS;
 
 /// A valid limit name: 1-64 bytes of visible ASCII or space, without `"` and `\`.
 fn name() -> impl Strategy<Value = String> {
