@@ -7,6 +7,10 @@
 //!     cargo bench --all-features --bench rate_limit
 //! ```
 //!
+//! `TOLLGATE_INNER=typed` makes every row's inner service answer with a `content-type` header,
+//! as an axum handler does, so the response's header map is allocated before any layer adds
+//! fields (by default it answers with none, and the first field added allocates it).
+//!
 //! In paired mode, `TOLLGATE_ROWS` (comma-separated substrings of row names; `bare` is always
 //! run) and `TOLLGATE_KEYS` (a substring of `hot_key` / `distinct_keys`) run only the matching
 //! rows.
@@ -105,7 +109,19 @@ fn bare() -> impl Service<Request<Body>, Response = Response<Body>, Error = std:
 + Clone
 + Send
 + 'static {
-    tower::service_fn(|_: Request<Body>| std::future::ready(Ok(Response::new(Body::empty()))))
+    let typed = std::env::var_os("TOLLGATE_INNER").is_some_and(|inner| inner == "typed");
+    tower::service_fn(move |_: Request<Body>| {
+        let mut response = Response::new(Body::empty());
+        if typed {
+            // As an axum handler returning a string answers: its header map is already
+            // allocated when a layer adds fields.
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+        }
+        std::future::ready(Ok(response))
+    })
 }
 
 /// Calls `service` once, polling its (immediately ready) future with a no-op waker.
