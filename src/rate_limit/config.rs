@@ -205,6 +205,27 @@ impl<K, St, R> Config<K, St, R> {
         quotas
     }
 
+    /// The fields for `decision`, taken against `quotas`.
+    #[inline]
+    fn render(&self, decision: &Decision, quotas: &Quotas) -> Rendered {
+        headers::render(
+            self.headers,
+            &self.limits,
+            self.policy.as_ref(),
+            quotas.as_slice(),
+            decision,
+        )
+    }
+
+    /// An admitted request's step when fields are on.
+    fn admitted_with_fields(&self, decision: &Decision, quotas: &Quotas) -> Step {
+        let headers = self.render(decision, quotas);
+        Step::Pass((!headers.is_empty()).then_some(Extras {
+            headers,
+            shadow: None,
+        }))
+    }
+
     /// Turns the store's answer into what the service does.
     pub(crate) fn conclude(&self, result: Result<Decision, StoreError>, quotas: &Quotas) -> Step {
         let decision = match result {
@@ -231,13 +252,7 @@ impl<K, St, R> Config<K, St, R> {
             return Step::Pass(None);
         }
         let headers = if self.headers.any() {
-            headers::render(
-                self.headers,
-                &self.limits,
-                self.policy.as_ref(),
-                quotas.as_slice(),
-                &decision,
-            )
+            self.render(&decision, quotas)
         } else {
             Rendered::default()
         };
@@ -341,10 +356,14 @@ where
         )
         .statuses_needed(self.headers.any());
         match self.store.try_hit(&hit) {
-            // The common case, decided without moving the decision around.
-            Some(Ok(decision)) if decision.is_allowed() && !self.headers.any() => {
+            // The common case, decided without moving the decision around: admitted, its
+            // fields (if on) rendered from the decision where it lies.
+            Some(Ok(ref decision)) if decision.is_allowed() => {
                 self.observe.allowed();
-                Step::Pass(None)
+                if !self.headers.any() {
+                    return Step::Pass(None);
+                }
+                self.admitted_with_fields(decision, quotas)
             }
             Some(result) => self.conclude(result, quotas),
             None => Step::Pending(
