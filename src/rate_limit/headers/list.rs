@@ -15,8 +15,8 @@ use crate::rate_limit::store::MAX_LIMITS;
 const MAX_ITEM: usize = 2 + MAX_NAME_LEN + 6 + 2 * 20;
 /// The longest value: `MAX_LIMITS` items and the `", "` between them.
 const MAX_VALUE: usize = MAX_LIMITS * MAX_ITEM + (MAX_LIMITS - 1) * 2;
-/// The buffer for the usual value, one item whose name is at most 32 bytes: zeroing it costs
-/// two vector stores where the longest value's buffer costs fifteen.
+/// The buffer for the usual value, one item whose name is at most 32 bytes (80 bytes to zero
+/// before writing, where the longest value's buffer has 454).
 const SHORT_VALUE: usize = 2 + 32 + 6 + 2 * 20;
 
 /// Two-digit pairs, `00` to `99`, for writing a number two digits at a time.
