@@ -15,9 +15,11 @@ use crate::rate_limit::store::MAX_LIMITS;
 const MAX_ITEM: usize = 2 + MAX_NAME_LEN + 6 + 2 * 20;
 /// The longest value: `MAX_LIMITS` items and the `", "` between them.
 const MAX_VALUE: usize = MAX_LIMITS * MAX_ITEM + (MAX_LIMITS - 1) * 2;
-/// The buffer for the usual value, one item whose name is at most 32 bytes (80 bytes to zero
-/// before writing, where the longest value's buffer has 454).
-const SHORT_VALUE: usize = 2 + 32 + 6 + 2 * 20;
+/// The longest name the short buffer takes.
+const SHORT_NAME: usize = 32;
+/// The buffer for the usual value, one item whose name is at most [`SHORT_NAME`] bytes (80
+/// bytes to zero before writing, where the longest value's buffer has 454).
+const SHORT_VALUE: usize = 2 + SHORT_NAME + 6 + 2 * 20;
 
 /// Two-digit pairs, `00` to `99`, for writing a number two digits at a time.
 const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
@@ -100,7 +102,7 @@ pub(super) fn list_value(
 ) -> Option<HeaderValue> {
     let first = limits.first()?;
     let (x, y) = numbers(0)?;
-    if limits.len() == 1 && first.name().len() <= 32 {
+    if limits.len() == 1 && first.name().len() <= SHORT_NAME {
         return Backwards::<SHORT_VALUE>::new()
             .items(&[(first, x, y)], a, b)
             .value();
@@ -143,8 +145,9 @@ mod tests {
             .map(|n| format!("\"{n}\";q={};w={}", u64::MAX, u64::MAX))
             .collect();
         assert_eq!(value, expected.join(", ").as_str());
-        // A 32-byte name still takes the short buffer, a 33-byte one the long: both exact.
-        for len in [32, 33] {
+        // A name of `SHORT_NAME` bytes still takes the short buffer, one byte more the long: both
+        // exact.
+        for len in [SHORT_NAME, SHORT_NAME + 1] {
             let name = "n".repeat(len);
             let value = list_value(&[limit(&name)], b";r=", b";t=", |_| {
                 Some((u64::MAX, u64::MAX))
