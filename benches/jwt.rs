@@ -4,15 +4,17 @@
 //!
 //! Every service future completes on its first poll (no I/O), so it is polled once with a
 //! no-op waker: what is measured is the layer, not an executor. Overhead = a row minus `bare`.
+//! jwt-authorizer answers axum 0.7's body only, so its inner service answers that body
+//! and its overhead is over `bare_axum07`, the same service with that body.
 //!
 //! ```text
 //! cargo bench --features jwt --bench jwt -- --warm-up-time 1 --measurement-time 3
 //! TOLLGATE_PAIRED=1 cargo bench --features jwt --bench jwt
 //! ```
 //!
-//! Paired mode (`TOLLGATE_PAIRED=1`) runs `bare`, tollgate HS256 uncached and cached, and
-//! jwt-authorizer in alternating rounds, and reports each row's median, its median overhead
-//! over `bare` in the same round, and the median per-round ratio of tollgate's uncached
+//! Paired mode (`TOLLGATE_PAIRED=1`) runs `bare`, tollgate HS256 uncached and cached,
+//! `bare_axum07` and jwt-authorizer in alternating rounds, and reports each row's median, its
+//! median overhead over its bare row in the same round, and the median per-round ratio of tollgate's uncached
 //! overhead to jwt-authorizer's: on a busy machine, rows measured minutes apart drift more
 //! than the differences between them.
 
@@ -38,7 +40,10 @@ use tower::{Layer, Service, service_fn};
 mod stats;
 use stats::median;
 
-type Body = axum07::body::Body;
+/// The inner body of tollgate's rows (any [`tollgate::body::RejectionBody`] would do).
+type Body = http_body_util::Full<bytes::Bytes>;
+/// The inner body of jwt-authorizer's rows: it answers axum 0.7's `Body` only.
+type Body07 = axum07::body::Body;
 
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
@@ -50,14 +55,25 @@ fn fixture(name: &str) -> Vec<u8> {
     .unwrap()
 }
 
-/// The inner service every row wraps.
+/// The inner service every tollgate row wraps.
 fn bare() -> impl Service<
     Request<()>,
     Response = Response<Body>,
     Error = Infallible,
     Future = Ready<Result<Response<Body>, Infallible>>,
 > + Clone {
-    service_fn(|_request: Request<()>| ready(Ok::<_, Infallible>(Response::new(Body::empty()))))
+    bare_with::<Body>()
+}
+
+/// An inner service answering an empty `B`: `Body` for tollgate, `Body07` for jwt-authorizer,
+/// each row's overhead taken over the bare service with its own body.
+fn bare_with<B: Default>() -> impl Service<
+    Request<()>,
+    Response = Response<B>,
+    Error = Infallible,
+    Future = Ready<Result<Response<B>, Infallible>>,
+> + Clone {
+    service_fn(|_request: Request<()>| ready(Ok::<_, Infallible>(Response::new(B::default()))))
 }
 
 /// Polls a future that must be ready at once.
@@ -190,8 +206,10 @@ fn jwt(c: &mut Criterion) {
 
     providers(&mut group);
 
+    let mut service = bare_with::<Body07>();
+    group.bench_function("bare_axum07", |b| b.iter(|| call(&mut service, &hs_header)));
     let layer = authorizer();
-    let mut service = layer.layer(bare());
+    let mut service = layer.layer(bare_with::<Body07>());
     group.bench_function("jwt_authorizer/HS256", |b| {
         b.iter(|| call(&mut service, &hs_header));
     });
@@ -242,11 +260,17 @@ fn paired() {
             let mut s = cached.layer(bare());
             Box::new(move |h| call(&mut s, h))
         }),
+        ("bare_axum07", {
+            let mut s = bare_with::<Body07>();
+            Box::new(move |h| call(&mut s, h))
+        }),
         ("jwt_authorizer/HS256", {
-            let mut s = authorizer().layer(bare());
+            let mut s = authorizer().layer(bare_with::<Body07>());
             Box::new(move |h| call(&mut s, h))
         }),
     ];
+    // Each row's overhead is over the bare service with the same body.
+    let base = |r: usize| if r >= 3 { 3 } else { 0 };
     let mut samples = vec![Vec::new(); rows.len()];
     for round in 0..ROUNDS {
         for r in 0..rows.len() {
@@ -261,7 +285,7 @@ fn paired() {
     let overhead = |r: usize| -> Vec<f64> {
         samples[r]
             .iter()
-            .zip(&samples[0])
+            .zip(&samples[base(r)])
             .map(|(row, bare)| row - bare)
             .collect()
     };
@@ -274,7 +298,7 @@ fn paired() {
     }
     let ratios: Vec<f64> = overhead(1)
         .iter()
-        .zip(overhead(3))
+        .zip(overhead(4))
         .map(|(ours, theirs)| ours / theirs)
         .collect();
     println!(

@@ -10,7 +10,7 @@ use tower_service::Service;
 use std::sync::Arc;
 
 use super::{Authenticator, Identity, Mode, refused_who, who};
-use crate::body::ResponseBody;
+use crate::body::RejectionBody;
 use crate::observe::Observer;
 use crate::rejection::{Challenge, Rejection, RejectionKind, RejectionResponder, reject};
 
@@ -92,8 +92,9 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     A: Authenticator,
     R: RejectionResponder,
+    ResBody: RejectionBody,
 {
-    type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
+    type Output = Result<Response<ResBody>, S::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.project().state;
@@ -101,13 +102,13 @@ where
             match state.as_mut().project() {
                 StateProj::Called { future } => {
                     let response = ready!(future.poll(cx))?;
-                    return Poll::Ready(Ok(response.map(ResponseBody::new)));
+                    return Poll::Ready(Ok(response));
                 }
                 StateProj::Rejected { response } => {
                     let response = response
                         .take()
                         .expect("ResponseFuture polled after completion");
-                    return Poll::Ready(Ok(response.map(ResponseBody::full)));
+                    return Poll::Ready(Ok(response.map(ResBody::from_rejection)));
                 }
                 StateProj::Authenticating { future, waiting } => {
                     let decision = ready!(future.poll(cx));

@@ -6,7 +6,7 @@ use tower_service::Service;
 
 use super::future::{ResponseFuture, Waiting};
 use super::{AuthLayer, Authenticator, Identity, Mode, Outcome, refused_who, who};
-use crate::body::ResponseBody;
+use crate::body::RejectionBody;
 use crate::observe::{Observer, Who};
 use crate::rejection::{DefaultResponder, Rejection, RejectionKind, RejectionResponder, reject};
 
@@ -49,8 +49,9 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
     A: Authenticator,
     R: RejectionResponder + Clone,
+    ResBody: RejectionBody,
 {
-    type Response = Response<ResponseBody<ResBody>>;
+    type Response = Response<ResBody>;
     type Error = S::Error;
     type Future = ResponseFuture<S, A, R, ReqBody>;
 

@@ -10,7 +10,7 @@ use tower_service::Service;
 
 use super::config::{Config, Extras, Quotas, Step};
 use super::store::HitFuture;
-use crate::body::ResponseBody;
+use crate::body::RejectionBody;
 use crate::rejection::{RejectionResponder, reject};
 
 pin_project! {
@@ -90,8 +90,9 @@ impl<S, K, St, R, ReqBody, ResBody> Future for ResponseFuture<S, K, St, R, ReqBo
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     R: RejectionResponder,
+    ResBody: RejectionBody,
 {
-    type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
+    type Output = Result<Response<ResBody>, S::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.project().state;
@@ -106,13 +107,13 @@ where
                             response.extensions_mut().insert(shadow);
                         }
                     }
-                    return Poll::Ready(Ok(response.map(ResponseBody::new)));
+                    return Poll::Ready(Ok(response));
                 }
                 StateProj::Rejected { response } => {
                     let response = response
                         .take()
                         .expect("ResponseFuture polled after completion");
-                    return Poll::Ready(Ok((*response).map(ResponseBody::full)));
+                    return Poll::Ready(Ok((*response).map(ResBody::from_rejection)));
                 }
                 StateProj::Deciding { future, waiting } => {
                     let result = ready!(future.as_mut().poll(cx));

@@ -11,7 +11,7 @@ use super::key::{AppKeyId, KeyExtractor};
 use super::store::RateLimitStore;
 use super::{MemoryStore, RateLimitLayer};
 use crate::Quota;
-use crate::body::ResponseBody;
+use crate::body::RejectionBody;
 use crate::rejection::{DefaultResponder, RejectionResponder, reject};
 
 /// The service made by [`RateLimitLayer`]. See the [module docs](super).
@@ -71,8 +71,9 @@ where
     K: KeyExtractor,
     St: RateLimitStore,
     R: RejectionResponder,
+    ResBody: RejectionBody,
 {
-    type Response = Response<ResponseBody<ResBody>>;
+    type Response = Response<ResBody>;
     type Error = S::Error;
     type Future = ResponseFuture<S, K, St, R, ReqBody>;
 

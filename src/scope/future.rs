@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::Response;
 use pin_project_lite::pin_project;
 
-use crate::body::ResponseBody;
+use crate::body::RejectionBody;
 
 pin_project! {
     /// Response future of [`Require`](super::Require): the inner service's future, or the
@@ -44,20 +44,21 @@ impl<F> ResponseFuture<F> {
 impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
+    B: RejectionBody,
 {
-    type Output = Result<Response<ResponseBody<B>>, E>;
+    type Output = Result<Response<B>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
             KindProj::Called { future } => {
                 let response = ready!(future.poll(cx))?;
-                Poll::Ready(Ok(response.map(ResponseBody::new)))
+                Poll::Ready(Ok(response))
             }
             KindProj::Rejected { response } => {
                 let response = response
                     .take()
                     .expect("ResponseFuture polled after completion");
-                Poll::Ready(Ok(response.map(ResponseBody::full)))
+                Poll::Ready(Ok(response.map(B::from_rejection)))
             }
         }
     }

@@ -5,7 +5,7 @@ use tower_service::Service;
 
 use super::future::ResponseFuture;
 use super::{Authorize, RequireLayer};
-use crate::body::ResponseBody;
+use crate::body::RejectionBody;
 use crate::rejection::{Challenge, DefaultResponder, RejectionResponder, RequestHead, reject};
 
 /// The service made by [`RequireLayer`] (and so by
@@ -46,8 +46,9 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     A: Authorize,
     R: RejectionResponder,
+    ResBody: RejectionBody,
 {
-    type Response = Response<ResponseBody<ResBody>>;
+    type Response = Response<ResBody>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future>;
 

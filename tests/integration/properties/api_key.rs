@@ -133,7 +133,7 @@ fn the_layer_admits_exactly_one_copy_of_the_key() {
     let service = ApiKeyLayer::new(keys)
         .query_param("api_key")
         .layer(tower::service_fn(|_: http::Request<()>| async {
-            Ok::<_, std::convert::Infallible>(http::Response::new(()))
+            Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
         }));
 
     let value = {
