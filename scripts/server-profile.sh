@@ -75,7 +75,10 @@ def count(row):
         server.wait(timeout=120)
     total = 0
     for name in os.listdir(out):
-        if name.startswith("callgrind." + row):
+        # This row's file, and any per-thread parts of it (`.1`, `-01`), but not another
+        # row's whose name merely starts with this one's (full_stack_no_fields, full_stack).
+        stem = "callgrind." + row
+        if name == stem or (name.startswith(stem) and name[len(stem)] in ".-"):
             with open(os.path.join(out, name)) as f:
                 for line in f:
                     if line.startswith("totals:"):
