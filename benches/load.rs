@@ -44,6 +44,10 @@ use tower::{Service, ServiceExt};
 #[path = "common/stats.rs"]
 mod stats;
 use stats::median;
+#[path = "common/floor_stack.rs"]
+mod floor_stack;
+#[path = "common/static_fields.rs"]
+mod static_fields;
 
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
@@ -74,6 +78,16 @@ const ROWS: &[(&str, &str, &str)] = &[
         "full_stack_no_fields",
         "bare",
         "the full stack with `ietf_headers(false)`",
+    ),
+    (
+        "floor_stack",
+        "bare",
+        "the full stack's work in one hand-written middleware (benches/common/floor_stack.rs)",
+    ),
+    (
+        "floor_stack_no_fields",
+        "bare",
+        "the floor without the RateLimit fields",
     ),
     ("axum07_bare", "axum07_bare", "axum 0.7 router, no layers"),
     (
@@ -188,6 +202,9 @@ async fn axum08_router(row: &str) -> (axum::Router, String) {
                     RateLimitLayer::new(Quota::per_second(1_000_000_000))
                         .ietf_headers(row == "full_stack"),
                 ),
+        ),
+        "floor_stack" | "floor_stack_no_fields" => router.route_layer(
+            floor_stack::FloorLayer::new(&api_key, SECRET, row == "floor_stack"),
         ),
         other => panic!("unknown row {other}"),
     };
