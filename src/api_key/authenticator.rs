@@ -5,7 +5,7 @@ use http::HeaderName;
 
 use super::keys::{ApiKeys, Check};
 use super::store::KeyStore;
-use crate::auth::{Authenticator, Outcome};
+use crate::auth::{Authenticator, Outcome, Repeated, single_value};
 use crate::identity::AppIdentity;
 use crate::rejection::{Challenge, Rejection, RejectionKind};
 
@@ -78,11 +78,9 @@ impl<K> ApiKeyAuthenticator<K> {
         &self,
         request: &'r http::Request<B>,
     ) -> Result<Option<&'r [u8]>, Rejection> {
-        let mut values = request.headers().get_all(&self.header).iter();
-        let from_header = values.next().map(|v| v.as_bytes().trim_ascii());
-        if values.next().is_some() {
-            return Err(self.invalid_request("More than one API key was sent."));
-        }
+        let from_header = single_value(request.headers(), &self.header)
+            .map_err(|Repeated| self.invalid_request("More than one API key was sent."))?
+            .map(|v| v.as_bytes().trim_ascii());
         let from_query = match &self.query_param {
             Some(name) => query_value(request.uri().query(), name)
                 .map_err(|_| self.invalid_request("More than one API key was sent."))?,

@@ -92,6 +92,7 @@
 //! ```
 
 mod future;
+mod header;
 mod layer;
 mod service;
 
@@ -100,6 +101,7 @@ use std::future::Future;
 use crate::rejection::{Challenge, Rejection};
 
 pub use self::future::ResponseFuture;
+pub(crate) use self::header::{Repeated, single_value};
 pub use self::layer::AuthLayer;
 pub use self::service::Authenticate;
 

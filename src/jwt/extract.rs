@@ -3,6 +3,7 @@
 use http::header::{AUTHORIZATION, COOKIE};
 
 use super::validation::Refusal;
+use crate::auth::{Repeated, single_value};
 use crate::rejection::RejectionKind;
 
 /// Where the layer looks for a token. The `Authorization: Bearer` header always; the
@@ -34,13 +35,10 @@ pub(crate) fn find<'a>(
     max_len: usize,
 ) -> Result<Found<'a>, Refusal> {
     let mut found = None;
-    let mut values = headers.get_all(AUTHORIZATION).iter();
-    if let Some(value) = values.next() {
-        if values.next().is_some() {
-            return Err(invalid_request(
-                "The request carries more than one Authorization header.",
-            ));
-        }
+    let authorization = single_value(headers, AUTHORIZATION).map_err(|Repeated| {
+        invalid_request("The request carries more than one Authorization header.")
+    })?;
+    if let Some(value) = authorization {
         found = from_authorization(value.as_bytes())?;
     }
     if sources.query {
