@@ -39,7 +39,27 @@ pub(crate) struct Example {
 
 impl Example {
     /// Starts example `name` on a free port with `env`, and waits for its "ready" line.
+    ///
+    /// The port is free when it is chosen, but something else may bind it before the example
+    /// does (any outgoing connection on this machine takes an ephemeral port): the example then
+    /// exits saying "Address already in use", and it is started again on another port, up to
+    /// five times.
     pub(crate) fn start(name: &str, env: &[(&str, &str)]) -> Self {
+        const TRIES: usize = 5;
+        for attempt in 1..=TRIES {
+            let mut example = Self::spawn(name, env);
+            match example.try_wait_for("ready on", Duration::from_secs(60)) {
+                Ok(()) => return example,
+                Err(why) if attempt < TRIES && why.contains("Address already in use") => {
+                    eprintln!("{name}: its port was taken before it bound it; starting it again");
+                }
+                Err(why) => panic!("{why}"),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    fn spawn(name: &str, env: &[(&str, &str)]) -> Self {
         let addr = free_port();
         let mut command = Command::new(binary(name));
         for var in INHERITED {
@@ -56,13 +76,11 @@ impl Example {
         let output = Arc::new(Mutex::new(String::new()));
         collect(child.stdout.take().unwrap(), &output);
         collect(child.stderr.take().unwrap(), &output);
-        let mut example = Self {
+        Self {
             child,
             output,
             addr,
-        };
-        example.wait_for("ready on", Duration::from_secs(60));
-        example
+        }
     }
 
     pub(crate) fn addr(&self) -> SocketAddr {
@@ -77,23 +95,32 @@ impl Example {
     /// Waits until the output contains `needle`; panics with the output when the example
     /// exits or `timeout` passes first.
     pub(crate) fn wait_for(&mut self, needle: &str, timeout: Duration) {
+        if let Err(why) = self.try_wait_for(needle, timeout) {
+            panic!("{why}");
+        }
+    }
+
+    /// Waits until the output contains `needle`; says why, with the output, when the example
+    /// exits or `timeout` passes first.
+    fn try_wait_for(&mut self, needle: &str, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
         loop {
             if self.output().contains(needle) {
-                return;
+                return Ok(());
             }
             if let Some(status) = self.child.try_wait().unwrap() {
                 std::thread::sleep(Duration::from_millis(100)); // let the readers drain
-                panic!(
+                return Err(format!(
                     "the example exited ({status}) before printing {needle:?}:\n{}",
                     self.output()
-                );
+                ));
             }
-            assert!(
-                Instant::now() < deadline,
-                "no {needle:?} from the example within {timeout:?}:\n{}",
-                self.output()
-            );
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "no {needle:?} from the example within {timeout:?}:\n{}",
+                    self.output()
+                ));
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
