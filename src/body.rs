@@ -35,7 +35,7 @@ use pin_project_lite::pin_project;
 /// `B` must implement this trait. See the [module docs](self) for the implementations and for
 /// the wrapper that fits any other body.
 #[diagnostic::on_unimplemented(
-    message = "tollgate cannot put a rejection's bytes into a `{Self}` response body",
+    message = "tollgate cannot put a rejection's bytes into response bodies of type `{Self}`",
     label = "the inner service answers with this body type",
     note = "with axum or tonic, enable tollgate's `axum` or `tonic` feature; for any other body, \
             map the inner service's responses into `tollgate::body::ResponseBody::new`"
