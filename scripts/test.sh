@@ -29,7 +29,17 @@ if [ ${#need_install[@]} -gt 0 ]; then
 fi
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# A free loopback port, never one this script has handed out already: once the probing socket
+# is closed the kernel may offer the same port again, and two services would then race for it.
+free_port() {
+  local port
+  while :; do
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    grep -qx "$port" "$work/ports" 2>/dev/null || break
+  done
+  echo "$port" >>"$work/ports"
+  echo "$port"
+}
 
 work=$(mktemp -d /tmp/tollgate-test.XXXXXX)
 chmod 755 "$work"
