@@ -20,12 +20,13 @@
 //! # let _ = body;
 //! ```
 
+use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::combinators::{BoxBody, UnsyncBoxBody};
+use http_body_util::combinators::{BoxBody, MapErr, UnsyncBoxBody};
 use http_body_util::{BodyExt, Full};
 use pin_project_lite::pin_project;
 
@@ -60,15 +61,21 @@ where
     }
 }
 
+/// `bytes` as a complete body with any error type: it never fails.
+fn never_failing<D, E>(bytes: Bytes) -> MapErr<Full<D>, fn(Infallible) -> E>
+where
+    D: Buf + From<Bytes>,
+{
+    Full::new(D::from(bytes)).map_err(|never| match never {})
+}
+
 impl<D, E> RejectionBody for BoxBody<D, E>
 where
     D: Buf + From<Bytes> + Send + Sync + 'static,
     E: 'static,
 {
     fn from_rejection(bytes: Bytes) -> Self {
-        Full::new(D::from(bytes))
-            .map_err(|never| match never {})
-            .boxed()
+        never_failing(bytes).boxed()
     }
 }
 
@@ -78,9 +85,7 @@ where
     E: 'static,
 {
     fn from_rejection(bytes: Bytes) -> Self {
-        Full::new(D::from(bytes))
-            .map_err(|never| match never {})
-            .boxed_unsync()
+        never_failing(bytes).boxed_unsync()
     }
 }
 
@@ -88,10 +93,7 @@ where
 /// [`String::from_utf8_lossy`].
 impl RejectionBody for String {
     fn from_rejection(bytes: Bytes) -> Self {
-        match std::str::from_utf8(&bytes) {
-            Ok(text) => text.to_owned(),
-            Err(_) => String::from_utf8_lossy(&bytes).into_owned(),
-        }
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 }
 
@@ -109,11 +111,8 @@ impl RejectionBody for axum_core::body::Body {
 #[cfg(feature = "tonic")]
 impl RejectionBody for tonic::body::Body {
     fn from_rejection(bytes: Bytes) -> Self {
-        if bytes.is_empty() {
-            Self::empty()
-        } else {
-            Self::new(Full::new(bytes))
-        }
+        // `Body::new` answers its own empty body for one that has ended (no bytes): no box.
+        Self::new(Full::new(bytes))
     }
 }
 
