@@ -92,6 +92,8 @@
 //! ```
 
 mod future;
+// Read by the credential layers only.
+#[cfg(any(feature = "api-key", feature = "jwt-base"))]
 mod header;
 mod layer;
 mod service;
@@ -101,6 +103,7 @@ use std::future::Future;
 use crate::rejection::{Challenge, Rejection};
 
 pub use self::future::ResponseFuture;
+#[cfg(any(feature = "api-key", feature = "jwt-base"))]
 pub(crate) use self::header::{Repeated, single_value};
 pub use self::layer::AuthLayer;
 pub use self::service::Authenticate;
