@@ -269,8 +269,21 @@ fn paired() {
             Box::new(move |h| call(&mut s, h))
         }),
     ];
-    // Each row's overhead is over the bare service with the same body.
-    let base = |r: usize| if r >= 3 { 3 } else { 0 };
+    let names: Vec<&str> = rows.iter().map(|(name, _)| *name).collect();
+    let row = |name: &str| {
+        names
+            .iter()
+            .position(|n| *n == name)
+            .expect("a row of this mode")
+    };
+    // Each row's overhead is over the bare service with the same body: the nearest `bare*` row
+    // listed before it.
+    let base = |r: usize| {
+        (0..=r)
+            .rev()
+            .find(|&i| names[i].starts_with("bare"))
+            .expect("a bare row comes first")
+    };
     let mut samples = vec![Vec::new(); rows.len()];
     for round in 0..ROUNDS {
         for r in 0..rows.len() {
@@ -289,16 +302,16 @@ fn paired() {
             .map(|(row, bare)| row - bare)
             .collect()
     };
-    for (r, (name, _)) in rows.iter().enumerate() {
+    for (r, name) in names.iter().enumerate() {
         println!(
             "{name:24} median {:8.1} ns   overhead {:8.1} ns",
             median(samples[r].clone()),
             median(overhead(r))
         );
     }
-    let ratios: Vec<f64> = overhead(1)
+    let ratios: Vec<f64> = overhead(row("tollgate_uncached/HS256"))
         .iter()
-        .zip(overhead(4))
+        .zip(overhead(row("jwt_authorizer/HS256")))
         .map(|(ours, theirs)| ours / theirs)
         .collect();
     println!(
