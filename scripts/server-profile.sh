@@ -3,10 +3,11 @@
 # (`benches/load.rs`, `--serve ROW`) runs under callgrind, a keep-alive client sends it the
 # load test's request (an API key and an HS256 bearer token), and only the measured requests
 # are counted (instrumentation is switched on after a warm-up). User space only: the kernel's
-# TCP work is not in the count. Deterministic for a given build, unlike the load test's CPU
-# time, so it tells what the layers cost a real hyper server per request.
+# TCP work is not in the count. Repeated runs of one build agree within ~10 instructions per
+# request, unlike the load test's CPU time, so it tells what the layers cost a real hyper
+# server per request.
 #
-#   bash scripts/server-profile.sh [REQUESTS] [ROW ...]   # default 2000; bare full_stack_no_fields full_stack
+#   bash scripts/server-profile.sh [REQUESTS] [ROW ...]   # default 2000; bare api_key_jwt full_stack_no_fields full_stack
 #
 # Needs valgrind and python3.
 set -euo pipefail
